@@ -1,0 +1,185 @@
+"""Cross-file catalog checks that a per-file schema cannot express.
+
+Each check returns plain messages prefixed with the offending file; an empty list means the catalog
+is consistent. The test suite runs :func:`lint` with no exceptions list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from addonstack.catalog.loader import Catalog
+from addonstack.catalog.model import Service
+from addonstack.constants import PLATFORM_ENV_KEYS
+
+
+def _where(cat: Catalog, kind: str, item_id: str) -> str:
+    return cat.sources.get(f"{kind}:{item_id}", f"{kind} {item_id}")
+
+
+def _service_refs(cat: Catalog, svc: Service) -> Iterator[str]:
+    where = _where(cat, "service", svc.id)
+    if svc.category not in cat.categories:
+        yield f"{where}: category: unknown category {svc.category!r}"
+    for field in ("requires", "recommends", "conflicts"):
+        for ref in getattr(svc, field):
+            if ref not in cat.services:
+                yield f"{where}: {field}: unknown service {ref!r}"
+            if ref == svc.id:
+                yield f"{where}: {field}: a service cannot name itself"
+    for i, skill in enumerate(svc.skills):
+        if skill.skill_id not in cat.skills:
+            yield f"{where}: skills.{i}.skillId: unknown skill {skill.skill_id!r}"
+
+
+def _service_env(cat: Catalog, svc: Service) -> Iterator[str]:
+    where = _where(cat, "service", svc.id)
+    seen: set[str] = set()
+    for i, var in enumerate(svc.env):
+        if var.key in seen:
+            yield f"{where}: env.{i}.key: duplicate variable {var.key!r}"
+        seen.add(var.key)
+    keys = {v.key for v in svc.env}
+    for i, var in enumerate(svc.env):
+        for other, key in var.references():
+            if not other:
+                if key not in keys and key not in PLATFORM_ENV_KEYS:
+                    yield (
+                        f"{where}: env.{i}.default: ${{{key}}} is neither a variable of "
+                        f"{svc.id!r} nor a platform key"
+                    )
+                continue
+            dep = cat.services.get(other)
+            if other not in svc.requires or dep is None:
+                yield f"{where}: env.{i}.default: ${{{other}.{key}}} names a service not in requires"
+            elif dep.env_var(key) is None:
+                yield f"{where}: env.{i}.default: {other!r} has no variable {key!r}"
+        if var.secret and var.generate is None and not var.credential and var.default is None:
+            yield (
+                f"{where}: env.{i}: secret {var.key!r} has no default, no generate rule and is not "
+                "a credential, so it would always be empty"
+            )
+
+
+def _service_ports(cat: Catalog, svc: Service) -> Iterator[str]:
+    where = _where(cat, "service", svc.id)
+    containers = [p.container for p in svc.ports]
+    for port in sorted({p for p in containers if containers.count(p) > 1}):
+        yield f"{where}: ports: container port {port} is listed twice"
+    hosts = [p.default_host for p in svc.ports]
+    for port in sorted({p for p in hosts if hosts.count(p) > 1}):
+        yield f"{where}: ports: host port {port} is listed twice"
+    names = [p.name for p in svc.ports if p.name]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        yield f"{where}: ports: port name {name!r} is listed twice"
+    hc = svc.health_check
+    if hc is not None:
+        port = hc.http.port if hc.http else hc.tcp.port if hc.tcp else None
+        if port is not None and port not in containers:
+            yield f"{where}: healthCheck: port {port} is not one of the service's container ports"
+    if svc.proxy_path and not any(p.protocol == "http" and p.exposed for p in svc.ports):
+        yield f"{where}: proxyPath: set, but the service has no exposed HTTP port"
+    vols = [v.name for v in svc.volumes]
+    for name in sorted({n for n in vols if vols.count(n) > 1}):
+        yield f"{where}: volumes: volume {name!r} is listed twice"
+
+
+def _service_postgres(cat: Catalog, svc: Service) -> Iterator[str]:
+    where = _where(cat, "service", svc.id)
+    needs = "postgresql" in svc.requires
+    if needs and svc.postgres is None:
+        yield f"{where}: postgres: requires postgresql but names no database, role and passwordVar"
+    if svc.postgres is not None:
+        if not needs:
+            yield f"{where}: requires: has a postgres block but does not require postgresql"
+        var = svc.env_var(svc.postgres.password_var)
+        if var is None:
+            yield f"{where}: postgres.passwordVar: {svc.postgres.password_var!r} is not an env variable"
+        elif not (var.secret and var.generate is not None):
+            yield f"{where}: postgres.passwordVar: {var.key!r} must be a generated secret"
+
+
+def _cycles(cat: Catalog) -> Iterator[str]:
+    state: dict[str, int] = {}
+
+    def visit(sid: str, path: list[str]) -> Iterator[str]:
+        state[sid] = 1
+        svc = cat.services.get(sid)
+        for dep in svc.requires if svc else []:
+            if state.get(dep) == 1:
+                cycle = [*path[path.index(dep) :], dep] if dep in path else [sid, dep]
+                yield f"{_where(cat, 'service', sid)}: requires: dependency cycle {' -> '.join(cycle)}"
+            elif dep not in state:
+                yield from visit(dep, [*path, dep])
+        state[sid] = 2
+
+    for sid in sorted(cat.services):
+        if sid not in state:
+            yield from visit(sid, [sid])
+
+
+def _packs_and_skills(cat: Catalog) -> Iterator[str]:
+    for pack in cat.packs.values():
+        where = _where(cat, "pack", pack.id)
+        for field, refs in (
+            ("requiredServices", pack.required_services),
+            ("optionalServices", pack.optional_services),
+        ):
+            for ref in refs:
+                svc = cat.services.get(ref)
+                if svc is None:
+                    yield f"{where}: {field}: unknown service {ref!r}"
+                elif svc.platform_provided and field == "requiredServices":
+                    yield f"{where}: {field}: {ref!r} is platform infrastructure, not an addon"
+        for ref in pack.skills:
+            if ref not in cat.skills:
+                yield f"{where}: skills: unknown skill {ref!r}"
+    for skill in cat.skills.values():
+        where = _where(cat, "skill", skill.id)
+        for ref in skill.services:
+            if ref not in cat.services:
+                yield f"{where}: services: unknown service {ref!r}"
+        names = [t.name for t in skill.tools]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            yield f"{where}: tools: tool {name!r} is listed twice"
+        for i, tool in enumerate(skill.tools):
+            if tool.input_schema.get("type") != "object":
+                yield f"{where}: tools.{i}.inputSchema: the top level must be type: object"
+
+
+def lint(cat: Catalog) -> list[str]:
+    """Every cross-reference and consistency problem in the catalog."""
+    problems: list[str] = []
+    for svc in cat.services.values():
+        for check in (_service_refs, _service_env, _service_ports, _service_postgres):
+            problems.extend(check(cat, svc))
+    problems.extend(_cycles(cat))
+    problems.extend(_packs_and_skills(cat))
+    return problems
+
+
+def main() -> int:
+    """``python -m addonstack.catalog.lint [DIR]``: load and lint, print problems, exit 1 if any."""
+    import sys
+    from pathlib import Path
+
+    from addonstack.catalog.loader import CatalogError, default_catalog_dir, load_catalog_from
+
+    directory = Path(sys.argv[1]) if len(sys.argv) > 1 else default_catalog_dir()
+    try:
+        cat = load_catalog_from(directory)
+    except CatalogError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    problems = lint(cat)
+    for p in problems:
+        print(p)
+    print(
+        f"{len(cat.services)} services, {len(cat.categories)} categories, {len(cat.skills)} skills, "
+        f"{len(cat.packs)} packs; {len(problems)} problem(s)"
+    )
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,293 @@
+"""Typed model of the service catalog.
+
+The catalog is data (one YAML file per service under ``catalog/``); this module is its schema. The
+JSON Schema committed at ``catalog/schema/*.json`` is generated from these classes, so a typo in a
+catalog file fails with the file, the field path and the reason. Field names are camelCase on the
+wire (YAML, JSON) and snake_case in Python, like every other model in AddonStack.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# ``${KEY}`` (same service or platform key) or ``${service-id.KEY}`` (a required service's variable).
+VAR_REF = re.compile(r"\$\{(?:([a-z0-9][a-z0-9-]*)\.)?([A-Za-z_][A-Za-z0-9_]*)\}")
+
+ServiceId = Annotated[str, Field(pattern=ID_PATTERN, description="DNS-label-safe id, 1-40 characters.")]
+PortNumber = Annotated[int, Field(ge=1, le=65535)]
+Platform = Literal["linux/amd64", "linux/arm64"]
+Protocol = Literal["http", "grpc", "tcp", "udp"]
+Maturity = Literal["stable", "beta", "experimental"]
+GpuNeed = Literal["none", "optional", "required"]
+
+
+class CatalogModel(BaseModel):
+    """Base: camelCase aliases, no unknown fields, immutable once loaded."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Port(CatalogModel):
+    """A port the container listens on."""
+
+    container: PortNumber
+    host: PortNumber | None = Field(
+        default=None, description="Default host port for Compose; the container port when absent."
+    )
+    protocol: Protocol = "http"
+    exposed: bool = Field(
+        default=True, description="Published on the host (Compose) and eligible for a proxy route."
+    )
+    name: Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,13}[a-z0-9])?$")] | None = Field(
+        default=None, description="Kubernetes port name (IANA_SVC_NAME, at most 15 characters)."
+    )
+    description: str = ""
+
+    @property
+    def default_host(self) -> int:
+        return self.host if self.host is not None else self.container
+
+
+class Volume(CatalogModel):
+    """A named volume (Compose) or PersistentVolumeClaim (Kubernetes)."""
+
+    name: ServiceId
+    container_path: Annotated[str, Field(pattern=r"^/")]
+    size_gi: Annotated[int, Field(ge=1, le=1024)] = Field(default=1, description="PVC size in GiB.")
+    description: str = ""
+
+
+class SecretRule(CatalogModel):
+    """How to generate a secret value the platform did not supply."""
+
+    length: Annotated[int, Field(ge=8, le=128)] = 32
+    alphabet: Literal["hex", "alnum", "base64url"] = "alnum"
+
+
+class EnvVar(CatalogModel):
+    """One environment variable of a service.
+
+    ``default`` may refer to other variables of the same service or to platform keys as ``${KEY}``;
+    the planner resolves those after secrets are generated, so a database URL carries the real password.
+    """
+
+    key: Annotated[str, Field(pattern=ENV_KEY_PATTERN)]
+    description: str
+    default: str | None = None
+    secret: bool = Field(default=False, description="Sensitive: stored in a Secret, never in status.")
+    generate: SecretRule | None = Field(
+        default=None, description="Generate a random value when none is supplied."
+    )
+    credential: bool = Field(
+        default=False, description="Supplied by the user (an API key and the like), never generated."
+    )
+    required: bool = Field(
+        default=False,
+        description="For credentials: the service cannot start without it and is skipped until given.",
+    )
+    in_container: bool = Field(
+        default=True,
+        description="Passed to the container. False for helper values used only in templates "
+        "and database setup (for example the database password behind a URL).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EnvVar:
+        if self.generate is not None and self.credential:
+            raise ValueError("a variable is either generated or a user credential, not both")
+        if self.generate is not None and not self.secret:
+            raise ValueError("a generated variable must be marked secret: true")
+        if self.required and not self.credential:
+            raise ValueError("required: true applies to user credentials (credential: true) only")
+        return self
+
+    def references(self) -> list[tuple[str, str]]:
+        """``(service_id or "", KEY)`` for each ``${...}`` reference in the default."""
+        return [(m.group(1) or "", m.group(2)) for m in VAR_REF.finditer(self.default or "")]
+
+
+class HttpCheck(CatalogModel):
+    path: Annotated[str, Field(pattern=r"^/")]
+    port: PortNumber
+    scheme: Literal["HTTP", "HTTPS"] = "HTTP"
+
+
+class TcpCheck(CatalogModel):
+    port: PortNumber
+
+
+class HealthCheck(CatalogModel):
+    """A structured health check.
+
+    Exactly one of ``http``, ``tcp`` or ``exec``. Kubernetes gets an httpGet/tcpSocket probe that
+    needs nothing inside the image; Compose gets ``composeTest`` (or ``exec``), which must only call
+    a tool the image really ships. Without either, Compose gets no health check.
+    """
+
+    http: HttpCheck | None = None
+    tcp: TcpCheck | None = None
+    exec: list[str] | None = Field(default=None, min_length=1)
+    compose_test: list[str] | None = Field(
+        default=None,
+        min_length=2,
+        description='Compose "test", e.g. ["CMD", "wget", "-q", "--spider", "http://localhost:80/"].',
+    )
+    interval_seconds: Annotated[int, Field(ge=1, le=600)] = 30
+    timeout_seconds: Annotated[int, Field(ge=1, le=300)] = 10
+    retries: Annotated[int, Field(ge=1, le=30)] = 3
+    start_period_seconds: Annotated[int, Field(ge=0, le=1800)] = 30
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> HealthCheck:
+        kinds = [k for k in (self.http, self.tcp, self.exec) if k is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of http, tcp or exec")
+        if self.compose_test is not None and self.compose_test[0] not in ("CMD", "CMD-SHELL"):
+            raise ValueError('composeTest must start with "CMD" or "CMD-SHELL"')
+        return self
+
+
+class PostgresNeed(CatalogModel):
+    """A service's own PostgreSQL database, role and password variable."""
+
+    database: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+    role: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+    password_var: Annotated[str, Field(pattern=ENV_KEY_PATTERN)]
+    extensions: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(default_factory=list)
+
+
+class BuildSource(CatalogModel):
+    """Where the image is built from, for services without a published image."""
+
+    repository: str
+    dockerfile: str = "Dockerfile"
+    context: str = "."
+
+
+class SkillRef(CatalogModel):
+    skill_id: ServiceId
+    auto_install: bool = True
+
+
+class GatewayEnv(CatalogModel):
+    """A variable the OpenClaw gateway gets so its skills can reach this service."""
+
+    key: Annotated[str, Field(pattern=ENV_KEY_PATTERN)]
+    value: str
+
+
+class Service(CatalogModel):
+    """One service a tenant can buy."""
+
+    id: ServiceId
+    name: str
+    description: str = Field(min_length=10)
+    category: ServiceId
+    icon: str
+    image: str | None = Field(default=None, description="Repository without tag; absent when built.")
+    image_tag: str | None = None
+    build: BuildSource | None = None
+    platform_provided: bool = Field(
+        default=False,
+        description="Infrastructure the platform runs itself (PostgreSQL, Redis, proxy, gateway); "
+        "listed for reference, never deployed as an addon.",
+    )
+    ports: list[Port] = Field(default_factory=list)
+    volumes: list[Volume] = Field(default_factory=list)
+    env: list[EnvVar] = Field(default_factory=list)
+    command: list[str] | None = Field(default=None, description="Overrides the image entrypoint.")
+    args: list[str] | None = Field(default=None, description="Overrides the image command.")
+    memory_mb: Annotated[int, Field(ge=16, le=65536)]
+    maturity: Maturity = "stable"
+    proxy_path: Annotated[str, Field(pattern=r"^/[a-z0-9/_-]*$")] | None = None
+    cap_drop_compatible: bool = False
+    run_as_user: Annotated[int, Field(ge=0)] | None = None
+    health_check: HealthCheck | None = None
+    gpu: GpuNeed = "none"
+    platforms: list[Platform] = Field(default_factory=lambda: ["linux/amd64", "linux/arm64"], min_length=1)
+    requires: list[ServiceId] = Field(default_factory=list)
+    recommends: list[ServiceId] = Field(default_factory=list)
+    conflicts: list[ServiceId] = Field(default_factory=list)
+    postgres: PostgresNeed | None = None
+    workload: Literal["Deployment", "StatefulSet"] = "Deployment"
+    scalable: bool = Field(default=False, description="Safe to run more than one replica.")
+    skills: list[SkillRef] = Field(default_factory=list)
+    gateway_env: list[GatewayEnv] = Field(default_factory=list)
+    docs_url: str
+    tags: list[str] = Field(default_factory=list)
+    removal_warning: str | None = None
+
+    @model_validator(mode="after")
+    def _image_or_build(self) -> Service:
+        if self.platform_provided:
+            return self
+        if self.image is None and self.build is None:
+            raise ValueError("give image and imageTag, or build for services without a published image")
+        if self.image is not None:
+            if not self.image_tag:
+                raise ValueError("imageTag is required with image")
+            if ":" in self.image.rsplit("/", 1)[-1]:
+                raise ValueError("image must not carry a tag; put it in imageTag")
+            if self.image_tag == "latest" or self.image_tag.endswith("-latest"):
+                raise ValueError(f"imageTag {self.image_tag!r} is not pinned; use a release tag")
+            if self.image.startswith(("bitnami/", "docker.io/bitnami/")):
+                raise ValueError("Bitnami images are not used; use the project's own image")
+        return self
+
+    @property
+    def image_ref(self) -> str | None:
+        return f"{self.image}:{self.image_tag}" if self.image else None
+
+    @property
+    def needs_build(self) -> bool:
+        return self.image is None
+
+    def env_var(self, key: str) -> EnvVar | None:
+        return next((e for e in self.env if e.key == key), None)
+
+
+class Category(CatalogModel):
+    id: ServiceId
+    name: str
+    icon: str
+    description: str = ""
+
+
+class McpTool(CatalogModel):
+    """One MCP tool a skill offers to the agent."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    description: str
+    input_schema: dict[str, object] = Field(description="JSON Schema of the tool's arguments.")
+
+
+class Skill(CatalogModel):
+    """A skill: instructions plus MCP tools, rendered to ``<id>/SKILL.md`` for the gateway."""
+
+    id: ServiceId
+    name: str
+    description: str
+    services: list[ServiceId] = Field(default_factory=list, description="Services the skill talks to.")
+    instructions: str = Field(min_length=20, description="Markdown body of SKILL.md.")
+    tools: list[McpTool] = Field(default_factory=list)
+
+
+class SkillPack(CatalogModel):
+    """A task bundle: services plus the skills that use them."""
+
+    id: ServiceId
+    name: str
+    description: str
+    icon: str
+    required_services: list[ServiceId] = Field(min_length=1)
+    optional_services: list[ServiceId] = Field(default_factory=list)
+    skills: list[ServiceId] = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list)

@@ -1,0 +1,70 @@
+"""Names shared by every layer: label and annotation keys, platform ids and keys, the API group.
+
+One module, so a label key is never spelled two ways (kube-janitor keeps its keys the same way).
+"""
+
+from typing import Final
+
+API_GROUP: Final = "addonstack.dev"
+API_VERSION: Final = "v1alpha1"
+KIND: Final = "AddonStack"
+PLURAL: Final = "addonstacks"
+FIELD_MANAGER: Final = "addonstack-operator"
+
+LABEL_NAME: Final = "app.kubernetes.io/name"
+LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_STACK: Final = f"{API_GROUP}/stack"
+LABEL_SERVICE: Final = f"{API_GROUP}/service"
+ANNOTATION_CONFIG_HASH: Final = f"{API_GROUP}/config-hash"
+ANNOTATION_GENERATED_BY: Final = f"{API_GROUP}/generated-by"
+MANAGED_BY: Final = "addonstack"
+
+# Services the platform runs itself; a request for one is dropped with a warning.
+INFRASTRUCTURE_IDS: Final = frozenset(
+    {
+        "openclaw-gateway",
+        "openclaw-cli",
+        "redis",
+        "postgresql",
+        "open-webui",
+        "caddy",
+        "traefik",
+        "postgres-setup",
+        "convex",
+        "convex-dashboard",
+        "mission-control",
+    }
+)
+
+# Keys the platform's own .env already defines; never written by AddonStack.
+PLATFORM_ENV_KEYS: Final = frozenset(
+    {
+        "COMPOSE_FILE",
+        "COMPOSE_PROFILES",
+        "OPENCLAW_VERSION",
+        "OPENCLAW_GATEWAY_TOKEN",
+        "OPENCLAW_GATEWAY_PORT",
+        "OPENCLAW_BRIDGE_PORT",
+        "OPENCLAW_GATEWAY_BIND",
+        "OPENCLAW_CONFIG_DIR",
+        "OPENCLAW_WORKSPACE_DIR",
+        "REDIS_PASSWORD",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "POSTGRES_USER",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_DB",
+        "POSTGRES_HOST",
+        "POSTGRES_PORT",
+    }
+)
+PLATFORM_ENV_PREFIXES: Final = ("REDIS_", "POSTGRES_", "OPENCLAW_")
+
+COMPOSE_NETWORK: Final = "openclaw-network"
+POSTGRES_SETUP_ID: Final = "postgres-setup"
+POSTGRES_HOST: Final = "postgresql"
+POSTGRES_PORT: Final = 5432
+POSTGRES_CLIENT_IMAGE: Final = "postgres:17.6-alpine"
