@@ -1,2 +1,43 @@
-"""AddonStack (bootstrap: the full surface is being written)."""
-__version__ = "0.1.0"
+"""AddonStack: turn a tenant's choice of self-hosted services into running, wired-up workloads.
+
+The public library surface mirrors ``@better-openclaw/core``: generate/update an addon stack and
+query the catalog. Everything here is pure; the operator lives in :mod:`addonstack.controller`.
+"""
+
+from addonstack.constants import VERSION as __version__
+from addonstack.api import (
+    SERVICE_CATEGORIES,
+    generate_addon_stack,
+    get_all_services,
+    get_all_skill_packs,
+    get_compatible_skill_packs,
+    get_service_by_id,
+    get_services_by_category,
+    update_addon_stack,
+)
+from addonstack.plan.models import (
+    AddonStackInput,
+    AddonStackResult,
+    AddonStackUpdateInput,
+    AddonStackUpdateResult,
+    ProxyRoute,
+    SkippedService,
+)
+
+__all__ = [
+    "SERVICE_CATEGORIES",
+    "AddonStackInput",
+    "AddonStackResult",
+    "AddonStackUpdateInput",
+    "AddonStackUpdateResult",
+    "ProxyRoute",
+    "SkippedService",
+    "generate_addon_stack",
+    "get_all_services",
+    "get_all_skill_packs",
+    "get_compatible_skill_packs",
+    "get_service_by_id",
+    "get_services_by_category",
+    "update_addon_stack",
+]
+

@@ -68,3 +68,5 @@ POSTGRES_SETUP_ID: Final = "postgres-setup"
 POSTGRES_HOST: Final = "postgresql"
 POSTGRES_PORT: Final = 5432
 POSTGRES_CLIENT_IMAGE: Final = "postgres:17.6-alpine"
+
+VERSION: Final = "0.1.0"

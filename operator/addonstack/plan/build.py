@@ -1,0 +1,236 @@
+"""The plan: everything both render targets need, decided once and without IO.
+
+``build_plan`` is the pure middle of the pipeline. The library (Compose target), the CLI and the
+operator (Kubernetes target) all call it; values issued earlier come in as ``existing_values``, which
+is how a re-plan keeps every secret.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from addonstack.catalog.loader import Catalog
+from addonstack.catalog.model import Service, Skill
+from addonstack.plan.databases import DatabaseNeed, database_needs
+from addonstack.plan.models import ProxyRoute, SkippedService, StackOptions
+from addonstack.plan.ports import PortAssignment, allocate_ports
+from addonstack.plan.resolve import Resolution, ResolveRequest, resolve
+from addonstack.plan.secrets import ServiceValues, Value, env_file_key, plan_values
+
+
+class PlanError(ValueError):
+    """The request cannot be planned as given; the message names the field and the fix."""
+
+
+@dataclass
+class PlannedService:
+    service: Service
+    image: str
+    values: ServiceValues
+    ports: list[PortAssignment]
+    gpu: bool
+    database: DatabaseNeed | None
+
+    @property
+    def id(self) -> str:
+        return self.service.id
+
+
+@dataclass
+class StackPlan:
+    instance_id: str
+    requested: list[str]
+    services: list[PlannedService]
+    skipped: list[SkippedService]
+    added_dependencies: list[str]
+    packs: list[str]
+    databases: list[DatabaseNeed]
+    routes: list[ProxyRoute]
+    skills: list[Skill]
+    warnings: list[str]
+    values: dict[str, dict[str, Value]] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[str]:
+        return [p.id for p in self.services]
+
+    def port_assignments(self) -> dict[str, int]:
+        return {a.key: a.host for p in self.services for a in p.ports}
+
+    def generated_keys(self) -> list[str]:
+        return [env_file_key(p.id, k) for p in self.services for k in p.values.generated]
+
+    def memory_mb(self) -> int:
+        return sum(p.service.memory_mb for p in self.services)
+
+
+def _image(svc: Service, prebuilt: Mapping[str, str], warnings: list[str]) -> str:
+    ref = prebuilt.get(svc.id)
+    if ref is None:
+        assert svc.image_ref is not None  # resolution skips services that need a build
+        return svc.image_ref
+    last = ref.rsplit("/", 1)[-1]
+    if ":" not in last and "@" not in last:
+        warnings.append(f"prebuiltImages.{svc.id}: {ref!r} has no tag; pin one so deployments are repeatable")
+    elif last.endswith(":latest"):
+        warnings.append(f"prebuiltImages.{svc.id}: {ref!r} uses the floating tag 'latest'")
+    return ref
+
+
+def _routes(services: Sequence[PlannedService]) -> list[ProxyRoute]:
+    routes: list[ProxyRoute] = []
+    for p in services:
+        http_done = False
+        for port in p.service.ports:
+            if not port.exposed:
+                continue
+            if port.protocol == "http" and not http_done:
+                http_done = True
+                routes.append(
+                    ProxyRoute(
+                        service_id=p.id,
+                        path=p.service.proxy_path or f"/{p.id}",
+                        port=port.container,
+                        protocol="http",
+                        strip_prefix=True,
+                    )
+                )
+            elif port.protocol != "http":
+                routes.append(
+                    ProxyRoute(
+                        service_id=p.id, path=None, port=port.container, protocol=port.protocol,
+                        strip_prefix=False,
+                    )
+                )
+    return routes
+
+
+def _skills(cat: Catalog, deployed: set[str], packs: Sequence[str]) -> list[Skill]:
+    ids: dict[str, None] = {}
+    for sid in sorted(deployed):
+        for ref in cat.services[sid].skills:
+            if ref.auto_install:
+                ids.setdefault(ref.skill_id, None)
+    for pack_id in packs:
+        for skill_id in cat.packs[pack_id].skills:
+            ids.setdefault(skill_id, None)
+    out = []
+    for skill_id in ids:
+        skill = cat.skills.get(skill_id)
+        # A skill needs the services it talks to; the platform provides its own infrastructure.
+        if skill is not None and all(
+            s in deployed or cat.services[s].platform_provided for s in skill.services if s in cat.services
+        ):
+            out.append(skill)
+    return sorted(out, key=lambda s: s.id)
+
+
+def _check_credentials(cat: Catalog, credentials: Mapping[str, Mapping[str, str]]) -> None:
+    for sid, values in credentials.items():
+        svc = cat.services.get(sid)
+        if svc is None:
+            raise PlanError(f"credentials.{sid}: {sid!r} is not a catalog service")
+        for key in values:
+            if svc.env_var(key) is None:
+                known = ", ".join(e.key for e in svc.env if e.credential) or "none"
+                raise PlanError(
+                    f"credentials.{sid}.{key}: {sid} has no variable {key!r} (its credentials: {known})"
+                )
+
+
+def build_plan(
+    cat: Catalog,
+    instance_id: str,
+    services: Sequence[str],
+    options: StackOptions,
+    rng: random.Random,
+    existing_values: Mapping[str, Mapping[str, str]] | None = None,
+    existing_ports: Mapping[str, int] | None = None,
+) -> StackPlan:
+    """Resolve, allocate ports, choose values and routes. Raises :class:`PlanError` on bad input."""
+    existing_values = existing_values or {}
+    _check_credentials(cat, options.credentials)
+    known = {
+        sid: {**existing_values.get(sid, {}), **options.credentials.get(sid, {})}
+        for sid in set(existing_values) | set(options.credentials)
+    }
+    res: Resolution = resolve(
+        cat,
+        ResolveRequest(
+            services=list(services),
+            skill_packs=options.skill_packs,
+            platform=options.platform,
+            gpu=options.gpu,
+            prebuilt_images=options.prebuilt_images,
+            known_values=known,
+        ),
+    )
+    warnings = list(res.warnings)
+    deployed = set(res.ids)
+    for sid in options.prebuilt_images:
+        if sid not in cat.services:
+            warnings.append(f"prebuiltImages.{sid}: not a catalog service; ignored")
+    used_by_host = [
+        p.default_host
+        for sid in options.existing_services
+        if sid in cat.services and sid not in deployed
+        for p in cat.services[sid].ports
+        if p.exposed
+    ]
+    try:
+        ports = allocate_ports(
+            res.services,
+            options.reserved_ports,
+            used_by_host,
+            options.port_overrides,
+            existing_ports or {},
+            warnings,
+        )
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+    by_service: dict[str, list[PortAssignment]] = {}
+    for a in ports:
+        by_service.setdefault(a.service_id, []).append(a)
+
+    needs = {n.service_id: n for n in database_needs(res.services)}
+    planned: list[PlannedService] = []
+    values: dict[str, dict[str, Value]] = {}
+    for svc in res.services:
+        sv = plan_values(
+            svc,
+            options.credentials.get(svc.id, {}),
+            existing_values.get(svc.id, {}),
+            options.generate_secrets,
+            rng,
+        )
+        if sv.unset_secrets:
+            warnings.append(
+                f"{svc.id}: generateSecrets is false and no value was supplied for "
+                f"{', '.join(sv.unset_secrets)}; set them before starting the service"
+            )
+        values[svc.id] = sv.values
+        planned.append(
+            PlannedService(
+                service=svc,
+                image=_image(svc, options.prebuilt_images, warnings),
+                values=sv,
+                ports=by_service.get(svc.id, []),
+                gpu=options.gpu and svc.gpu != "none",
+                database=needs.get(svc.id),
+            )
+        )
+    return StackPlan(
+        instance_id=instance_id,
+        requested=list(services),
+        services=planned,
+        skipped=res.skipped,
+        added_dependencies=res.added_dependencies,
+        packs=res.packs,
+        databases=list(needs.values()),
+        routes=_routes(planned),
+        skills=_skills(cat, deployed, res.packs),
+        warnings=warnings,
+        values=values,
+    )

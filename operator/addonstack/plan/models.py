@@ -1,0 +1,185 @@
+"""Input and result models of the library contract (``@better-openclaw/core``'s JSON names).
+
+Python code uses snake_case; ``model_dump(by_alias=True)`` and JSON use the camelCase names platforms
+already send. ``AddonStackInput.model_validate(untrusted)`` is the one place user data is checked:
+unknown fields, wrong types, malformed ids and out-of-range ports are rejected with the field named.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from addonstack.catalog.model import ENV_KEY_PATTERN, ID_PATTERN
+
+INSTANCE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+InstanceId = Annotated[
+    str,
+    Field(
+        pattern=INSTANCE_PATTERN,
+        description="DNS label: 1-63 of [a-z0-9-], not starting or ending with '-'.",
+    ),
+]
+Id = Annotated[str, Field(pattern=ID_PATTERN, description="A catalog id: [a-z0-9-], 1-40 characters.")]
+EnvKey = Annotated[str, Field(pattern=ENV_KEY_PATTERN)]
+HostPort = Annotated[int, Field(ge=1, le=65535)]
+PlatformName = Literal["linux/amd64", "linux/arm64"]
+SkipReason = Literal[
+    "unknown_service",
+    "no_image",
+    "gpu_required",
+    "missing_credentials",
+    "platform_unsupported",
+    "conflict",
+    "dependency_skipped",
+]
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire, snake_case in Python, unknown fields rejected."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class StackOptions(ApiModel):
+    """Options shared by generate and update."""
+
+    skill_packs: list[Id] = Field(default_factory=list)
+    reserved_ports: list[HostPort] = Field(default_factory=list)
+    port_overrides: dict[Id, dict[str, HostPort]] = Field(
+        default_factory=dict,
+        description='{serviceId: {"<default host port>": hostPort}}',
+    )
+    generate_secrets: bool = True
+    credentials: dict[Id, dict[EnvKey, str]] = Field(default_factory=dict)
+    prebuilt_images: dict[Id, Annotated[str, Field(min_length=1, max_length=512)]] = Field(
+        default_factory=dict
+    )
+    platform: PlatformName = "linux/amd64"
+    gpu: bool = False
+    existing_services: list[Id] = Field(default_factory=list)
+
+    @field_validator("port_overrides")
+    @classmethod
+    def _override_keys(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        for sid, mapping in value.items():
+            for key in mapping:
+                if not key.isdigit() or not 1 <= int(key) <= 65535:
+                    raise ValueError(
+                        f"portOverrides.{sid}: key {key!r} must be a default host port number (1-65535)"
+                    )
+        return value
+
+    @field_validator("prebuilt_images")
+    @classmethod
+    def _image_refs(cls, value: dict[str, str]) -> dict[str, str]:
+        for sid, ref in value.items():
+            if any(c.isspace() for c in ref) or ref.startswith(("-", ":")) or ref.endswith((":", "/")):
+                raise ValueError(f"prebuiltImages.{sid}: {ref!r} is not an image reference (image[:tag])")
+        return value
+
+    @model_validator(mode="after")
+    def _overrides_vs_reserved(self) -> StackOptions:
+        reserved = set(self.reserved_ports)
+        for sid, mapping in self.port_overrides.items():
+            for key, port in mapping.items():
+                if port in reserved:
+                    raise ValueError(
+                        f"portOverrides.{sid}.{key}: port {port} is in reservedPorts; choose another port"
+                    )
+        return self
+
+
+class AddonStackInput(StackOptions):
+    """What a platform asks for."""
+
+    instance_id: InstanceId
+    services: list[Id]
+
+
+class AddonStackUpdateInput(StackOptions):
+    """Change an existing stack: the files it produced plus what to add and remove."""
+
+    instance_id: InstanceId
+    current_compose: str
+    current_env: str
+    add_services: list[Id] = Field(default_factory=list)
+    remove_services: list[Id] = Field(default_factory=list)
+
+
+class SkippedService(ApiModel):
+    service_id: str
+    reason: SkipReason
+    details: str
+    required_credentials: list[str] | None = None
+
+
+class ProxyRoute(ApiModel):
+    """How a proxy reaches a service: ``path`` is set for HTTP routes, None for other protocols."""
+
+    service_id: str
+    path: str | None
+    port: int
+    protocol: Literal["http", "grpc", "tcp", "udp"]
+    strip_prefix: bool
+
+
+class EnvVarView(ApiModel):
+    """One variable as a platform UI shows it."""
+
+    key: str
+    env_key: str | None = Field(description="Name in the env file; None when Compose builds it.")
+    value: str
+    secret: bool
+    generated: bool
+    credential: bool
+    description: str
+
+
+class ServiceEnv(ApiModel):
+    service_id: str
+    name: str
+    variables: list[EnvVarView]
+
+
+class StackMetadata(ApiModel):
+    service_count: int
+    resolved_services: list[str]
+    skipped_services: list[SkippedService]
+    port_assignments: dict[str, int]
+    added_dependencies: list[str]
+    generated_secret_keys: list[str]
+    estimated_memory_mb: int = Field(alias="estimatedMemoryMB")
+    skill_count: int
+
+
+class AddonStackResult(ApiModel):
+    compose_override: str
+    env_file: str
+    env_vars: list[ServiceEnv]
+    proxy_routes: list[ProxyRoute]
+    skill_files: dict[str, str]
+    openclaw_config_patch: dict[str, object]
+    metadata: StackMetadata
+    warnings: list[str]
+
+
+class UpdateMetadata(StackMetadata):
+    added: list[str]
+    removed: list[str]
+    unchanged: list[str]
+
+
+class AddonStackUpdateResult(ApiModel):
+    compose_override: str
+    env_file: str
+    env_vars: list[ServiceEnv]
+    proxy_routes: list[ProxyRoute]
+    skill_files: dict[str, str]
+    openclaw_config_patch: dict[str, object]
+    images_to_pull: list[str]
+    metadata: UpdateMetadata
+    warnings: list[str]

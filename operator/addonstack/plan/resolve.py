@@ -1,0 +1,202 @@
+"""Resolution: from requested ids to an ordered list of deployable services, with reasons for the rest.
+
+Pure and deterministic: dependency closure over ``requires``, stable dependency-first order, declared
+conflicts (the later service is skipped, never both deployed), and skips that propagate to services
+whose hard dependency is skipped. Platform infrastructure is the platform's and is never deployed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from addonstack.catalog.loader import Catalog
+from addonstack.catalog.model import Service
+from addonstack.constants import INFRASTRUCTURE_IDS
+from addonstack.plan.models import SkippedService
+
+
+@dataclass(frozen=True)
+class ResolveRequest:
+    """What resolution needs to know; built from the generate/update input or the CR spec."""
+
+    services: Sequence[str]
+    skill_packs: Sequence[str] = ()
+    platform: str = "linux/amd64"
+    gpu: bool = False
+    prebuilt_images: Mapping[str, str] = field(default_factory=dict)
+    # Keys already known per service: user credentials plus values issued earlier.
+    known_values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+@dataclass
+class Resolution:
+    services: list[Service]
+    skipped: list[SkippedService]
+    added_dependencies: list[str]
+    packs: list[str]
+    warnings: list[str]
+
+    @property
+    def ids(self) -> list[str]:
+        return [s.id for s in self.services]
+
+
+def _dedupe(ids: Sequence[str], warnings: list[str], what: str) -> list[str]:
+    seen: dict[str, None] = {}
+    dupes: list[str] = []
+    for sid in ids:
+        if sid in seen:
+            dupes.append(sid)
+        seen.setdefault(sid, None)
+    if dupes:
+        warnings.append(f"Duplicate {what} ignored: {', '.join(sorted(set(dupes)))}")
+    return list(seen)
+
+
+def _is_platform(cat: Catalog, sid: str) -> bool:
+    svc = cat.services.get(sid)
+    return sid in INFRASTRUCTURE_IDS or (svc is not None and svc.platform_provided)
+
+
+def _order(cat: Catalog, roots: list[str]) -> tuple[list[str], list[str]]:
+    """Dependency-first DFS in request order; returns (order, auto-added ids)."""
+    order: list[str] = []
+    placed: set[str] = set()
+    added: list[str] = []
+    requested = set(roots)
+
+    def place(sid: str, stack: tuple[str, ...]) -> None:
+        if sid in placed or sid in stack:
+            return
+        svc = cat.services[sid]
+        for dep in svc.requires:
+            if dep in cat.services and not _is_platform(cat, dep):
+                place(dep, (*stack, sid))
+        placed.add(sid)
+        order.append(sid)
+        if sid not in requested:
+            added.append(sid)
+
+    for sid in roots:
+        place(sid, ())
+    return order, added
+
+
+def _conflicts(a: Service, b: Service) -> bool:
+    return b.id in a.conflicts or a.id in b.conflicts
+
+
+def _skip_reason(svc: Service, req: ResolveRequest) -> SkippedService | None:
+    if svc.needs_build and svc.id not in req.prebuilt_images:
+        repo = svc.build.repository if svc.build else "its source repository"
+        return SkippedService(
+            service_id=svc.id,
+            reason="no_image",
+            details=f"{svc.name} has no published image; build it from {repo} and pass "
+            f"prebuiltImages.{svc.id}",
+        )
+    if svc.gpu == "required" and not req.gpu:
+        return SkippedService(
+            service_id=svc.id,
+            reason="gpu_required",
+            details=f"{svc.name} needs an NVIDIA GPU; set gpu: true on a host that has one",
+        )
+    if req.platform not in svc.platforms and svc.id not in req.prebuilt_images:
+        return SkippedService(
+            service_id=svc.id,
+            reason="platform_unsupported",
+            details=f"{svc.image_ref or svc.name} is published for {', '.join(svc.platforms)}, "
+            f"not {req.platform}",
+        )
+    known = req.known_values.get(svc.id, {})
+    missing = [e.key for e in svc.env if e.credential and e.required and not known.get(e.key)]
+    if missing:
+        return SkippedService(
+            service_id=svc.id,
+            reason="missing_credentials",
+            details=f"{svc.name} needs {', '.join(missing)}; supply them in credentials.{svc.id}",
+            required_credentials=missing,
+        )
+    return None
+
+
+def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
+    """Resolve a request against the catalog. Never raises for unknown or unusable ids: it skips."""
+    warnings: list[str] = []
+    skipped: list[SkippedService] = []
+    requested = _dedupe(req.services, warnings, "services")
+
+    packs: list[str] = []
+    for pack_id in _dedupe(req.skill_packs, warnings, "skill packs"):
+        pack = cat.packs.get(pack_id)
+        if pack is None:
+            warnings.append(f"Unknown skill pack {pack_id!r} ignored; see `addonstack packs list`")
+            continue
+        packs.append(pack_id)
+        extra = [s for s in pack.required_services if s not in requested]
+        if extra:
+            warnings.append(f"Skill pack {pack_id!r} adds {', '.join(extra)}")
+            requested.extend(extra)
+
+    infra = [sid for sid in requested if _is_platform(cat, sid)]
+    if infra:
+        warnings.append(
+            f"Platform infrastructure is provided by the platform, not deployed as an addon: "
+            f"{', '.join(infra)}"
+        )
+    roots: list[str] = []
+    for sid in requested:
+        if sid in infra:
+            continue
+        if sid not in cat.services:
+            skipped.append(
+                SkippedService(
+                    service_id=sid,
+                    reason="unknown_service",
+                    details=f"{sid!r} is not in the catalog; see `addonstack catalog list`",
+                )
+            )
+            continue
+        roots.append(sid)
+
+    order, added = _order(cat, roots)
+    accepted: list[Service] = []
+    skipped_ids: set[str] = set()
+    for sid in order:
+        svc = cat.services[sid]
+        skip = _skip_reason(svc, req)
+        if skip is None:
+            bad_dep = next((d for d in svc.requires if d in skipped_ids), None)
+            if bad_dep is not None:
+                skip = SkippedService(
+                    service_id=sid,
+                    reason="dependency_skipped",
+                    details=f"{svc.name} requires {bad_dep}, which was skipped",
+                )
+        if skip is None:
+            rival = next((a for a in accepted if _conflicts(a, svc)), None)
+            if rival is not None:
+                skip = SkippedService(
+                    service_id=sid,
+                    reason="conflict",
+                    details=f"{svc.name} conflicts with {rival.name}, which is already in the stack",
+                )
+                warnings.append(f"{sid} skipped: it conflicts with {rival.id}")
+        if skip is not None:
+            skipped.append(skip)
+            skipped_ids.add(sid)
+            continue
+        accepted.append(svc)
+        for rec in svc.recommends:
+            if rec not in order and not _is_platform(cat, rec):
+                warnings.append(f"{sid} works best with {rec} (recommended, not added)")
+    if not accepted:
+        warnings.append("No service can be deployed; the stack is empty")
+    return Resolution(
+        services=accepted,
+        skipped=skipped,
+        added_dependencies=[a for a in added if a not in skipped_ids],
+        packs=packs,
+        warnings=warnings,
+    )

@@ -1,0 +1,184 @@
+"""Per-service variable values: generation, templating and namespacing.
+
+Every service's variables live in their own namespace (``N8N__DB_POSTGRESDB_PASSWORD`` in an env
+file, the service's own Secret in Kubernetes), so two services that both use ``DATABASE_URL`` never
+share a value. A value is kept as *segments* rather than a flat string: literal text, a reference to
+another addon variable, or a reference to a platform key. Renderers turn segments into a literal (env
+file, Secret), a ``${VAR}`` reference (Compose) or a ``$(VAR)`` expansion (Kubernetes), so no secret is
+ever pasted where only a reference belongs. Values already issued are inputs: nothing is regenerated.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from addonstack.catalog.model import VAR_REF, SecretRule, Service
+from addonstack.constants import PLATFORM_ENV_KEYS
+
+ALPHABETS = {
+    "hex": "0123456789abcdef",
+    "alnum": string.ascii_letters + string.digits,
+    "base64url": string.ascii_letters + string.digits + "-_",
+}
+
+
+@dataclass(frozen=True)
+class Lit:
+    text: str
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Another addon variable: ``service_id``'s ``key``."""
+
+    service_id: str
+    key: str
+
+
+@dataclass(frozen=True)
+class PlatformRef:
+    key: str
+
+
+Segment = Lit | Ref | PlatformRef
+
+
+@dataclass(frozen=True)
+class Value:
+    """A variable's value as segments, and where it came from."""
+
+    segments: tuple[Segment, ...]
+    origin: str  # "default" | "generated" | "supplied" | "existing" | "unset"
+
+    def uses_platform(self, plan: Mapping[str, Mapping[str, Value]]) -> bool:
+        return any(self._platform(plan, set()))
+
+    def _platform(self, plan: Mapping[str, Mapping[str, Value]], seen: set[tuple[str, str]]) -> list[bool]:
+        out: list[bool] = []
+        for seg in self.segments:
+            if isinstance(seg, PlatformRef):
+                out.append(True)
+            elif isinstance(seg, Ref) and (seg.service_id, seg.key) not in seen:
+                seen.add((seg.service_id, seg.key))
+                target = plan.get(seg.service_id, {}).get(seg.key)
+                if target is not None:
+                    out.extend(target._platform(plan, seen))
+        return out
+
+
+def literal(text: str, origin: str) -> Value:
+    return Value((Lit(text),), origin)
+
+
+def env_prefix(service_id: str) -> str:
+    """Env-file namespace of a service: ``paperless-ngx`` -> ``PAPERLESS_NGX``."""
+    return service_id.upper().replace("-", "_")
+
+
+def env_file_key(service_id: str, key: str) -> str:
+    return f"{env_prefix(service_id)}__{key}"
+
+
+def make_rng(seed: int | None) -> random.Random:
+    """A cryptographic generator, or a seeded one when reproducible output is asked for (tests, CLI)."""
+    return random.Random(seed) if seed is not None else secrets.SystemRandom()
+
+
+def generate_secret(rule: SecretRule, rng: random.Random) -> str:
+    alphabet = ALPHABETS[rule.alphabet]
+    return "".join(rng.choice(alphabet) for _ in range(rule.length))
+
+
+def parse_template(service_id: str, template: str) -> tuple[Segment, ...]:
+    """Split a catalog default into segments; ``${KEY}``, ``${svc.KEY}``, platform keys."""
+    segs: list[Segment] = []
+    pos = 0
+    for m in VAR_REF.finditer(template):
+        if m.start() > pos:
+            segs.append(Lit(template[pos : m.start()]))
+        other, key = m.group(1), m.group(2)
+        if other:
+            segs.append(Ref(other, key))
+        elif key in PLATFORM_ENV_KEYS:
+            segs.append(PlatformRef(key))
+        else:
+            segs.append(Ref(service_id, key))
+        pos = m.end()
+    if pos < len(template):
+        segs.append(Lit(template[pos:]))
+    return tuple(segs)
+
+
+@dataclass
+class ServiceValues:
+    """The values of one service, in catalog order; unset optional variables are absent."""
+
+    service_id: str
+    values: dict[str, Value] = field(default_factory=dict)
+    generated: list[str] = field(default_factory=list)
+    unset_secrets: list[str] = field(default_factory=list)
+
+
+def plan_values(
+    svc: Service,
+    supplied: Mapping[str, str],
+    existing: Mapping[str, str],
+    generate: bool,
+    rng: random.Random,
+) -> ServiceValues:
+    """Choose each variable's value: existing > supplied > generated > catalog default.
+
+    Existing values (issued earlier, possibly edited by the user) always win, so a re-plan never
+    rotates a secret. Supplied values override defaults, including for non-secret variables.
+    """
+    out = ServiceValues(svc.id)
+    for var in svc.env:
+        if var.key in existing:
+            out.values[var.key] = literal(existing[var.key], "existing")
+        elif var.key in supplied:
+            out.values[var.key] = literal(supplied[var.key], "supplied")
+        elif var.generate is not None:
+            if generate:
+                out.values[var.key] = literal(generate_secret(var.generate, rng), "generated")
+                out.generated.append(var.key)
+            else:
+                out.values[var.key] = literal("", "unset")
+                out.unset_secrets.append(var.key)
+        elif var.default is not None:
+            out.values[var.key] = Value(parse_template(svc.id, var.default), "default")
+    return out
+
+
+class TemplateError(ValueError):
+    """A template refers to something that does not resolve (a catalog bug the lint should catch)."""
+
+
+def expand(
+    plan: Mapping[str, Mapping[str, Value]], service_id: str, key: str, _stack: tuple[str, ...] = ()
+) -> tuple[Segment, ...]:
+    """Inline every addon reference, leaving only literals and platform references."""
+    marker = f"{service_id}.{key}"
+    if marker in _stack:
+        raise TemplateError(f"template cycle: {' -> '.join((*_stack, marker))}")
+    value = plan.get(service_id, {}).get(key)
+    if value is None:
+        # An optional variable that is not set expands to nothing, like an unset shell variable.
+        return ()
+    out: list[Segment] = []
+    for seg in value.segments:
+        if isinstance(seg, Ref):
+            out.extend(expand(plan, seg.service_id, seg.key, (*_stack, marker)))
+        else:
+            out.append(seg)
+    return tuple(out)
+
+
+def flatten(segments: tuple[Segment, ...]) -> str | None:
+    """The literal string of segments without platform references, else None."""
+    if any(isinstance(s, PlatformRef) for s in segments):
+        return None
+    return "".join(s.text for s in segments if isinstance(s, Lit))

@@ -1,0 +1,1 @@
+"""Renderers: one plan, several targets (Compose, Kubernetes, skills, proxy config)."""

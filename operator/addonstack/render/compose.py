@@ -1,0 +1,157 @@
+"""Docker Compose target: an override file for the platform's own compose project, plus its env file.
+
+Only addon services (and ``postgres-setup`` when a service needs a database) appear, all on the
+platform's external ``openclaw-network``. Images are pinned, secrets are ``${VAR}`` references into
+the env file, GPU services get a device reservation when the host has a GPU, and services the catalog
+marks compatible run with every capability dropped. The output validates against the Compose
+specification's JSON Schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+from addonstack.catalog.model import HealthCheck
+from addonstack.constants import (
+    COMPOSE_NETWORK,
+    POSTGRES_CLIENT_IMAGE,
+    POSTGRES_HOST,
+    POSTGRES_PORT,
+    POSTGRES_SETUP_ID,
+    VERSION,
+)
+from addonstack.plan.build import PlannedService, StackPlan
+from addonstack.plan.databases import setup_script
+from addonstack.plan.secrets import env_file_key
+from addonstack.render import envfile
+from addonstack.render.values import compose_escape, compose_expression, stored_items
+
+GENERATOR = f"addonstack/{VERSION}"
+MARKER = "x-addonstack"
+
+
+def volume_key(service_id: str, name: str) -> str:
+    return name if name.startswith(service_id) else f"{service_id}-{name}"
+
+
+def _healthcheck(hc: HealthCheck | None) -> dict[str, Any] | None:
+    if hc is None:
+        return None
+    test = hc.compose_test or (["CMD", *hc.exec] if hc.exec else None)
+    if test is None:
+        return None
+    return {
+        "test": [compose_escape(t) for t in test],
+        "interval": f"{hc.interval_seconds}s",
+        "timeout": f"{hc.timeout_seconds}s",
+        "retries": hc.retries,
+        "start_period": f"{hc.start_period_seconds}s",
+    }
+
+
+def _service(plan: StackPlan, p: PlannedService, healthy: set[str]) -> dict[str, Any]:
+    svc = p.service
+    out: dict[str, Any] = {"image": p.image, "restart": "unless-stopped"}
+    if svc.command:
+        out["entrypoint"] = [compose_escape(c) for c in svc.command]
+    if svc.args:
+        out["command"] = [compose_escape(c) for c in svc.args]
+    env = {
+        var.key: compose_expression(plan.values, plan, p.id, var.key)
+        for var in svc.env
+        if var.in_container and var.key in p.values.values
+    }
+    if env:
+        out["environment"] = env
+    if p.ports:
+        proto = {port.container: port.protocol for port in svc.ports}
+        out["ports"] = [
+            f"{a.host}:{a.container}" + ("/udp" if proto.get(a.container) == "udp" else "") for a in p.ports
+        ]
+    if svc.volumes:
+        out["volumes"] = [f"{volume_key(p.id, v.name)}:{v.container_path}" for v in svc.volumes]
+    out["networks"] = [COMPOSE_NETWORK]
+    hc = _healthcheck(svc.health_check)
+    if hc:
+        out["healthcheck"] = hc
+    deps: dict[str, Any] = {}
+    if p.database is not None:
+        deps[POSTGRES_SETUP_ID] = {"condition": "service_completed_successfully"}
+    for dep in svc.requires:
+        if dep in plan.values:
+            deps[dep] = {"condition": "service_healthy" if dep in healthy else "service_started"}
+    if deps:
+        out["depends_on"] = deps
+    out["security_opt"] = ["no-new-privileges:true"]
+    if svc.cap_drop_compatible:
+        out["cap_drop"] = ["ALL"]
+    if p.gpu:
+        out["deploy"] = {
+            "resources": {
+                "reservations": {"devices": [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}
+            }
+        }
+    out["labels"] = {"dev.addonstack.instance": plan.instance_id, "dev.addonstack.service": p.id}
+    return out
+
+
+def _postgres_setup(plan: StackPlan) -> dict[str, Any]:
+    env: dict[str, str] = {
+        "PGHOST": POSTGRES_HOST,
+        "PGPORT": str(POSTGRES_PORT),
+        "PGUSER": "${POSTGRES_USER}",
+        "PGPASSWORD": "${POSTGRES_PASSWORD}",
+        "PGDATABASE": "${POSTGRES_DB:-postgres}",
+    }
+    for need in plan.databases:
+        env[need.password_env] = "${" + env_file_key(need.service_id, need.password_key) + "}"
+    return {
+        "image": POSTGRES_CLIENT_IMAGE,
+        "restart": "no",
+        "entrypoint": ["sh", "-c"],
+        "command": [compose_escape(setup_script(plan.databases))],
+        "environment": env,
+        "networks": [COMPOSE_NETWORK],
+        "security_opt": ["no-new-privileges:true"],
+        "labels": {"dev.addonstack.instance": plan.instance_id, "dev.addonstack.service": POSTGRES_SETUP_ID},
+    }
+
+
+def render_compose(plan: StackPlan) -> dict[str, Any]:
+    """The override document as plain data (dump it with :func:`addonstack.render.yamlio.dump`)."""
+    healthy = {p.id for p in plan.services if _healthcheck(p.service.health_check)}
+    services: dict[str, Any] = {}
+    if plan.databases:
+        services[POSTGRES_SETUP_ID] = _postgres_setup(plan)
+    for p in plan.services:
+        services[p.id] = _service(plan, p, healthy)
+    doc: dict[str, Any] = {
+        MARKER: {
+            "instance": plan.instance_id,
+            "generator": GENERATOR,
+            "requested": plan.requested,
+            "skillPacks": plan.packs,
+            "services": plan.ids,
+        },
+        "services": services,
+    }
+    volumes = {volume_key(p.id, v.name): {} for p in plan.services for v in p.service.volumes}
+    if volumes:
+        doc["volumes"] = volumes
+    doc["networks"] = {COMPOSE_NETWORK: {"external": True}}
+    return doc
+
+
+def render_env_file(plan: StackPlan) -> str:
+    sections = []
+    for p in plan.services:
+        entries = []
+        for key, lit in stored_items(plan, p):
+            var = p.service.env_var(key)
+            comment = var.description if var else ""
+            if p.values.values[key].origin == "unset":
+                comment = f"{comment} SET ME: no value was generated.".strip()
+            entries.append((comment, env_file_key(p.id, key), lit))
+        sections.append(envfile.EnvSection(p.id, f"{p.service.name} ({p.id})", entries))
+    return envfile.render(plan.instance_id, GENERATOR, sections)

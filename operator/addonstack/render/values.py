@@ -1,0 +1,46 @@
+"""Turn planned values into what each target writes: env-file literals, Compose ``${}`` expressions.
+
+Secrets never appear in a Compose file: a variable whose value is fully known becomes a reference to
+its namespaced env-file key; a variable built from platform keys becomes an interpolation expression
+whose own parts are again references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from addonstack.plan.build import PlannedService, StackPlan
+from addonstack.plan.secrets import Lit, PlatformRef, Ref, Value, env_file_key, expand, flatten
+
+
+def stored_value(plan: StackPlan, service_id: str, key: str) -> str | None:
+    """The literal a variable stores (env file, Secret), or None when it is built from platform keys."""
+    return flatten(expand(plan.values, service_id, key))
+
+
+def stored_items(plan: StackPlan, p: PlannedService) -> Iterator[tuple[str, str]]:
+    """(key, literal) for every variable of a service that is stored, in catalog order."""
+    for key in p.values.values:
+        lit = stored_value(plan, p.id, key)
+        if lit is not None:
+            yield key, lit
+
+
+def compose_escape(text: str) -> str:
+    return text.replace("$", "$$")
+
+
+def compose_expression(values: Mapping[str, Mapping[str, Value]], plan: StackPlan, sid: str, key: str) -> str:
+    """What Compose's ``environment`` gets for a variable: references only, never a secret literal."""
+    if stored_value(plan, sid, key) is not None:
+        return "${" + env_file_key(sid, key) + "}"
+    value = values[sid][key]
+    out: list[str] = []
+    for seg in value.segments:
+        if isinstance(seg, Lit):
+            out.append(compose_escape(seg.text))
+        elif isinstance(seg, PlatformRef):
+            out.append("${" + seg.key + "}")
+        elif isinstance(seg, Ref) and seg.key in values.get(seg.service_id, {}):
+            out.append(compose_expression(values, plan, seg.service_id, seg.key))
+    return "".join(out)
