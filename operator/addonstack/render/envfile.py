@@ -1,4 +1,4 @@
-"""The ``.env`` file of an addon stack: one commented section per service, values quoted for Compose.
+r"""The ``.env`` file of an addon stack: one commented section per service, values quoted for Compose.
 
 Compose reads it as an env file (``docker compose --env-file .env.addons``). Quoting follows
 Compose's dotenv rules: bare for safe characters, single quotes (literal) when possible, double quotes
@@ -109,6 +109,8 @@ def parse(text: str) -> ParsedEnv:
         m = _LINE.match(stripped)
         if m is None:
             raise EnvFileError(f"currentEnv line {lineno}: expected KEY=value, got {stripped[:40]!r}")
+        if instance is None:
+            break
         if current is None:
             raise EnvFileError(
                 f"currentEnv line {lineno}: {m.group(1)} appears before any '{SECTION}<id>' section"

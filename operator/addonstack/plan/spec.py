@@ -1,0 +1,176 @@
+"""The ``AddonStack`` custom resource: spec and status models.
+
+The CRD's OpenAPI schema is generated from these classes (``addonstack.render.crd``), so the API
+server, the CLI's offline ``validate`` and the operator check one definition. Fields users write
+carry no defaults: the operator applies them and reports the effective values in ``status.effective``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from addonstack.plan.models import Id, PlatformName, SkipReason
+
+K8sName = Annotated[
+    str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)
+]
+SecretKey = Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)]
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$", max_length=32)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class SpecModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class SecretRef(SpecModel):
+    name: K8sName
+
+
+class SecretKeyRef(SpecModel):
+    name: K8sName
+    key: SecretKey
+
+
+class ResourceList(SpecModel):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+
+class Resources(SpecModel):
+    requests: ResourceList | None = None
+    limits: ResourceList | None = None
+
+
+class ServiceOverride(SpecModel):
+    """Per-service changes to the catalog defaults."""
+
+    image_tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] | None = None
+    replicas: Annotated[int, Field(ge=0, le=20)] | None = Field(
+        default=None, description="Only for services the catalog marks scalable; 0 pauses the service."
+    )
+    resources: Resources | None = None
+    storage_size: Quantity | None = Field(default=None, description="Size of each of the service's volumes.")
+
+
+class Ingress(SpecModel):
+    enabled: bool | None = None
+    class_name: K8sName | None = None
+    host: Annotated[str, Field(pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+                               max_length=253)] | None = None
+    tls_secret_name: K8sName | None = None
+    path_prefix: Annotated[str, Field(pattern=r"^/[a-z0-9/_-]*$", max_length=100)] | None = None
+    per_service_hosts: bool | None = Field(
+        default=None, description="Route <service>.<host> per service instead of <host>/<service>."
+    )
+
+
+class Database(SpecModel):
+    """The platform's PostgreSQL server; ``postgresql`` resolves to it inside the namespace."""
+
+    host: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    port: Port | None = None
+    admin_secret_ref: SecretRef | None = Field(
+        default=None, description="Secret with keys username and password of an admin role."
+    )
+
+
+class Redis(SpecModel):
+    host: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    port: Port | None = None
+    password_secret_ref: SecretKeyRef | None = None
+
+
+class PeerSelector(SpecModel):
+    namespace: K8sName | None = None
+    pod_labels: dict[str, Annotated[str, Field(max_length=63)]] | None = None
+
+
+class NetworkPolicySpec(SpecModel):
+    enabled: bool | None = None
+    ingress_controller: PeerSelector | None = None
+    gateway: PeerSelector | None = None
+
+
+class AddonStackSpec(SpecModel):
+    services: Annotated[list[Id], Field(max_length=250)]
+    skill_packs: Annotated[list[Id], Field(max_length=50)] | None = None
+    credentials_secret_ref: SecretRef | None = Field(
+        default=None,
+        description="Secret with user credentials: key '<serviceId>.<ENV_KEY>', or '<ENV_KEY>' for every "
+        "service that has that variable.",
+    )
+    prebuilt_images: dict[Id, Annotated[str, Field(min_length=1, max_length=512)]] | None = None
+    overrides: dict[Id, ServiceOverride] | None = None
+    ingress: Ingress | None = None
+    gpu: bool | None = None
+    platform: PlatformName | None = None
+    database: Database | None = None
+    redis: Redis | None = None
+    network_policy: NetworkPolicySpec | None = None
+    deletion_policy: Literal["Retain", "Delete"] | None = Field(
+        default=None, description="What happens to volumes, Secrets and databases when the stack goes."
+    )
+
+
+# ---- status ------------------------------------------------------------------------------------
+
+
+class Condition(SpecModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class ServiceStatus(SpecModel):
+    id: str
+    phase: Literal["Pending", "Progressing", "Ready", "Failed", "WaitingForDatabase", "Paused"]
+    ready_replicas: int = 0
+    replicas: int = 0
+    image: str
+    message: str = ""
+
+
+class SkippedStatus(SpecModel):
+    service_id: str
+    reason: SkipReason
+    details: str
+    required_credentials: list[str] | None = None
+
+
+class RouteStatus(SpecModel):
+    service_id: str
+    protocol: str
+    port: int
+    path: str | None = None
+    url: str | None = None
+
+
+class Effective(SpecModel):
+    platform: str
+    gpu: bool
+    deletion_policy: str
+    ingress_class_name: str | None = None
+    database_host: str | None = None
+    network_policy: bool
+
+
+class AddonStackStatus(SpecModel):
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    summary: str | None = Field(default=None, description="Ready/total services, e.g. 2/3.")
+    skipped_count: int | None = None
+    services: list[ServiceStatus] = Field(default_factory=list)
+    skipped: list[SkippedStatus] = Field(default_factory=list)
+    routes: list[RouteStatus] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    effective: Effective | None = None
+    generated_secret_keys: list[str] = Field(
+        default_factory=list, description="Names (never values) of keys the operator generated."
+    )

@@ -1,0 +1,162 @@
+"""The AddonStack CustomResourceDefinition, generated from the pydantic spec and status models.
+
+Kubernetes wants a *structural* schema: no ``$ref``, no ``anyOf`` with null, no ``title``. This module
+inlines and simplifies pydantic's JSON Schema, adds the catalog's service ids as an enum (so the API
+server rejects unknown services itself), list-type markers that reject duplicates, and CEL rules for
+what one object can say about itself. ``python -m addonstack.render.crd`` rewrites ``crds/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+from addonstack.catalog.loader import Catalog, load_catalog
+from addonstack.constants import API_GROUP, API_VERSION, KIND, PLURAL
+from addonstack.plan.spec import AddonStackSpec, AddonStackStatus
+from addonstack.render import yamlio
+
+DROP = {"title", "default"}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_inline(n, defs) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]])
+        extra = {k: v for k, v in node.items() if k != "$ref"}
+        return _inline({**target, **extra}, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        if len(options) == 1:
+            return _inline({**options[0], **rest}, defs)
+    if "patternProperties" in node:
+        # Kubernetes has no patternProperties: a map of values, keys checked by a CEL rule.
+        ((pattern, value_schema),) = node["patternProperties"].items()
+        rest = {k: v for k, v in node.items() if k not in ("patternProperties", "propertyNames")}
+        rest["additionalProperties"] = value_schema
+        rest["maxProperties"] = 250
+        rest["x-kubernetes-validations"] = [
+            {"rule": f"self.all(k, k.matches('{pattern}'))", "message": f"keys must match {pattern}"}
+        ]
+        return _inline(rest, defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in DROP or key == "$defs" or key == "propertyNames":
+            continue
+        if key == "properties":
+            out[key] = {k: _inline(v, defs) for k, v in value.items()}
+        else:
+            out[key] = _inline(value, defs)
+    if out.get("type") == "object" and out.get("additionalProperties") is False:
+        del out["additionalProperties"]  # structural schemas prune unknown fields; strict validation rejects
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    return out
+
+
+def _structural(model: type[Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=True)
+    defs = schema.pop("$defs", {})
+    result: dict[str, Any] = _inline(schema, defs)
+    return result
+
+
+def spec_schema(cat: Catalog) -> dict[str, Any]:
+    spec = _structural(AddonStackSpec)
+    addon_ids = sorted(s.id for s in cat.addons())
+    pack_ids = sorted(cat.packs)
+    props = spec["properties"]
+    props["services"]["items"]["enum"] = addon_ids
+    props["services"]["x-kubernetes-list-type"] = "set"
+    props["services"]["minItems"] = 1
+    props["skillPacks"]["items"]["enum"] = pack_ids
+    props["skillPacks"]["x-kubernetes-list-type"] = "set"
+    props["overrides"]["x-kubernetes-validations"] = [*props["overrides"]["x-kubernetes-validations"], {
+        "rule": "self.all(k, k in " + _cel_list(addon_ids) + ")",
+        "message": "overrides: keys must be catalog service ids (see `addonstack catalog list`)",
+    }]
+    ing = props["ingress"]
+    ing["x-kubernetes-validations"] = [
+        {"rule": "!has(self.tlsSecretName) || has(self.host)",
+         "message": "ingress.tlsSecretName needs ingress.host: TLS certificates are issued per host"},
+        {"rule": "!has(self.perServiceHosts) || !self.perServiceHosts || has(self.host)",
+         "message": "ingress.perServiceHosts needs ingress.host (services get <service>.<host>)"},
+    ]
+    ov = props["overrides"]["additionalProperties"]
+    ov["properties"]["storageSize"]["x-kubernetes-validations"] = [{
+        "rule": "quantity(self).isGreaterThan(quantity('0'))", "message": "storageSize must be positive"}]
+    spec["x-kubernetes-validations"] = [{
+        "rule": "!has(self.database) || !has(self.database.host) || has(self.database.adminSecretRef)",
+        "message": "database.host needs database.adminSecretRef (an admin role creates each service's database)",
+    }]
+    return spec
+
+
+def _cel_list(items: list[str]) -> str:
+    return "[" + ",".join(f"'{i}'" for i in items) + "]"
+
+
+def render_crd(cat: Catalog | None = None) -> dict[str, Any]:
+    cat = cat or load_catalog()
+    status = _structural(AddonStackStatus)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{API_GROUP}",
+                     "labels": {"app.kubernetes.io/name": "addonstack", "app.kubernetes.io/part-of": "addonstack"}},
+        "spec": {
+            "group": API_GROUP,
+            "names": {"kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL, "singular": KIND.lower(),
+                      "shortNames": ["stack", "stacks"], "categories": ["addonstack"]},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": API_VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+                    {"name": "Services", "type": "string", "jsonPath": ".status.summary"},
+                    {"name": "Skipped", "type": "integer", "jsonPath": ".status.skippedCount"},
+                    {"name": "Reason", "type": "string", "priority": 1,
+                     "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "A tenant's selection of self-hosted services, deployed and kept converged.",
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": spec_schema(cat),
+                        "status": status,
+                    },
+                }},
+            }],
+        },
+    }
+
+
+def crd_path(root: Path | None = None) -> Path:
+    base = root or Path(__file__).resolve().parents[3]
+    return base / "crds" / f"{API_GROUP}_{PLURAL}.yaml"
+
+
+def crd_yaml(cat: Catalog | None = None) -> str:
+    return "# Generated by `python -m addonstack.render.crd` from the pydantic models. Do not edit.\n" + \
+        yamlio.dump(render_crd(cat))
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else crd_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(crd_yaml(), encoding="utf-8")
+    print(path)

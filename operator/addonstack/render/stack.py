@@ -1,0 +1,137 @@
+"""From an AddonStack resource to a plan and a render context, with the operator's defaults applied.
+
+Shared by the operator and the offline CLI (``addonstack render --target k8s``), so both produce the
+same objects for the same spec. Pure: Secret data comes in as plain dicts.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from addonstack.catalog.loader import Catalog
+from addonstack.plan.build import StackPlan, build_plan
+from addonstack.plan.models import StackOptions
+from addonstack.plan.spec import AddonStackSpec, Effective, PeerSelector
+from addonstack.render.kubernetes import IngressSettings, K8sContext
+
+
+@dataclass(frozen=True)
+class StackDefaults:
+    """Operator-wide defaults; a spec value always wins."""
+
+    platform: str = "linux/amd64"
+    gpu: bool = False
+    deletion_policy: str = "Retain"
+    ingress_enabled: bool = False
+    ingress_class: str | None = None
+    database_host: str | None = None
+    database_port: int = 5432
+    database_admin_secret: str | None = None
+    network_policy: bool = True
+    ingress_namespace: str | None = "ingress-nginx"
+    gateway_namespace: str | None = None
+    gateway_labels: tuple[tuple[str, str], ...] = (("app.kubernetes.io/name", "openclaw-gateway"),)
+
+
+def credentials_from_secret(
+    cat: Catalog, data: Mapping[str, str]
+) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """Map Secret keys ``<serviceId>.<KEY>`` or ``<KEY>`` to per-service credentials (never logs values)."""
+    out: dict[str, dict[str, str]] = {}
+    warnings: list[str] = []
+    for raw_key, value in sorted(data.items()):
+        sid, dot, key = raw_key.partition(".")
+        if dot:
+            svc = cat.services.get(sid)
+            if svc is None or svc.env_var(key) is None:
+                warnings.append(f"credentials: key {raw_key!r} matches no variable of a catalog service; ignored")
+                continue
+            out.setdefault(sid, {})[key] = value
+            continue
+        matched = [s.id for s in cat.services.values() if s.env_var(raw_key) is not None]
+        if not matched:
+            warnings.append(f"credentials: key {raw_key!r} matches no catalog variable; ignored")
+        for m in matched:
+            out.setdefault(m, {}).setdefault(raw_key, value)
+    return out, warnings
+
+
+def options_from_spec(spec: AddonStackSpec, defaults: StackDefaults, credentials: dict[str, dict[str, str]]
+                      ) -> StackOptions:
+    return StackOptions(
+        skill_packs=spec.skill_packs or [],
+        credentials=credentials,
+        prebuilt_images=spec.prebuilt_images or {},
+        platform=spec.platform or defaults.platform,  # type: ignore[arg-type]
+        gpu=spec.gpu if spec.gpu is not None else defaults.gpu,
+    )
+
+
+def context_from_spec(spec: AddonStackSpec, name: str, namespace: str, defaults: StackDefaults) -> K8sContext:
+    ing = spec.ingress
+    db = spec.database
+    redis = spec.redis
+    net = spec.network_policy
+    return K8sContext(
+        stack=name,
+        namespace=namespace,
+        platform=spec.platform or defaults.platform,
+        deletion_policy=spec.deletion_policy or defaults.deletion_policy,
+        ingress=IngressSettings(
+            enabled=ing.enabled if ing and ing.enabled is not None else bool(ing) or defaults.ingress_enabled,
+            class_name=(ing.class_name if ing and ing.class_name else defaults.ingress_class),
+            host=ing.host if ing else None,
+            tls_secret_name=ing.tls_secret_name if ing else None,
+            path_prefix=(ing.path_prefix or "") if ing else "",
+            per_service_hosts=bool(ing and ing.per_service_hosts),
+        ),
+        database_host=(db.host if db and db.host else defaults.database_host),
+        database_port=(db.port if db and db.port else defaults.database_port),
+        database_admin_secret=(
+            db.admin_secret_ref.name if db and db.admin_secret_ref else defaults.database_admin_secret
+        ),
+        redis_host=redis.host if redis else None,
+        redis_port=redis.port if redis and redis.port else 6379,
+        redis_password=(
+            (redis.password_secret_ref.name, redis.password_secret_ref.key)
+            if redis and redis.password_secret_ref else None
+        ),
+        network_policy=net.enabled if net and net.enabled is not None else defaults.network_policy,
+        ingress_peer=(net.ingress_controller if net and net.ingress_controller
+                      else PeerSelector(namespace=defaults.ingress_namespace)),
+        gateway_peer=(net.gateway if net and net.gateway
+                      else PeerSelector(namespace=defaults.gateway_namespace,
+                                        pod_labels=dict(defaults.gateway_labels))),
+        overrides=dict(spec.overrides or {}),
+    )
+
+
+def effective(ctx: K8sContext, options: StackOptions) -> Effective:
+    return Effective(
+        platform=ctx.platform,
+        gpu=options.gpu,
+        deletion_policy=ctx.deletion_policy,
+        ingress_class_name=ctx.ingress.class_name if ctx.ingress.enabled else None,
+        database_host=ctx.database_host,
+        network_policy=ctx.network_policy,
+    )
+
+
+def plan_stack(
+    cat: Catalog,
+    spec: AddonStackSpec,
+    name: str,
+    namespace: str,
+    defaults: StackDefaults,
+    rng: random.Random,
+    credential_data: Mapping[str, str] | None = None,
+    existing_values: Mapping[str, Mapping[str, str]] | None = None,
+) -> tuple[StackPlan, K8sContext, StackOptions]:
+    """Plan a stack resource. Raises ``PlanError`` for specs that cannot be planned."""
+    creds, warnings = credentials_from_secret(cat, credential_data or {})
+    options = options_from_spec(spec, defaults, creds)
+    plan = build_plan(cat, name, spec.services, options, rng, existing_values=existing_values)
+    plan.warnings[:0] = warnings
+    return plan, context_from_spec(spec, name, namespace, defaults), options
