@@ -7,23 +7,50 @@ unknown fields, wrong types, malformed ids and out-of-range ports are rejected w
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from addonstack.catalog.model import ENV_KEY_PATTERN, ID_PATTERN
 
 INSTANCE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
+
+
+def _matching(pattern: str, fix: str) -> Any:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"{value!r} is not valid: {fix}")
+        return value
+
+    return AfterValidator(check)
+
+
 InstanceId = Annotated[
     str,
-    Field(
-        pattern=INSTANCE_PATTERN,
-        description="DNS label: 1-63 of [a-z0-9-], not starting or ending with '-'.",
-    ),
+    _matching(INSTANCE_PATTERN, "use 1-63 lower-case letters, digits or '-', not starting or ending "
+              "with '-' (e.g. 'tenant-42')"),
+    WithJsonSchema({"type": "string", "pattern": INSTANCE_PATTERN, "maxLength": 63,
+                    "description": "DNS label: 1-63 of [a-z0-9-], not starting or ending with '-'."}),
 ]
-Id = Annotated[str, Field(pattern=ID_PATTERN, description="A catalog id: [a-z0-9-], 1-40 characters.")]
+Id = Annotated[
+    str,
+    _matching(ID_PATTERN, "catalog ids are lower-case letters, digits and '-' (see `addonstack catalog list`)"),
+    WithJsonSchema({"type": "string", "pattern": ID_PATTERN, "maxLength": 40,
+                    "description": "A catalog id: [a-z0-9-], 1-40 characters."}),
+]
 EnvKey = Annotated[str, Field(pattern=ENV_KEY_PATTERN)]
 HostPort = Annotated[int, Field(ge=1, le=65535)]
 PlatformName = Literal["linux/amd64", "linux/arm64"]

@@ -1,0 +1,225 @@
+"""Commands that need a cluster or the operator extras: status, dev-cluster, operator run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.live import Live
+from rich.table import Table
+
+from addonstack.cli.main import cli, emit_json, err, fail, out
+
+DEFAULT_DIR = Path(os.environ.get("ADDONSTACK_DEV_DIR", ".dev-cluster"))
+
+
+def _need_operator_extras() -> None:
+    try:
+        import kopf  # noqa: F401
+        import lightkube  # noqa: F401
+    except ImportError:
+        fail("this command needs the operator extras: pip install 'addonstack[operator]'")
+
+
+# ---- status ---------------------------------------------------------------------------------------
+
+
+async def _fetch(namespace: str, name: str | None) -> list[dict[str, Any]]:
+    from lightkube import AsyncClient
+
+    from addonstack.controller.cluster import AddonStackResource
+
+    client = AsyncClient()
+    try:
+        if name:
+            return [(await client.get(AddonStackResource, name, namespace=namespace)).to_dict()]
+        return [o.to_dict() async for o in client.list(AddonStackResource, namespace=namespace)]
+    finally:
+        await client.close()
+
+
+def _cond(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return dict(c)
+    return {}
+
+
+def _table(stacks: list[dict[str, Any]]) -> Table:
+    table = Table(header_style="bold cyan")
+    for col in ("stack", "ready", "services", "service", "phase", "replicas", "message"):
+        table.add_column(col, overflow="fold")
+    for s in stacks:
+        st = s.get("status") or {}
+        ready = _cond(s, "Ready")
+        first = True
+        for svc in st.get("services") or [{}]:
+            table.add_row(
+                s["metadata"]["name"] if first else "",
+                (ready.get("status", "Unknown") if first else ""),
+                (st.get("summary", "-") if first else ""),
+                svc.get("id", "-"), svc.get("phase", "-"),
+                f"{svc.get('readyReplicas', 0)}/{svc.get('replicas', 0)}" if svc else "-",
+                svc.get("message", "") or (ready.get("message", "") if first else ""),
+            )
+            first = False
+        for sk in st.get("skipped") or []:
+            table.add_row("", "", "", sk["serviceId"], f"skipped: {sk['reason']}", "-", sk["details"])
+    return table
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.option("--watch", "-w", is_flag=True, help="Follow progress until every stack is Ready.")
+@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to watch before giving up.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
+def status(name: str | None, namespace: str, watch: bool, timeout: float, as_json: bool) -> None:
+    """Show AddonStack status per service (exit 1 when not Ready).
+
+    \b
+    Example:
+      addonstack status demo -n tenant-a --watch
+    """
+    _need_operator_extras()
+    from lightkube.core.exceptions import ApiError
+
+    def ready(stacks: list[dict[str, Any]]) -> bool:
+        return bool(stacks) and all(_cond(s, "Ready").get("status") == "True" for s in stacks)
+
+    try:
+        stacks = asyncio.run(_fetch(namespace, name))
+        if watch and not as_json:
+            deadline = time.monotonic() + timeout
+            with Live(_table(stacks), console=out, refresh_per_second=2) as live:
+                while not ready(stacks) and time.monotonic() < deadline:
+                    time.sleep(2)
+                    stacks = asyncio.run(_fetch(namespace, name))
+                    live.update(_table(stacks))
+        elif watch:
+            deadline = time.monotonic() + timeout
+            while not ready(stacks) and time.monotonic() < deadline:
+                time.sleep(2)
+                stacks = asyncio.run(_fetch(namespace, name))
+    except ApiError as exc:
+        fail(f"{exc.status.message}")
+    if as_json:
+        emit_json([{"name": s["metadata"]["name"], "status": s.get("status") or {}} for s in stacks])
+    elif not watch:
+        out.print(_table(stacks))
+    if not ready(stacks):
+        raise SystemExit(1)
+
+
+# ---- dev-cluster ---------------------------------------------------------------------------------
+
+
+@cli.group("dev-cluster")
+def dev_cluster() -> None:
+    """A real local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) on loopback."""
+
+
+@dev_cluster.command("up")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DIR,
+              show_default=True)
+def dev_up(directory: Path) -> None:
+    """Start it; the last line printed is the admin kubeconfig path.
+
+    \b
+    Example:
+      export KUBECONFIG=$(addonstack dev-cluster up | tail -1)
+    """
+    from addonstack.devcluster import DevCluster, DevClusterError, find_binaries
+
+    try:
+        cluster = DevCluster(directory.resolve(), find_binaries())
+        kubeconfig = cluster.up()
+    except DevClusterError as exc:
+        fail(str(exc))
+    err.print(f"dev cluster ready in {directory}", highlight=False)
+    click.echo(str(kubeconfig))
+
+
+@dev_cluster.command("down")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DIR,
+              show_default=True)
+def dev_down(directory: Path) -> None:
+    """Stop every process of the dev cluster by its own PID.
+
+    \b
+    Example:
+      addonstack dev-cluster down
+    """
+    from addonstack.devcluster import DevCluster, find_binaries
+
+    DevCluster(directory.resolve(), find_binaries()).down()
+    out.print("dev cluster stopped")
+
+
+@dev_cluster.command("status")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DIR,
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def dev_status(directory: Path, as_json: bool) -> None:
+    """Say which components run, on which ports.
+
+    \b
+    Example:
+      addonstack dev-cluster status --json
+    """
+    from addonstack.devcluster import DevCluster, find_binaries
+
+    st = DevCluster(directory.resolve(), find_binaries()).status()
+    if as_json:
+        emit_json(st)
+        return
+    out.print(st)
+
+
+# ---- operator -------------------------------------------------------------------------------------
+
+
+@cli.group("operator")
+def operator_group() -> None:
+    """Run the AddonStack operator."""
+
+
+@operator_group.command("run")
+@click.option("--namespace", "-n", "namespaces", multiple=True, help="Watch only these (repeat); default all.")
+@click.option("--ingress-class", help="Default ingress class for stacks that enable ingress.")
+@click.option("--gpu/--no-gpu", default=None, help="Whether nodes have NVIDIA GPUs (default for stacks).")
+@click.option("--database-host", help="Default PostgreSQL host of the platform.")
+@click.option("--database-admin-secret", help="Default Secret (username, password) of the PostgreSQL admin.")
+@click.option("--drift-interval", type=float, help="Seconds between drift corrections (default 60).")
+@click.option("--peering", help="kopf peering name: replicas with the same name never reconcile twice.")
+@click.option("--dry-run", is_flag=True, help="Plan and log, but write nothing.")
+@click.option("--verbose", "-v", is_flag=True)
+def operator_run(namespaces: tuple[str, ...], ingress_class: str | None, gpu: bool | None,
+                 database_host: str | None, database_admin_secret: str | None, drift_interval: float | None,
+                 peering: str | None, dry_run: bool, verbose: bool) -> None:
+    """Run the operator (kopf) against $KUBECONFIG or the in-cluster account.
+
+    \b
+    Example:
+      addonstack operator run --database-host postgres.platform.svc --database-admin-secret pg-admin
+    """
+    _need_operator_extras()
+    from dataclasses import replace
+
+    from addonstack.controller.run import run
+    from addonstack.controller.settings import OperatorSettings
+
+    s = OperatorSettings.from_env()
+    d = s.defaults
+    d = replace(d, ingress_class=ingress_class or d.ingress_class,
+                gpu=d.gpu if gpu is None else gpu,
+                database_host=database_host or d.database_host,
+                database_admin_secret=database_admin_secret or d.database_admin_secret)
+    s = replace(s, namespaces=namespaces or s.namespaces, defaults=d,
+                drift_interval=drift_interval or s.drift_interval, peering=peering or s.peering,
+                dry_run=dry_run or s.dry_run)
+    run(s, verbose=verbose)

@@ -1,0 +1,437 @@
+"""``addonstack``: the command line, built on click, with rich tables for people and --json for programs.
+
+Exit codes: 0 success, 1 the request failed (invalid input, a stack not ready in time), 2 usage error
+(click's own). Commands that need a cluster import the operator extras lazily, so the library and the
+offline commands work without them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from addonstack.constants import VERSION
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print("[bold red]error:[/]", end=" ")
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def warn(message: str) -> None:
+    err.print("[yellow]warning:[/]", end=" ")
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def read_input(path: str) -> Any:
+    """A JSON or YAML document from a file or ``-`` (stdin)."""
+    from addonstack.render import yamlio
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    try:
+        return yamlio.load(text)
+    except Exception as exc:  # noqa: BLE001 - any parse error is the user's input
+        fail(f"{path}: not valid JSON or YAML ({exc.__class__.__name__})")
+
+
+def validation_message(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: {exc.error_count()} problem(s)"]
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(VERSION, prog_name="addonstack")
+def cli() -> None:
+    """AddonStack: sell self-hosted services; deploy them on Kubernetes or Docker Compose.
+
+    \b
+    Examples:
+      addonstack catalog list --category automation
+      addonstack generate --input stack.json --out ./out --seed 1
+      addonstack render --target k8s -f examples/automation.yaml
+      addonstack dev-cluster up
+    """
+
+
+# ---- catalog ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def catalog() -> None:
+    """Browse the service catalog.
+
+    \b
+    Example:
+      addonstack catalog show n8n
+    """
+
+
+def _service_row(s: Any) -> list[str]:
+    ports = ",".join(f"{p.container}/{p.protocol}" for p in s.ports) or "-"
+    needs = ",".join(n for n, on in (("gpu", s.gpu == "required"), ("postgres", s.postgres is not None),
+                                    ("build", s.needs_build)) if on) or "-"
+    return [s.id, s.category, s.image_ref or "(build)", ports, f"{s.memory_mb}", s.maturity, needs]
+
+
+def _services_table(services: list[Any], title: str) -> Table:
+    table = Table(title=title, header_style="bold cyan")
+    for col in ("id", "category", "image", "ports", "MiB", "maturity", "needs"):
+        table.add_column(col, overflow="fold")
+    for s in services:
+        table.add_row(*_service_row(s))
+    return table
+
+
+@catalog.command("list")
+@click.option("--category", "-c", help="Only this category id.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
+def catalog_list(category: str | None, as_json: bool) -> None:
+    """List deployable services.
+
+    \b
+    Example:
+      addonstack catalog list --category vector-db --json
+    """
+    from addonstack import get_all_services, get_services_by_category
+    from addonstack.catalog.loader import load_catalog
+
+    if category and category not in load_catalog().categories:
+        fail(f"--category: unknown category {category!r}; see `addonstack catalog categories`")
+    services = get_services_by_category(category) if category else get_all_services()
+    if as_json:
+        emit_json([s.model_dump(by_alias=True, exclude_none=True) for s in services])
+        return
+    out.print(_services_table(services, f"{len(services)} services"))
+
+
+@catalog.command("categories")
+@click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
+def catalog_categories(as_json: bool) -> None:
+    """List service categories.
+
+    \b
+    Example:
+      addonstack catalog categories
+    """
+    from addonstack import SERVICE_CATEGORIES, get_services_by_category
+
+    cats = list(SERVICE_CATEGORIES)
+    if as_json:
+        emit_json([c.model_dump(by_alias=True) for c in cats])
+        return
+    table = Table(header_style="bold cyan")
+    for col in ("id", "name", "services"):
+        table.add_column(col)
+    for c in cats:
+        table.add_row(c.id, f"{c.icon} {c.name}", str(len(get_services_by_category(c.id))))
+    out.print(table)
+
+
+@catalog.command("show")
+@click.argument("service_id")
+@click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
+def catalog_show(service_id: str, as_json: bool) -> None:
+    """Show one service in full.
+
+    \b
+    Example:
+      addonstack catalog show qdrant --json
+    """
+    from addonstack import get_service_by_id
+
+    svc = get_service_by_id(service_id)
+    if svc is None:
+        fail(f"no service {service_id!r}; try `addonstack catalog search {service_id}`")
+    if as_json:
+        emit_json(svc.model_dump(by_alias=True, exclude_none=True))
+        return
+    out.print(f"[bold]{svc.icon} {svc.name}[/] ({svc.id}) - {svc.category}, {svc.maturity}")
+    out.print(svc.description)
+    out.print(f"image: {svc.image_ref or '(needs a build: pass prebuiltImages)'}   memory: {svc.memory_mb} MiB"
+              f"   gpu: {svc.gpu}   platforms: {', '.join(svc.platforms)}")
+    for p in svc.ports:
+        out.print(f"  port {p.container}/{p.protocol}{'' if p.exposed else ' (internal)'}  {p.description}")
+    table = Table("variable", "kind", "default", "description", header_style="bold cyan")
+    for e in svc.env:
+        kind = "credential" + (" (required)" if e.required else "") if e.credential else (
+            "generated" if e.generate else "secret" if e.secret else "")
+        table.add_row(e.key, kind, "" if e.secret else (e.default or ""), e.description)
+    out.print(table)
+    if svc.requires:
+        out.print(f"requires: {', '.join(svc.requires)}")
+    out.print(f"docs: {svc.docs_url}")
+
+
+@catalog.command("search")
+@click.argument("words", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
+def catalog_search(words: tuple[str, ...], as_json: bool) -> None:
+    """Find services by words in their id, name, description or tags.
+
+    \b
+    Example:
+      addonstack catalog search vector database
+    """
+    from addonstack import get_all_services
+
+    terms = [w.lower() for w in words]
+    hits = [s for s in get_all_services()
+            if all(t in " ".join([s.id, s.name, s.description, s.category, *s.tags]).lower() for t in terms)]
+    if as_json:
+        emit_json([s.model_dump(by_alias=True, exclude_none=True) for s in hits])
+        return
+    out.print(_services_table(hits, f"{len(hits)} matches"))
+
+
+# ---- packs ----------------------------------------------------------------------------------------
+
+
+@cli.group()
+def packs() -> None:
+    """Browse skill packs (task bundles of services and agent skills)."""
+
+
+@packs.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
+def packs_list(as_json: bool) -> None:
+    """List skill packs.
+
+    \b
+    Example:
+      addonstack packs list --json
+    """
+    from addonstack import get_all_skill_packs
+
+    items = get_all_skill_packs()
+    if as_json:
+        emit_json([p.model_dump(by_alias=True) for p in items])
+        return
+    table = Table("id", "name", "services", "skills", title=f"{len(items)} packs", header_style="bold cyan")
+    for p in items:
+        table.add_row(p.id, f"{p.icon} {p.name}", ", ".join(p.required_services), str(len(p.skills)))
+    out.print(table)
+
+
+@packs.command("show")
+@click.argument("pack_id")
+@click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
+def packs_show(pack_id: str, as_json: bool) -> None:
+    """Show one skill pack.
+
+    \b
+    Example:
+      addonstack packs show automation-hub
+    """
+    from addonstack.catalog.loader import load_catalog
+
+    cat = load_catalog()
+    pack = cat.packs.get(pack_id)
+    if pack is None:
+        fail(f"no skill pack {pack_id!r}; see `addonstack packs list`")
+    if as_json:
+        emit_json(pack.model_dump(by_alias=True))
+        return
+    out.print(f"[bold]{pack.icon} {pack.name}[/] ({pack.id})\n{pack.description}")
+    out.print(f"required: {', '.join(pack.required_services)}")
+    if pack.optional_services:
+        out.print(f"optional: {', '.join(pack.optional_services)}")
+    for sid in pack.skills:
+        skill = cat.skills[sid]
+        out.print(f"  skill {sid}: {skill.description} ({len(skill.tools)} tools)")
+
+
+# ---- generate / update -------------------------------------------------------------------------------
+
+
+def _write_outputs(result: Any, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    compose = out_dir / "docker-compose.override.yml"
+    compose.write_text(result.compose_override, encoding="utf-8")
+    written.append(compose)
+    env = out_dir / ".env.addons"
+    fd = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(result.env_file)
+    os.chmod(env, 0o600)
+    written.append(env)
+    for rel, text in result.skill_files.items():
+        path = out_dir / "skills" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    patch = out_dir / "openclaw.patch.json"
+    patch.write_text(json.dumps(result.openclaw_config_patch, indent=2) + "\n", encoding="utf-8")
+    written.append(patch)
+    return written
+
+
+def _run_library(kind: str, input_path: str, out_dir: str | None, seed: int | None) -> None:
+    from addonstack import AddonStackInput, AddonStackUpdateInput, generate_addon_stack, update_addon_stack
+    from addonstack.api import AddonStackError
+
+    data = read_input(input_path)
+    try:
+        if kind == "generate":
+            result: Any = generate_addon_stack(AddonStackInput.model_validate(data), seed=seed)
+        else:
+            result = update_addon_stack(AddonStackUpdateInput.model_validate(data), seed=seed)
+    except ValidationError as exc:
+        fail(validation_message(exc, input_path))
+    except AddonStackError as exc:
+        fail(str(exc))
+    if out_dir:
+        written = _write_outputs(result, Path(out_dir))
+        for w in result.warnings:
+            warn(w)
+        meta = result.metadata
+        out.print(f"{meta.service_count} services, {len(meta.skipped_services)} skipped; "
+                  f"wrote {len(written)} files to {out_dir} (.env.addons is mode 0600)")
+        return
+    emit_json(result.model_dump(by_alias=True, mode="json"))
+
+
+@cli.command()
+@click.option("--input", "-i", "input_path", required=True, help="AddonStackInput as JSON/YAML file, or -.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write files instead of printing JSON.")
+@click.option("--seed", type=int, help="Reproducible secrets (tests, demos). Never in production.")
+def generate(input_path: str, out_dir: str | None, seed: int | None) -> None:
+    """Generate a Compose overlay, env file and skills for a new stack.
+
+    \b
+    Example:
+      echo '{"instanceId":"demo","services":["n8n","qdrant"]}' | addonstack generate -i - --out ./demo
+    """
+    _run_library("generate", input_path, out_dir, seed)
+
+
+@cli.command()
+@click.option("--input", "-i", "input_path", required=True, help="AddonStackUpdateInput as JSON/YAML, or -.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write files instead of printing JSON.")
+@click.option("--seed", type=int, help="Reproducible secrets for added services.")
+def update(input_path: str, out_dir: str | None, seed: int | None) -> None:
+    """Add or remove services of a stack made by generate, keeping every existing value.
+
+    \b
+    Example:
+      addonstack update -i change.json --out ./demo
+    """
+    _run_library("update", input_path, out_dir, seed)
+
+
+# ---- render / validate ---------------------------------------------------------------------------------
+
+
+def _load_stack(path: str) -> tuple[Any, str, str]:
+    from addonstack.plan.spec import AddonStackSpec
+
+    doc = read_input(path)
+    if not isinstance(doc, dict) or doc.get("kind") != "AddonStack":
+        fail(f"{path}: expected an AddonStack resource (kind: AddonStack)")
+    meta = doc.get("metadata") or {}
+    name = meta.get("name")
+    if not name:
+        fail(f"{path}: metadata.name is required")
+    try:
+        spec = AddonStackSpec.model_validate(doc.get("spec") or {})
+    except ValidationError as exc:
+        fail(validation_message(exc, f"{path}: spec"))
+    return spec, str(name), str(meta.get("namespace") or "default")
+
+
+@cli.command()
+@click.option("--target", "-t", type=click.Choice(["k8s", "compose"]), default="k8s", show_default=True)
+@click.option("-f", "--file", "path", required=True, help="AddonStack manifest (YAML), or -.")
+@click.option("--seed", type=int, help="Reproducible secrets.")
+@click.option("--namespace", "-n", help="Override metadata.namespace.")
+def render(target: str, path: str, seed: int | None, namespace: str | None) -> None:
+    """Render an AddonStack offline, like `helm template` (includes generated Secrets).
+
+    \b
+    Example:
+      addonstack render --target k8s -f examples/automation.yaml | kubectl apply --dry-run=server -f -
+    """
+    from addonstack.catalog.loader import load_catalog
+    from addonstack.plan.build import PlanError
+    from addonstack.plan.secrets import make_rng
+    from addonstack.render import yamlio
+    from addonstack.render.compose import render_compose, render_env_file
+    from addonstack.render.kubernetes import render_kubernetes
+    from addonstack.render.stack import StackDefaults, plan_stack
+
+    spec, name, ns = _load_stack(path)
+    try:
+        plan, ctx, _ = plan_stack(load_catalog(), spec, name, namespace or ns, StackDefaults(), make_rng(seed))
+    except PlanError as exc:
+        fail(str(exc))
+    for w in plan.warnings:
+        warn(w)
+    if target == "compose":
+        click.echo(yamlio.dump(render_compose(plan)), nl=False)
+        err.print("# env file (.env.addons) follows on stderr", highlight=False)
+        click.echo(render_env_file(plan), err=True, nl=False)
+        return
+    objs, warnings = render_kubernetes(plan, ctx)
+    for w in warnings:
+        warn(w)
+    click.echo(yamlio.dump_all(objs), nl=False)
+
+
+@cli.command()
+@click.option("-f", "--file", "path", required=True, help="AddonStack manifest (YAML), or -.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
+def validate(path: str, as_json: bool) -> None:
+    """Check an AddonStack offline with the operator's own rules.
+
+    \b
+    Example:
+      addonstack validate -f examples/rag.yaml
+    """
+    from addonstack.catalog.loader import load_catalog
+    from addonstack.plan.build import PlanError
+    from addonstack.plan.secrets import make_rng
+    from addonstack.render.stack import StackDefaults, plan_stack
+
+    spec, name, ns = _load_stack(path)
+    try:
+        plan, _, _ = plan_stack(load_catalog(), spec, name, ns, StackDefaults(), make_rng(0))
+    except PlanError as exc:
+        fail(str(exc))
+    result = {"valid": True, "services": plan.ids,
+              "skipped": [s.model_dump(by_alias=True) for s in plan.skipped], "warnings": plan.warnings}
+    if as_json:
+        emit_json(result)
+        return
+    out.print(f"[green]valid[/]: {len(plan.ids)} services would deploy: {', '.join(plan.ids) or '-'}")
+    for s in plan.skipped:
+        out.print(f"skipped {s.service_id}: {s.reason} - {s.details}", markup=False)
+    for w in plan.warnings:
+        warn(w)
+
+
+def main() -> None:
+    from addonstack.cli import cluster_commands  # noqa: F401 - registers status, dev-cluster, operator
+
+    cli()

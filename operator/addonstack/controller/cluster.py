@@ -1,0 +1,152 @@
+"""The one module that talks to the Kubernetes API (through lightkube's async client).
+
+Everything above it works on plain dicts. Writes go through server-side apply with one field
+manager, and every write honours ``dry_run``. Secret values pass through here but are never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from lightkube import AsyncClient, codecs
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.core.exceptions import ApiError
+from lightkube.core.resource_registry import resource_registry
+from lightkube.generic_resource import create_namespaced_resource
+
+from addonstack.constants import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, LABEL_STACK, PLURAL
+
+log = logging.getLogger("addonstack.cluster")
+
+AddonStackResource = create_namespaced_resource(API_GROUP, API_VERSION, KIND, PLURAL)
+
+# Kinds a stack owns, listed for pruning and status (apiVersion, kind).
+CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "Secret"),
+    ("v1", "ConfigMap"),
+    ("v1", "PersistentVolumeClaim"),
+    ("v1", "Service"),
+    ("discovery.k8s.io/v1", "EndpointSlice"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("batch/v1", "Job"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+)
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> ObjectKey:
+        meta = obj["metadata"]
+        return cls(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def _model(api_version: str, kind: str) -> Any:
+    return resource_registry.load(api_version, kind)
+
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    result: dict[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    return result
+
+
+def decode_secret(obj: dict[str, Any]) -> dict[str, str]:
+    data = obj.get("data") or {}
+    return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+
+
+class Cluster:
+    """Thin async wrapper: get, list by label, apply, delete, status patch, events."""
+
+    def __init__(self, client: AsyncClient, dry_run: bool = False) -> None:
+        self.client = client
+        self.dry_run = dry_run
+        self.writes = 0  # requests that change state; benchmarks and tests read it
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None, dry_run: bool = False) -> Cluster:
+        config = KubeConfig.from_file(path) if path else None
+        client = AsyncClient(config=config, field_manager=FIELD_MANAGER) if config else AsyncClient(
+            field_manager=FIELD_MANAGER)
+        return cls(client, dry_run)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj = await self.client.get(_model(api_version, kind), name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise
+        return _to_dict(obj)
+
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        obj = await self.get("v1", "Secret", namespace, name)
+        return decode_secret(obj) if obj is not None else None
+
+    async def list_children(self, namespace: str, stack: str,
+                            kinds: Iterable[tuple[str, str]] = CHILD_KINDS) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for api_version, kind in kinds:
+            async for obj in self.client.list(_model(api_version, kind), namespace=namespace,
+                                              labels={LABEL_STACK: stack}):
+                d = _to_dict(obj)
+                d.setdefault("apiVersion", api_version)
+                d.setdefault("kind", kind)
+                out.append(d)
+        return out
+
+    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply with our field manager; conflicts with other managers are forced only
+        for fields we own by design (the caller drops fields another manager owns)."""
+        self.writes += 1
+        result = await self.client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True,
+                                         dry_run=self.dry_run)
+        return _to_dict(result)
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        if self.dry_run:
+            log.info("dry-run: would delete %s/%s in %s", kind, name, namespace)
+            return
+        self.writes += 1
+        try:
+            await self.client.delete(_model(api_version, kind), name, namespace=namespace,
+                                     propagation_policy="Background")
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+
+    async def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """Record a Kubernetes Event on the AddonStack (messages never contain secret values)."""
+        if self.dry_run:
+            return
+        meta = involved["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND, "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "type": type_, "reason": reason, "message": message[:1000],
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "source": {"component": "addonstack-operator"}, "reportingComponent": "addonstack-operator",
+        }
+        self.writes += 1
+        try:
+            await self.client.create(codecs.from_dict(body))
+        except ApiError as exc:  # events are best effort
+            log.debug("event not recorded: %s", exc.status.message)

@@ -1,0 +1,124 @@
+"""kopf handlers. Each is a few lines: take the stack's lock, call :func:`reconcile`, patch status.
+
+Only AddonStack objects are watched; drift in children is corrected by the timer, not by watching
+Deployments or Secrets cluster-wide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from addonstack.constants import API_GROUP, FIELD_MANAGER, PLURAL
+from addonstack.controller.cluster import Cluster
+from addonstack.controller.finalize import finalize
+from addonstack.controller.reconcile import ApplyCache, reconcile
+from addonstack.controller.settings import OperatorSettings
+
+log = logging.getLogger("addonstack.handlers")
+RESOURCE = (API_GROUP, PLURAL)
+
+
+@dataclass
+class State:
+    """Process-wide operator state, handed to kopf as its memo."""
+
+    settings: OperatorSettings
+    cluster: Cluster | None = None
+    cache: ApplyCache = field(default_factory=ApplyCache)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    reconciles: int = 0
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        return self.locks.setdefault(uid, asyncio.Lock())
+
+
+def _state(memo: Any) -> State:
+    state: State = memo.state
+    return state
+
+
+async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    state = _state(memo)
+    settings.persistence.finalizer = f"{API_GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=API_GROUP)
+    settings.posting.enabled = False  # our own Events, for meaningful transitions only
+    settings.execution.max_workers = state.settings.max_workers
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    if state.settings.peering:
+        settings.peering.name = state.settings.peering
+        settings.peering.priority = state.settings.priority
+        settings.peering.mandatory = True
+        settings.peering.standalone = False
+    else:
+        settings.peering.standalone = True
+    state.cluster = Cluster.from_kubeconfig(state.settings.kubeconfig, dry_run=state.settings.dry_run)
+    log.info("addonstack operator started (field manager %s, dry_run=%s)", FIELD_MANAGER,
+             state.settings.dry_run)
+
+
+async def cleanup(memo: Any, **_: Any) -> None:
+    state = _state(memo)
+    if state.cluster is not None:
+        await state.cluster.close()
+
+
+async def _run(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
+    state = _state(memo)
+    assert state.cluster is not None
+    raw = dict(body)
+    async with state.lock(body.metadata.uid or body.metadata.name or ""):
+        outcome = await reconcile(raw, state.cluster, state.settings.defaults, state.cache)
+        state.reconciles += 1
+    prev = dict(body.get("status") or {})
+    if outcome.status != prev:
+        for key in prev.keys() - outcome.status.keys():
+            patch.status[key] = None  # merge patch: drop keys the new status no longer has
+        for key, value in outcome.status.items():
+            patch.status[key] = value
+    for type_, reason, message in outcome.events:
+        await state.cluster.event(raw, type_, reason, message)
+
+
+async def on_change(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
+    await _run(body, patch, memo)
+
+
+async def on_timer(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
+    if body.metadata.get("deletionTimestamp"):
+        return
+    await _run(body, patch, memo)
+
+
+async def on_delete(body: kopf.Body, memo: Any, **_: Any) -> None:
+    state = _state(memo)
+    assert state.cluster is not None
+    async with state.lock(body.metadata.uid or body.metadata.name or ""):
+        await finalize(dict(body), state.cluster, state.settings.defaults)
+    state.cache.forget_stack(body.metadata.namespace or "", set())
+
+
+def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
+    """All handlers, with the drift interval and deletion default taken from ``settings``."""
+    reg = kopf.OperatorRegistry()
+    default_policy = settings.defaults.deletion_policy
+
+    def needs_finalizer(spec: kopf.Spec, **_: Any) -> bool:
+        return (spec.get("deletionPolicy") or default_policy) == "Delete"
+
+    kopf.on.startup(registry=reg)(startup)
+    kopf.on.cleanup(registry=reg)(cleanup)
+    kopf.on.create(*RESOURCE, registry=reg)(on_change)
+    kopf.on.update(*RESOURCE, field="spec", registry=reg)(on_change)
+    kopf.on.resume(*RESOURCE, registry=reg)(on_change)
+    kopf.timer(*RESOURCE, interval=settings.drift_interval, initial_delay=min(5.0, settings.drift_interval),
+               sharp=False, registry=reg)(on_timer)
+    kopf.on.delete(*RESOURCE, when=needs_finalizer, registry=reg)(on_delete)
+    return reg

@@ -1,0 +1,47 @@
+"""Operator settings, from command-line flags or ADDONSTACK_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from addonstack.render.stack import StackDefaults
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    return default if raw is None else raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...] = ()  # empty: every namespace (cluster-wide)
+    defaults: StackDefaults = field(default_factory=StackDefaults)
+    drift_interval: float = 60.0
+    dry_run: bool = False
+    peering: str | None = None  # kopf peering name for HA; None runs standalone
+    priority: int = 0
+    health_port: int | None = 8080
+    health_host: str = "0.0.0.0"  # noqa: S104 - probes come from the kubelet, not loopback
+    kubeconfig: str | None = None
+    max_workers: int = 20
+
+    @classmethod
+    def from_env(cls) -> OperatorSettings:
+        ns = tuple(n for n in os.environ.get("ADDONSTACK_NAMESPACES", "").split(",") if n.strip())
+        defaults = StackDefaults(
+            gpu=_env_bool("ADDONSTACK_GPU", False),
+            ingress_enabled=_env_bool("ADDONSTACK_INGRESS", False),
+            ingress_class=os.environ.get("ADDONSTACK_INGRESS_CLASS") or None,
+            database_host=os.environ.get("ADDONSTACK_DATABASE_HOST") or None,
+            database_admin_secret=os.environ.get("ADDONSTACK_DATABASE_ADMIN_SECRET") or None,
+            deletion_policy=os.environ.get("ADDONSTACK_DELETION_POLICY", "Retain"),
+        )
+        return cls(
+            namespaces=ns,
+            defaults=defaults,
+            drift_interval=float(os.environ.get("ADDONSTACK_DRIFT_INTERVAL", "60")),
+            dry_run=_env_bool("ADDONSTACK_DRY_RUN", False),
+            peering=os.environ.get("ADDONSTACK_PEERING") or None,
+            kubeconfig=os.environ.get("KUBECONFIG") or None,
+        )
