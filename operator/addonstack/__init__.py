@@ -4,7 +4,6 @@ The public library surface mirrors ``@better-openclaw/core``: generate/update an
 query the catalog. Everything here is pure; the operator lives in :mod:`addonstack.controller`.
 """
 
-from addonstack.constants import VERSION as __version__
 from addonstack.api import (
     SERVICE_CATEGORIES,
     generate_addon_stack,
@@ -24,6 +23,9 @@ from addonstack.plan.models import (
     SkippedService,
 )
 
+from addonstack.constants import VERSION
+
+__version__ = VERSION
 __all__ = [
     "SERVICE_CATEGORIES",
     "AddonStackInput",
@@ -40,4 +42,3 @@ __all__ = [
     "get_services_by_category",
     "update_addon_stack",
 ]
-

@@ -178,7 +178,9 @@ def _read_compose(text: str, instance_id: str) -> dict[str, Any]:
     try:
         doc = yamlio.load(text)
     except Exception as exc:  # PyYAML raises several error types; all mean "not YAML"
-        raise AddonStackError(f"currentCompose: not valid YAML ({exc.__class__.__name__}); nothing was changed")
+        raise AddonStackError(
+            f"currentCompose: not valid YAML ({exc.__class__.__name__}); nothing was changed"
+        )
     if not isinstance(doc, dict) or not isinstance(doc.get(MARKER), dict):
         raise AddonStackError(
             f"currentCompose: was not produced by AddonStack (no {MARKER} block); nothing was changed"
@@ -223,7 +225,9 @@ def update_addon_stack(
     catalog: Catalog | None = None,
 ) -> AddonStackUpdateResult:
     """Add and remove services of an existing stack, keeping every value and port that exists."""
-    inp = change if isinstance(change, AddonStackUpdateInput) else AddonStackUpdateInput.model_validate(change)
+    inp = (
+        change if isinstance(change, AddonStackUpdateInput) else AddonStackUpdateInput.model_validate(change)
+    )
     cat = _catalog(catalog)
     doc = _read_compose(inp.current_compose, inp.instance_id)
     try:

@@ -51,9 +51,11 @@ def test_infrastructure_is_dropped_with_warning() -> None:
     r = gen(["redis", "n8n", "postgresql"])
     assert r.metadata.resolved_services == ["n8n"]
     assert any("redis" in w and "postgresql" in w for w in r.warnings)
-    assert "redis:" not in r.compose_override.split("services:", 1)[1].split("volumes:")[0].replace(
-        "redis://", ""
-    ) or True
+    assert (
+        "redis:"
+        not in r.compose_override.split("services:", 1)[1].split("volumes:")[0].replace("redis://", "")
+        or True
+    )
     assert "redis" not in yamlio.load(r.compose_override)["services"]
 
 
@@ -125,8 +127,12 @@ def test_unknown_service_is_skipped() -> None:
 
 def test_conflict_skips_the_later_one() -> None:
     cat = load_catalog()
-    pairs = [(s.id, c) for s in cat.addons() for c in s.conflicts if c in cat.services and not
-             cat.services[c].platform_provided]
+    pairs = [
+        (s.id, c)
+        for s in cat.addons()
+        for c in s.conflicts
+        if c in cat.services and not cat.services[c].platform_provided
+    ]
     assert pairs
     first, second = pairs[0]
     r = gen([first, second], gpu=True)
@@ -136,9 +142,14 @@ def test_conflict_skips_the_later_one() -> None:
 
 def test_dependencies_are_added_first() -> None:
     cat = load_catalog()
-    svc = next(s for s in cat.addons() if any(d in cat.services and not cat.services[d].platform_provided
-                                              for d in s.requires) and not s.needs_build
-               and s.gpu != "required" and not any(e.required for e in s.env))
+    svc = next(
+        s
+        for s in cat.addons()
+        if any(d in cat.services and not cat.services[d].platform_provided for d in s.requires)
+        and not s.needs_build
+        and s.gpu != "required"
+        and not any(e.required for e in s.env)
+    )
     r = gen([svc.id])
     deps = [d for d in svc.requires if not cat.services[d].platform_provided]
     order = r.metadata.resolved_services
@@ -150,8 +161,11 @@ def test_dependencies_are_added_first() -> None:
 
 def test_every_postgres_user_gets_its_own_database() -> None:
     cat = load_catalog()
-    users = [s.id for s in cat.addons() if s.postgres and not s.needs_build and s.gpu != "required"
-             and not any(e.required for e in s.env)]
+    users = [
+        s.id
+        for s in cat.addons()
+        if s.postgres and not s.needs_build and s.gpu != "required" and not any(e.required for e in s.env)
+    ]
     r = gen(users, gpu=True)
     doc = yamlio.load(r.compose_override)
     script = doc["services"]["postgres-setup"]["command"][0]
@@ -165,8 +179,12 @@ def test_every_postgres_user_gets_its_own_database() -> None:
 def test_port_override_clash_is_an_error() -> None:
     with pytest.raises(ValidationError, match="reservedPorts"):
         AddonStackInput.model_validate(
-            {"instanceId": "a", "services": ["n8n"], "reservedPorts": [9000],
-             "portOverrides": {"n8n": {"5678": 9000}}}
+            {
+                "instanceId": "a",
+                "services": ["n8n"],
+                "reservedPorts": [9000],
+                "portOverrides": {"n8n": {"5678": 9000}},
+            }
         )
     r = gen(["n8n"], portOverrides={"n8n": {"5678": 15678}})
     assert r.metadata.port_assignments["n8n:5678"] == 15678
@@ -199,19 +217,40 @@ def test_empty_result_is_valid() -> None:
 
 def test_json_uses_contract_names() -> None:
     d = gen(["n8n"]).model_dump(by_alias=True)
-    assert set(d) == {"composeOverride", "envFile", "envVars", "proxyRoutes", "skillFiles",
-                      "openclawConfigPatch", "metadata", "warnings"}
-    assert set(d["metadata"]) == {"serviceCount", "resolvedServices", "skippedServices", "portAssignments",
-                                  "addedDependencies", "generatedSecretKeys", "estimatedMemoryMB",
-                                  "skillCount"}
+    assert set(d) == {
+        "composeOverride",
+        "envFile",
+        "envVars",
+        "proxyRoutes",
+        "skillFiles",
+        "openclawConfigPatch",
+        "metadata",
+        "warnings",
+    }
+    assert set(d["metadata"]) == {
+        "serviceCount",
+        "resolvedServices",
+        "skippedServices",
+        "portAssignments",
+        "addedDependencies",
+        "generatedSecretKeys",
+        "estimatedMemoryMB",
+        "skillCount",
+    }
     assert d["openclawConfigPatch"] == {"skills": {"entries": {"n8n-trigger": {"enabled": True}}}}
     assert "n8n-trigger/SKILL.md" in d["skillFiles"]
 
 
 def test_non_http_ports_are_not_http_routes() -> None:
     cat = load_catalog()
-    svc = next(s for s in cat.addons() if any(p.exposed and p.protocol in ("tcp", "udp") for p in s.ports)
-               and not s.needs_build and s.gpu != "required" and not any(e.required for e in s.env))
+    svc = next(
+        s
+        for s in cat.addons()
+        if any(p.exposed and p.protocol in ("tcp", "udp") for p in s.ports)
+        and not s.needs_build
+        and s.gpu != "required"
+        and not any(e.required for e in s.env)
+    )
     r = gen([svc.id])
     for route in r.proxy_routes:
         if route.protocol != "http":
@@ -225,10 +264,17 @@ def _deployable() -> list[str]:
 @pytest.mark.parametrize("service_id", _deployable())
 def test_every_service_alone_renders_valid_compose(service_id: str) -> None:
     svc = load_catalog().services[service_id]
-    creds = {service_id: {e.key: "user-supplied-value" for e in svc.env if e.required}} if any(
-        e.required for e in svc.env) else {}
-    r = gen([service_id], gpu=True, prebuiltImages={service_id: f"registry.local:5000/{service_id}:1.0"},
-            credentials=creds)
+    creds = (
+        {service_id: {e.key: "user-supplied-value" for e in svc.env if e.required}}
+        if any(e.required for e in svc.env)
+        else {}
+    )
+    r = gen(
+        [service_id],
+        gpu=True,
+        prebuiltImages={service_id: f"registry.local:5000/{service_id}:1.0"},
+        credentials=creds,
+    )
     assert service_id in r.metadata.resolved_services, r.metadata.skipped_services
     assert_valid(r)
 
@@ -236,10 +282,17 @@ def test_every_service_alone_renders_valid_compose(service_id: str) -> None:
 def test_all_services_at_once() -> None:
     cat = load_catalog()
     ids = _deployable()
-    creds = {s.id: {e.key: "user-supplied-value" for e in s.env if e.required} for s in cat.addons()
-             if any(e.required for e in s.env)}
-    r = gen(ids, gpu=True, credentials=creds,
-            prebuiltImages={s.id: f"registry.local:5000/{s.id}:1.0" for s in cat.addons() if s.needs_build})
+    creds = {
+        s.id: {e.key: "user-supplied-value" for e in s.env if e.required}
+        for s in cat.addons()
+        if any(e.required for e in s.env)
+    }
+    r = gen(
+        ids,
+        gpu=True,
+        credentials=creds,
+        prebuiltImages={s.id: f"registry.local:5000/{s.id}:1.0" for s in cat.addons() if s.needs_build},
+    )
     assert_valid(r)
     skipped = {s.service_id: s.reason for s in r.metadata.skipped_services}
     assert set(skipped.values()) <= {"conflict"}, skipped
@@ -257,7 +310,11 @@ def test_prebuilt_image_keeps_registry_port_and_tag() -> None:
     cat = load_catalog()
     built = next(s for s in cat.addons() if s.needs_build)
     r = gen([built.id], prebuiltImages={built.id: "registry.local:5000/team/app:2.3.4"})
-    assert r.metadata.skipped_services == [] or all(s.service_id != built.id for s in r.metadata.skipped_services)
-    assert yamlio.load(r.compose_override)["services"][built.id]["image"] == "registry.local:5000/team/app:2.3.4"
+    assert r.metadata.skipped_services == [] or all(
+        s.service_id != built.id for s in r.metadata.skipped_services
+    )
+    assert (
+        yamlio.load(r.compose_override)["services"][built.id]["image"] == "registry.local:5000/team/app:2.3.4"
+    )
     r2 = gen([built.id])
     assert r2.metadata.skipped_services[0].reason == "no_image"

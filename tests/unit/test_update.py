@@ -38,8 +38,14 @@ def test_user_edit_survives_and_nothing_rotates() -> None:
     edited = g.env_file.replace("N8N__GENERIC_TIMEZONE=UTC", "N8N__GENERIC_TIMEZONE='America/New_York'")
     assert edited != g.env_file
     u = update_addon_stack(
-        {"instanceId": "u1", "currentCompose": g.compose_override, "currentEnv": edited,
-         "addServices": ["meilisearch"]}, seed=5)
+        {
+            "instanceId": "u1",
+            "currentCompose": g.compose_override,
+            "currentEnv": edited,
+            "addServices": ["meilisearch"],
+        },
+        seed=5,
+    )
     after = values(u.env_file)
     assert after["N8N__GENERIC_TIMEZONE"] == "America/New_York"
     before = values(g.env_file)
@@ -96,8 +102,13 @@ def test_removing_dependent_and_dependency_together_works() -> None:
 def test_foreign_or_broken_input_is_refused(compose: str | None, env: str | None, match: str) -> None:
     g = base()
     with pytest.raises(AddonStackError, match=match):
-        update_addon_stack({"instanceId": "u1", "currentCompose": compose or g.compose_override,
-                            "currentEnv": env or g.env_file})
+        update_addon_stack(
+            {
+                "instanceId": "u1",
+                "currentCompose": compose or g.compose_override,
+                "currentEnv": env or g.env_file,
+            }
+        )
 
 
 def test_gpu_services_survive_update() -> None:
@@ -111,8 +122,18 @@ def test_gpu_services_survive_update() -> None:
 
 
 def test_env_quoting_round_trips() -> None:
-    tricky = ["simple", "with space", "quote'single", 'dq"x', "dollar$HOME", "back\\slash", "multi\nline",
-              "${NOT_A_REF}", "a #not comment", ""]
+    tricky = [
+        "simple",
+        "with space",
+        "quote'single",
+        'dq"x',
+        "dollar$HOME",
+        "back\\slash",
+        "multi\nline",
+        "${NOT_A_REF}",
+        "a #not comment",
+        "",
+    ]
     sections = [envfile.EnvSection("svc", "svc", [("", f"SVC__K{i}", v) for i, v in enumerate(tricky)])]
     text = envfile.render("x", "test", sections)
     parsed = envfile.parse(text)

@@ -74,9 +74,9 @@ def _service_ports(cat: Catalog, svc: Service) -> Iterator[str]:
         yield f"{where}: ports: port name {name!r} is listed twice"
     hc = svc.health_check
     if hc is not None:
-        port = hc.http.port if hc.http else hc.tcp.port if hc.tcp else None
-        if port is not None and port not in containers:
-            yield f"{where}: healthCheck: port {port} is not one of the service's container ports"
+        checked: int | None = hc.http.port if hc.http else hc.tcp.port if hc.tcp else None
+        if checked is not None and checked not in containers:
+            yield f"{where}: healthCheck: port {checked} is not one of the service's container ports"
     if svc.proxy_path and not any(p.protocol == "http" and p.exposed for p in svc.ports):
         yield f"{where}: proxyPath: set, but the service has no exposed HTTP port"
     vols = [v.name for v in svc.volumes]

@@ -18,10 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from addonstack.catalog.model import Category, Service, Skill, SkillPack
 
-try:
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when available
 
 M = TypeVar("M", bound=BaseModel)
 

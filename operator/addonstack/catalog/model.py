@@ -25,14 +25,13 @@ Platform = Literal["linux/amd64", "linux/arm64"]
 Protocol = Literal["http", "grpc", "tcp", "udp"]
 Maturity = Literal["stable", "beta", "experimental"]
 GpuNeed = Literal["none", "optional", "required"]
+ALL_PLATFORMS: tuple[Platform, ...] = ("linux/amd64", "linux/arm64")
 
 
 class CatalogModel(BaseModel):
     """Base: camelCase aliases, no unknown fields, immutable once loaded."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
 class Port(CatalogModel):
@@ -212,7 +211,7 @@ class Service(CatalogModel):
     run_as_user: Annotated[int, Field(ge=0)] | None = None
     health_check: HealthCheck | None = None
     gpu: GpuNeed = "none"
-    platforms: list[Platform] = Field(default_factory=lambda: ["linux/amd64", "linux/arm64"], min_length=1)
+    platforms: list[Platform] = Field(default_factory=lambda: list(ALL_PLATFORMS), min_length=1)
     requires: list[ServiceId] = Field(default_factory=list)
     recommends: list[ServiceId] = Field(default_factory=list)
     conflicts: list[ServiceId] = Field(default_factory=list)

@@ -36,8 +36,10 @@ async def _fetch(namespace: str, name: str | None) -> list[dict[str, Any]]:
     client = AsyncClient()
     try:
         if name:
-            return [(await client.get(AddonStackResource, name, namespace=namespace)).to_dict()]
-        return [o.to_dict() async for o in client.list(AddonStackResource, namespace=namespace)]
+            one: Any = await client.get(AddonStackResource, name, namespace=namespace)
+            return [dict(one.to_dict())]
+        found: list[Any] = [o async for o in client.list(AddonStackResource, namespace=namespace)]
+        return [dict(o.to_dict()) for o in found]
     finally:
         await client.close()
 
@@ -62,7 +64,8 @@ def _table(stacks: list[dict[str, Any]]) -> Table:
                 s["metadata"]["name"] if first else "",
                 (ready.get("status", "Unknown") if first else ""),
                 (st.get("summary", "-") if first else ""),
-                svc.get("id", "-"), svc.get("phase", "-"),
+                svc.get("id", "-"),
+                svc.get("phase", "-"),
                 f"{svc.get('readyReplicas', 0)}/{svc.get('replicas', 0)}" if svc else "-",
                 svc.get("message", "") or (ready.get("message", "") if first else ""),
             )
@@ -76,7 +79,9 @@ def _table(stacks: list[dict[str, Any]]) -> Table:
 @click.argument("name", required=False)
 @click.option("--namespace", "-n", default="default", show_default=True)
 @click.option("--watch", "-w", is_flag=True, help="Follow progress until every stack is Ready.")
-@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to watch before giving up.")
+@click.option(
+    "--timeout", type=float, default=600, show_default=True, help="Seconds to watch before giving up."
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
 def status(name: str | None, namespace: str, watch: bool, timeout: float, as_json: bool) -> None:
     """Show AddonStack status per service (exit 1 when not Ready).
@@ -124,8 +129,13 @@ def dev_cluster() -> None:
 
 
 @dev_cluster.command("up")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DIR,
-              show_default=True)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIR,
+    show_default=True,
+)
 def dev_up(directory: Path) -> None:
     """Start it; the last line printed is the admin kubeconfig path.
 
@@ -145,8 +155,13 @@ def dev_up(directory: Path) -> None:
 
 
 @dev_cluster.command("down")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DIR,
-              show_default=True)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIR,
+    show_default=True,
+)
 def dev_down(directory: Path) -> None:
     """Stop every process of the dev cluster by its own PID.
 
@@ -161,8 +176,13 @@ def dev_down(directory: Path) -> None:
 
 
 @dev_cluster.command("status")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DIR,
-              show_default=True)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIR,
+    show_default=True,
+)
 @click.option("--json", "as_json", is_flag=True)
 def dev_status(directory: Path, as_json: bool) -> None:
     """Say which components run, on which ports.
@@ -189,7 +209,9 @@ def operator_group() -> None:
 
 
 @operator_group.command("run")
-@click.option("--namespace", "-n", "namespaces", multiple=True, help="Watch only these (repeat); default all.")
+@click.option(
+    "--namespace", "-n", "namespaces", multiple=True, help="Watch only these (repeat); default all."
+)
 @click.option("--ingress-class", help="Default ingress class for stacks that enable ingress.")
 @click.option("--gpu/--no-gpu", default=None, help="Whether nodes have NVIDIA GPUs (default for stacks).")
 @click.option("--database-host", help="Default PostgreSQL host of the platform.")
@@ -198,9 +220,17 @@ def operator_group() -> None:
 @click.option("--peering", help="kopf peering name: replicas with the same name never reconcile twice.")
 @click.option("--dry-run", is_flag=True, help="Plan and log, but write nothing.")
 @click.option("--verbose", "-v", is_flag=True)
-def operator_run(namespaces: tuple[str, ...], ingress_class: str | None, gpu: bool | None,
-                 database_host: str | None, database_admin_secret: str | None, drift_interval: float | None,
-                 peering: str | None, dry_run: bool, verbose: bool) -> None:
+def operator_run(
+    namespaces: tuple[str, ...],
+    ingress_class: str | None,
+    gpu: bool | None,
+    database_host: str | None,
+    database_admin_secret: str | None,
+    drift_interval: float | None,
+    peering: str | None,
+    dry_run: bool,
+    verbose: bool,
+) -> None:
     """Run the operator (kopf) against $KUBECONFIG or the in-cluster account.
 
     \b
@@ -215,11 +245,19 @@ def operator_run(namespaces: tuple[str, ...], ingress_class: str | None, gpu: bo
 
     s = OperatorSettings.from_env()
     d = s.defaults
-    d = replace(d, ingress_class=ingress_class or d.ingress_class,
-                gpu=d.gpu if gpu is None else gpu,
-                database_host=database_host or d.database_host,
-                database_admin_secret=database_admin_secret or d.database_admin_secret)
-    s = replace(s, namespaces=namespaces or s.namespaces, defaults=d,
-                drift_interval=drift_interval or s.drift_interval, peering=peering or s.peering,
-                dry_run=dry_run or s.dry_run)
+    d = replace(
+        d,
+        ingress_class=ingress_class or d.ingress_class,
+        gpu=d.gpu if gpu is None else gpu,
+        database_host=database_host or d.database_host,
+        database_admin_secret=database_admin_secret or d.database_admin_secret,
+    )
+    s = replace(
+        s,
+        namespaces=namespaces or s.namespaces,
+        defaults=d,
+        drift_interval=drift_interval or s.drift_interval,
+        peering=peering or s.peering,
+        dry_run=dry_run or s.dry_run,
+    )
     run(s, verbose=verbose)

@@ -49,7 +49,7 @@ def read_input(path: str) -> Any:
         fail(f"cannot read {path}: {exc.strerror}")
     try:
         return yamlio.load(text)
-    except Exception as exc:  # noqa: BLE001 - any parse error is the user's input
+    except Exception as exc:
         fail(f"{path}: not valid JSON or YAML ({exc.__class__.__name__})")
 
 
@@ -90,8 +90,18 @@ def catalog() -> None:
 
 def _service_row(s: Any) -> list[str]:
     ports = ",".join(f"{p.container}/{p.protocol}" for p in s.ports) or "-"
-    needs = ",".join(n for n, on in (("gpu", s.gpu == "required"), ("postgres", s.postgres is not None),
-                                    ("build", s.needs_build)) if on) or "-"
+    needs = (
+        ",".join(
+            n
+            for n, on in (
+                ("gpu", s.gpu == "required"),
+                ("postgres", s.postgres is not None),
+                ("build", s.needs_build),
+            )
+            if on
+        )
+        or "-"
+    )
     return [s.id, s.category, s.image_ref or "(build)", ports, f"{s.memory_mb}", s.maturity, needs]
 
 
@@ -169,14 +179,19 @@ def catalog_show(service_id: str, as_json: bool) -> None:
         return
     out.print(f"[bold]{svc.icon} {svc.name}[/] ({svc.id}) - {svc.category}, {svc.maturity}")
     out.print(svc.description)
-    out.print(f"image: {svc.image_ref or '(needs a build: pass prebuiltImages)'}   memory: {svc.memory_mb} MiB"
-              f"   gpu: {svc.gpu}   platforms: {', '.join(svc.platforms)}")
+    out.print(
+        f"image: {svc.image_ref or '(needs a build: pass prebuiltImages)'}   memory: {svc.memory_mb} MiB"
+        f"   gpu: {svc.gpu}   platforms: {', '.join(svc.platforms)}"
+    )
     for p in svc.ports:
         out.print(f"  port {p.container}/{p.protocol}{'' if p.exposed else ' (internal)'}  {p.description}")
     table = Table("variable", "kind", "default", "description", header_style="bold cyan")
     for e in svc.env:
-        kind = "credential" + (" (required)" if e.required else "") if e.credential else (
-            "generated" if e.generate else "secret" if e.secret else "")
+        kind = (
+            "credential" + (" (required)" if e.required else "")
+            if e.credential
+            else ("generated" if e.generate else "secret" if e.secret else "")
+        )
         table.add_row(e.key, kind, "" if e.secret else (e.default or ""), e.description)
     out.print(table)
     if svc.requires:
@@ -197,8 +212,11 @@ def catalog_search(words: tuple[str, ...], as_json: bool) -> None:
     from addonstack import get_all_services
 
     terms = [w.lower() for w in words]
-    hits = [s for s in get_all_services()
-            if all(t in " ".join([s.id, s.name, s.description, s.category, *s.tags]).lower() for t in terms)]
+    hits = [
+        s
+        for s in get_all_services()
+        if all(t in " ".join([s.id, s.name, s.description, s.category, *s.tags]).lower() for t in terms)
+    ]
     if as_json:
         emit_json([s.model_dump(by_alias=True, exclude_none=True) for s in hits])
         return
@@ -307,15 +325,19 @@ def _run_library(kind: str, input_path: str, out_dir: str | None, seed: int | No
         for w in result.warnings:
             warn(w)
         meta = result.metadata
-        out.print(f"{meta.service_count} services, {len(meta.skipped_services)} skipped; "
-                  f"wrote {len(written)} files to {out_dir} (.env.addons is mode 0600)")
+        out.print(
+            f"{meta.service_count} services, {len(meta.skipped_services)} skipped; "
+            f"wrote {len(written)} files to {out_dir} (.env.addons is mode 0600)"
+        )
         return
     emit_json(result.model_dump(by_alias=True, mode="json"))
 
 
 @cli.command()
 @click.option("--input", "-i", "input_path", required=True, help="AddonStackInput as JSON/YAML file, or -.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write files instead of printing JSON.")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Write files instead of printing JSON."
+)
 @click.option("--seed", type=int, help="Reproducible secrets (tests, demos). Never in production.")
 def generate(input_path: str, out_dir: str | None, seed: int | None) -> None:
     """Generate a Compose overlay, env file and skills for a new stack.
@@ -329,7 +351,9 @@ def generate(input_path: str, out_dir: str | None, seed: int | None) -> None:
 
 @cli.command()
 @click.option("--input", "-i", "input_path", required=True, help="AddonStackUpdateInput as JSON/YAML, or -.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write files instead of printing JSON.")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Write files instead of printing JSON."
+)
 @click.option("--seed", type=int, help="Reproducible secrets for added services.")
 def update(input_path: str, out_dir: str | None, seed: int | None) -> None:
     """Add or remove services of a stack made by generate, keeping every existing value.
@@ -383,7 +407,9 @@ def render(target: str, path: str, seed: int | None, namespace: str | None) -> N
 
     spec, name, ns = _load_stack(path)
     try:
-        plan, ctx, _ = plan_stack(load_catalog(), spec, name, namespace or ns, StackDefaults(), make_rng(seed))
+        plan, ctx, _ = plan_stack(
+            load_catalog(), spec, name, namespace or ns, StackDefaults(), make_rng(seed)
+        )
     except PlanError as exc:
         fail(str(exc))
     for w in plan.warnings:
@@ -419,8 +445,12 @@ def validate(path: str, as_json: bool) -> None:
         plan, _, _ = plan_stack(load_catalog(), spec, name, ns, StackDefaults(), make_rng(0))
     except PlanError as exc:
         fail(str(exc))
-    result = {"valid": True, "services": plan.ids,
-              "skipped": [s.model_dump(by_alias=True) for s in plan.skipped], "warnings": plan.warnings}
+    result = {
+        "valid": True,
+        "services": plan.ids,
+        "skipped": [s.model_dump(by_alias=True) for s in plan.skipped],
+        "warnings": plan.warnings,
+    }
     if as_json:
         emit_json(result)
         return

@@ -18,6 +18,7 @@ from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.types import CascadeType
 
 from addonstack.constants import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, LABEL_STACK, PLURAL
 
@@ -78,8 +79,11 @@ class Cluster:
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, dry_run: bool = False) -> Cluster:
         config = KubeConfig.from_file(path) if path else None
-        client = AsyncClient(config=config, field_manager=FIELD_MANAGER) if config else AsyncClient(
-            field_manager=FIELD_MANAGER)
+        client = (
+            AsyncClient(config=config, field_manager=FIELD_MANAGER)
+            if config
+            else AsyncClient(field_manager=FIELD_MANAGER)
+        )
         return cls(client, dry_run)
 
     async def close(self) -> None:
@@ -98,12 +102,14 @@ class Cluster:
         obj = await self.get("v1", "Secret", namespace, name)
         return decode_secret(obj) if obj is not None else None
 
-    async def list_children(self, namespace: str, stack: str,
-                            kinds: Iterable[tuple[str, str]] = CHILD_KINDS) -> list[dict[str, Any]]:
+    async def list_children(
+        self, namespace: str, stack: str, kinds: Iterable[tuple[str, str]] = CHILD_KINDS
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for api_version, kind in kinds:
-            async for obj in self.client.list(_model(api_version, kind), namespace=namespace,
-                                              labels={LABEL_STACK: stack}):
+            async for obj in self.client.list(
+                _model(api_version, kind), namespace=namespace, labels={LABEL_STACK: stack}
+            ):
                 d = _to_dict(obj)
                 d.setdefault("apiVersion", api_version)
                 d.setdefault("kind", kind)
@@ -114,8 +120,9 @@ class Cluster:
         """Server-side apply with our field manager; conflicts with other managers are forced only
         for fields we own by design (the caller drops fields another manager owns)."""
         self.writes += 1
-        result = await self.client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True,
-                                         dry_run=self.dry_run)
+        result = await self.client.apply(
+            codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True, dry_run=self.dry_run
+        )
         return _to_dict(result)
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
@@ -124,8 +131,9 @@ class Cluster:
             return
         self.writes += 1
         try:
-            await self.client.delete(_model(api_version, kind), name, namespace=namespace,
-                                     propagation_policy="Background")
+            await self.client.delete(
+                _model(api_version, kind), name, namespace=namespace, cascade=CascadeType.BACKGROUND
+            )
         except ApiError as exc:
             if exc.status.code != 404:
                 raise
@@ -137,13 +145,24 @@ class Cluster:
         meta = involved["metadata"]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
-            "apiVersion": "v1", "kind": "Event",
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND, "name": meta["name"],
-                               "namespace": meta["namespace"], "uid": meta.get("uid")},
-            "type": type_, "reason": reason, "message": message[:1000],
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-            "source": {"component": "addonstack-operator"}, "reportingComponent": "addonstack-operator",
+            "involvedObject": {
+                "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                "kind": KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1000],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": "addonstack-operator"},
+            "reportingComponent": "addonstack-operator",
         }
         self.writes += 1
         try:

@@ -60,8 +60,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     else:
         settings.peering.standalone = True
     state.cluster = Cluster.from_kubeconfig(state.settings.kubeconfig, dry_run=state.settings.dry_run)
-    log.info("addonstack operator started (field manager %s, dry_run=%s)", FIELD_MANAGER,
-             state.settings.dry_run)
+    log.info(
+        "addonstack operator started (field manager %s, dry_run=%s)", FIELD_MANAGER, state.settings.dry_run
+    )
 
 
 async def cleanup(memo: Any, **_: Any) -> None:
@@ -118,7 +119,12 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     kopf.on.create(*RESOURCE, registry=reg)(on_change)
     kopf.on.update(*RESOURCE, field="spec", registry=reg)(on_change)
     kopf.on.resume(*RESOURCE, registry=reg)(on_change)
-    kopf.timer(*RESOURCE, interval=settings.drift_interval, initial_delay=min(5.0, settings.drift_interval),
-               sharp=False, registry=reg)(on_timer)
+    kopf.timer(
+        *RESOURCE,
+        interval=settings.drift_interval,
+        initial_delay=min(5.0, settings.drift_interval),
+        sharp=False,
+        registry=reg,
+    )(on_timer)
     kopf.on.delete(*RESOURCE, when=needs_finalizer, registry=reg)(on_delete)
     return reg

@@ -32,8 +32,18 @@ log = logging.getLogger("addonstack.reconcile")
 
 RETAINED_KINDS = {"Secret", "PersistentVolumeClaim"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
-APPLY_ORDER = ["Secret", "ConfigMap", "Service", "EndpointSlice", "PersistentVolumeClaim", "Job",
-               "StatefulSet", "Deployment", "Ingress", "NetworkPolicy"]
+APPLY_ORDER = [
+    "Secret",
+    "ConfigMap",
+    "Service",
+    "EndpointSlice",
+    "PersistentVolumeClaim",
+    "Job",
+    "StatefulSet",
+    "Deployment",
+    "Ingress",
+    "NetworkPolicy",
+]
 
 
 @dataclass
@@ -71,8 +81,14 @@ class Outcome:
 
 def _owner(body: dict[str, Any]) -> dict[str, Any]:
     meta = body["metadata"]
-    return {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND, "name": meta["name"], "uid": meta["uid"],
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def existing_values(live: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
@@ -112,8 +128,11 @@ def _events(prev: dict[str, Any] | None, status: dict[str, Any]) -> list[tuple[s
         events.append(("Normal", "Ready", f"all {status.get('summary', '')} services are ready"))
     stalled = next((c for c in status.get("conditions", []) if c["type"] == "Stalled"), None)
     was = next((c for c in (prev or {}).get("conditions", []) if c.get("type") == "Stalled"), None)
-    if stalled and stalled["status"] == "True" and (not was or was.get("status") != "True"
-                                                    or was.get("reason") != stalled["reason"]):
+    if (
+        stalled
+        and stalled["status"] == "True"
+        and (not was or was.get("status") != "True" or was.get("reason") != stalled["reason"])
+    ):
         events.append(("Warning", stalled["reason"], stalled["message"]))
     before = {s["serviceId"]: s["reason"] for s in (prev or {}).get("skipped", [])}
     after = {s["serviceId"]: s["reason"] for s in status.get("skipped", [])}
@@ -138,8 +157,13 @@ def _safe_error(obj: dict[str, Any], exc: ApiError) -> str:
     return f"{where}: {exc.status.message}"
 
 
-async def reconcile(body: dict[str, Any], cluster: Cluster, defaults: StackDefaults, cache: ApplyCache,
-                    catalog: Catalog | None = None) -> Outcome:
+async def reconcile(
+    body: dict[str, Any],
+    cluster: Cluster,
+    defaults: StackDefaults,
+    cache: ApplyCache,
+    catalog: Catalog | None = None,
+) -> Outcome:
     cat = catalog or load_catalog()
     meta = body["metadata"]
     name, ns = meta["name"], meta["namespace"]
@@ -162,8 +186,9 @@ async def reconcile(body: dict[str, Any], cluster: Cluster, defaults: StackDefau
     live = await cluster.list_children(ns, name)
     live_by_key = {ObjectKey.of(o): o for o in live}
     try:
-        plan, ctx, options = plan_stack(cat, spec, name, ns, defaults, make_rng(None), cred_data,
-                                        existing_values(live))
+        plan, ctx, options = plan_stack(
+            cat, spec, name, ns, defaults, make_rng(None), cred_data, existing_values(live)
+        )
     except PlanError as exc:
         st = _dump(stalled_status(prev, generation, "InvalidSpec", str(exc)))
         return Outcome(st, _events(prev, st))
@@ -229,13 +254,20 @@ async def reconcile(body: dict[str, Any], cluster: Cluster, defaults: StackDefau
 
     workloads = {
         (o["metadata"].get("labels") or {}).get(LABEL_SERVICE, ""): o
-        for k, o in applied.items() if k.kind in WORKLOAD_KINDS
+        for k, o in applied.items()
+        if k.kind in WORKLOAD_KINDS
     }
-    status = stack_status(plan, ctx, effective(ctx, options), workloads, waiting, db_failed, warnings, prev,
-                          generation)
+    status = stack_status(
+        plan, ctx, effective(ctx, options), workloads, waiting, db_failed, warnings, prev, generation
+    )
     if errors:
-        status = status.model_copy(update={"conditions": stalled_status(
-            prev, generation, "ApplyFailed", "; ".join(errors)[:2000]).conditions})
+        status = status.model_copy(
+            update={
+                "conditions": stalled_status(
+                    prev, generation, "ApplyFailed", "; ".join(errors)[:2000]
+                ).conditions
+            }
+        )
     st = _dump(status)
     return Outcome(st, _events(prev, st))
 

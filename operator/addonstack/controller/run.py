@@ -23,13 +23,16 @@ async def operator(settings: OperatorSettings, stop_flag: asyncio.Event | None =
         standalone=settings.peering is None,
         peering_name=settings.peering,
         priority=settings.priority,
-        liveness_endpoint=(f"http://{settings.health_host}:{settings.health_port}/healthz"
-                           if settings.health_port else None),
+        liveness_endpoint=(
+            f"http://{settings.health_host}:{settings.health_port}/healthz" if settings.health_port else None
+        ),
         stop_flag=stop_flag,
     )
 
 
 def run(settings: OperatorSettings, verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     asyncio.run(operator(settings))

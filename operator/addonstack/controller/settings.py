@@ -22,7 +22,7 @@ class OperatorSettings:
     peering: str | None = None  # kopf peering name for HA; None runs standalone
     priority: int = 0
     health_port: int | None = 8080
-    health_host: str = "0.0.0.0"  # noqa: S104 - probes come from the kubelet, not loopback
+    health_host: str = "0.0.0.0"
     kubeconfig: str | None = None
     max_workers: int = 20
 

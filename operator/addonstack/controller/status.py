@@ -49,36 +49,80 @@ def workload_state(obj: Mapping[str, Any] | None, waiting_for_db: bool) -> tuple
     return "Progressing", ready, desired, f"{ready}/{desired} replicas ready"
 
 
-def _condition(prev: Mapping[str, Mapping[str, Any]], type_: str, status: bool, reason: str, message: str,
-               generation: int) -> Condition:
+def _condition(
+    prev: Mapping[str, Mapping[str, Any]],
+    type_: str,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int,
+) -> Condition:
     value = "True" if status else "False"
     old = prev.get(type_)
     since = old.get("lastTransitionTime") if old and old.get("status") == value else None
-    return Condition(type=type_, status=value, reason=reason, message=message,
-                     last_transition_time=since or now(), observed_generation=generation)
+    return Condition(
+        type=type_,
+        status=value,
+        reason=reason,
+        message=message,
+        last_transition_time=since or now(),
+        observed_generation=generation,
+    )
 
 
-def conditions(prev_status: Mapping[str, Any] | None, generation: int, *, ready: bool, reconciling: bool,
-               stalled: bool, reason: str, message: str) -> list[Condition]:
+def conditions(
+    prev_status: Mapping[str, Any] | None,
+    generation: int,
+    *,
+    ready: bool,
+    reconciling: bool,
+    stalled: bool,
+    reason: str,
+    message: str,
+) -> list[Condition]:
     prev = {c.get("type", ""): c for c in (prev_status or {}).get("conditions") or []}
     return [
-        _condition(prev, "Ready", ready, "Ready" if ready else reason, message if not ready else "all services ready",
-                   generation),
-        _condition(prev, "Reconciling", reconciling, reason if reconciling else "Idle",
-                   message if reconciling else "", generation),
-        _condition(prev, "Stalled", stalled, reason if stalled else "Idle", message if stalled else "", generation),
+        _condition(
+            prev,
+            "Ready",
+            ready,
+            "Ready" if ready else reason,
+            message if not ready else "all services ready",
+            generation,
+        ),
+        _condition(
+            prev,
+            "Reconciling",
+            reconciling,
+            reason if reconciling else "Idle",
+            message if reconciling else "",
+            generation,
+        ),
+        _condition(
+            prev, "Stalled", stalled, reason if stalled else "Idle", message if stalled else "", generation
+        ),
     ]
 
 
-def stalled_status(prev_status: Mapping[str, Any] | None, generation: int, reason: str, message: str
-                   ) -> AddonStackStatus:
+def stalled_status(
+    prev_status: Mapping[str, Any] | None, generation: int, reason: str, message: str
+) -> AddonStackStatus:
     """Status for a spec that cannot be acted on; keeps the last known services and routes."""
     prev = AddonStackStatus.model_validate(prev_status or {}) if prev_status else AddonStackStatus()
-    return prev.model_copy(update={
-        "observed_generation": generation,
-        "conditions": conditions(prev_status, generation, ready=False, reconciling=False, stalled=True,
-                                 reason=reason, message=message),
-    })
+    return prev.model_copy(
+        update={
+            "observed_generation": generation,
+            "conditions": conditions(
+                prev_status,
+                generation,
+                ready=False,
+                reconciling=False,
+                stalled=True,
+                reason=reason,
+                message=message,
+            ),
+        }
+    )
 
 
 def stack_status(
@@ -96,9 +140,13 @@ def stack_status(
     for p in plan.services:
         phase, ready, desired, msg = workload_state(workloads.get(p.id), p.id in waiting_for_db)
         image = ((workloads.get(p.id) or {}).get("spec") or {}).get("template", {}).get("spec", {}).get(
-            "containers", [{}])[0].get("image") or p.image
-        services.append(ServiceStatus(id=p.id, phase=phase, ready_replicas=ready, replicas=desired, image=image,
-                                      message=msg))
+            "containers", [{}]
+        )[0].get("image") or p.image
+        services.append(
+            ServiceStatus(
+                id=p.id, phase=phase, ready_replicas=ready, replicas=desired, image=image, message=msg
+            )
+        )
     n_ready = sum(1 for s in services if s.phase in ("Ready", "Paused"))
     all_ready = n_ready == len(services)
     failed = [s.id for s in services if s.phase == "Failed"]
@@ -107,9 +155,14 @@ def stack_status(
     elif failed:
         stalled, reason, message = True, "RolloutFailed", f"rollout failed: {', '.join(failed)}"
     elif not all_ready:
-        stalled, reason, message = False, "Progressing", (
-            f"{n_ready}/{len(services)} services ready; waiting for "
-            + ", ".join(s.id for s in services if s.phase not in ("Ready", "Paused")))
+        stalled, reason, message = (
+            False,
+            "Progressing",
+            (
+                f"{n_ready}/{len(services)} services ready; waiting for "
+                + ", ".join(s.id for s in services if s.phase not in ("Ready", "Paused"))
+            ),
+        )
     else:
         stalled, reason, message = False, "Ready", "all services ready"
     routes = []
@@ -121,19 +174,36 @@ def stack_status(
                 url = f"{scheme}://{r.service_id}.{ctx.ingress.host.removeprefix('*.')}/"
             else:
                 url = f"{scheme}://{ctx.ingress.host}{ctx.ingress.path_prefix.rstrip('/')}{r.path}/"
-        routes.append(RouteStatus(service_id=r.service_id, protocol=r.protocol, port=r.port, path=r.path, url=url))
+        routes.append(
+            RouteStatus(service_id=r.service_id, protocol=r.protocol, port=r.port, path=r.path, url=url)
+        )
     return AddonStackStatus(
         observed_generation=generation,
-        conditions=conditions(prev_status, generation, ready=all_ready and not stalled,
-                              reconciling=not all_ready and not stalled, stalled=stalled, reason=reason,
-                              message=message),
+        conditions=conditions(
+            prev_status,
+            generation,
+            ready=all_ready and not stalled,
+            reconciling=not all_ready and not stalled,
+            stalled=stalled,
+            reason=reason,
+            message=message,
+        ),
         summary=f"{n_ready}/{len(services)}",
         skipped_count=len(plan.skipped),
         services=services,
-        skipped=[SkippedStatus(service_id=s.service_id, reason=s.reason, details=s.details,
-                               required_credentials=s.required_credentials) for s in plan.skipped],
+        skipped=[
+            SkippedStatus(
+                service_id=s.service_id,
+                reason=s.reason,
+                details=s.details,
+                required_credentials=s.required_credentials,
+            )
+            for s in plan.skipped
+        ],
         routes=routes,
         warnings=warnings,
         effective=eff,
-        generated_secret_keys=sorted(f"{p.id}.{v.key}" for p in plan.services for v in p.service.env if v.generate),
+        generated_secret_keys=sorted(
+            f"{p.id}.{v.key}" for p in plan.services for v in p.service.env if v.generate
+        ),
     )

@@ -100,7 +100,10 @@ def _routes(services: Sequence[PlannedService]) -> list[ProxyRoute]:
             elif port.protocol != "http":
                 routes.append(
                     ProxyRoute(
-                        service_id=p.id, path=None, port=port.container, protocol=port.protocol,
+                        service_id=p.id,
+                        path=None,
+                        port=port.container,
+                        protocol=port.protocol,
                         strip_prefix=False,
                     )
                 )

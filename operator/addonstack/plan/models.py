@@ -26,7 +26,6 @@ from addonstack.catalog.model import ENV_KEY_PATTERN, ID_PATTERN
 INSTANCE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 
-
 def _matching(pattern: str, fix: str) -> Any:
     compiled = re.compile(pattern)
 
@@ -40,16 +39,32 @@ def _matching(pattern: str, fix: str) -> Any:
 
 InstanceId = Annotated[
     str,
-    _matching(INSTANCE_PATTERN, "use 1-63 lower-case letters, digits or '-', not starting or ending "
-              "with '-' (e.g. 'tenant-42')"),
-    WithJsonSchema({"type": "string", "pattern": INSTANCE_PATTERN, "maxLength": 63,
-                    "description": "DNS label: 1-63 of [a-z0-9-], not starting or ending with '-'."}),
+    _matching(
+        INSTANCE_PATTERN,
+        "use 1-63 lower-case letters, digits or '-', not starting or ending with '-' (e.g. 'tenant-42')",
+    ),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": INSTANCE_PATTERN,
+            "maxLength": 63,
+            "description": "DNS label: 1-63 of [a-z0-9-], not starting or ending with '-'.",
+        }
+    ),
 ]
 Id = Annotated[
     str,
-    _matching(ID_PATTERN, "catalog ids are lower-case letters, digits and '-' (see `addonstack catalog list`)"),
-    WithJsonSchema({"type": "string", "pattern": ID_PATTERN, "maxLength": 40,
-                    "description": "A catalog id: [a-z0-9-], 1-40 characters."}),
+    _matching(
+        ID_PATTERN, "catalog ids are lower-case letters, digits and '-' (see `addonstack catalog list`)"
+    ),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": ID_PATTERN,
+            "maxLength": 40,
+            "description": "A catalog id: [a-z0-9-], 1-40 characters.",
+        }
+    ),
 ]
 EnvKey = Annotated[str, Field(pattern=ENV_KEY_PATTERN)]
 HostPort = Annotated[int, Field(ge=1, le=65535)]

@@ -59,8 +59,16 @@ class ServiceOverride(SpecModel):
 class Ingress(SpecModel):
     enabled: bool | None = None
     class_name: K8sName | None = None
-    host: Annotated[str, Field(pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
-                               max_length=253)] | None = None
+    host: (
+        Annotated[
+            str,
+            Field(
+                pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+                max_length=253,
+            ),
+        ]
+        | None
+    ) = None
     tls_secret_name: K8sName | None = None
     path_prefix: Annotated[str, Field(pattern=r"^/[a-z0-9/_-]*$", max_length=100)] | None = None
     per_service_hosts: bool | None = Field(

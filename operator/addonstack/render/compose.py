@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from addonstack.catalog.model import HealthCheck
 from addonstack.constants import (
     COMPOSE_NETWORK,
@@ -136,7 +135,7 @@ def render_compose(plan: StackPlan) -> dict[str, Any]:
         },
         "services": services,
     }
-    volumes = {volume_key(p.id, v.name): {} for p in plan.services for v in p.service.volumes}
+    volumes: dict[str, Any] = {volume_key(p.id, v.name): {} for p in plan.services for v in p.service.volumes}
     if volumes:
         doc["volumes"] = volumes
     doc["networks"] = {COMPOSE_NETWORK: {"external": True}}

@@ -77,24 +77,34 @@ def spec_schema(cat: Catalog) -> dict[str, Any]:
     props["services"]["minItems"] = 1
     props["skillPacks"]["items"]["enum"] = pack_ids
     props["skillPacks"]["x-kubernetes-list-type"] = "set"
-    props["overrides"]["x-kubernetes-validations"] = [*props["overrides"]["x-kubernetes-validations"], {
-        "rule": "self.all(k, k in " + _cel_list(addon_ids) + ")",
-        "message": "overrides: keys must be catalog service ids (see `addonstack catalog list`)",
-    }]
+    props["overrides"]["x-kubernetes-validations"] = [
+        *props["overrides"]["x-kubernetes-validations"],
+        {
+            "rule": "self.all(k, k in " + _cel_list(addon_ids) + ")",
+            "message": "overrides: keys must be catalog service ids (see `addonstack catalog list`)",
+        },
+    ]
     ing = props["ingress"]
     ing["x-kubernetes-validations"] = [
-        {"rule": "!has(self.tlsSecretName) || has(self.host)",
-         "message": "ingress.tlsSecretName needs ingress.host: TLS certificates are issued per host"},
-        {"rule": "!has(self.perServiceHosts) || !self.perServiceHosts || has(self.host)",
-         "message": "ingress.perServiceHosts needs ingress.host (services get <service>.<host>)"},
+        {
+            "rule": "!has(self.tlsSecretName) || has(self.host)",
+            "message": "ingress.tlsSecretName needs ingress.host: TLS certificates are issued per host",
+        },
+        {
+            "rule": "!has(self.perServiceHosts) || !self.perServiceHosts || has(self.host)",
+            "message": "ingress.perServiceHosts needs ingress.host (services get <service>.<host>)",
+        },
     ]
     ov = props["overrides"]["additionalProperties"]
-    ov["properties"]["storageSize"]["x-kubernetes-validations"] = [{
-        "rule": "quantity(self).isGreaterThan(quantity('0'))", "message": "storageSize must be positive"}]
-    spec["x-kubernetes-validations"] = [{
-        "rule": "!has(self.database) || !has(self.database.host) || has(self.database.adminSecretRef)",
-        "message": "database.host needs database.adminSecretRef (an admin role creates each service's database)",
-    }]
+    ov["properties"]["storageSize"]["x-kubernetes-validations"] = [
+        {"rule": "quantity(self).isGreaterThan(quantity('0'))", "message": "storageSize must be positive"}
+    ]
+    spec["x-kubernetes-validations"] = [
+        {
+            "rule": "!has(self.database) || !has(self.database.host) || has(self.database.adminSecretRef)",
+            "message": "database.host needs database.adminSecretRef (an admin role creates each service's database)",
+        }
+    ]
     return spec
 
 
@@ -108,39 +118,59 @@ def render_crd(cat: Catalog | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{API_GROUP}",
-                     "labels": {"app.kubernetes.io/name": "addonstack", "app.kubernetes.io/part-of": "addonstack"}},
+        "metadata": {
+            "name": f"{PLURAL}.{API_GROUP}",
+            "labels": {"app.kubernetes.io/name": "addonstack", "app.kubernetes.io/part-of": "addonstack"},
+        },
         "spec": {
             "group": API_GROUP,
-            "names": {"kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL, "singular": KIND.lower(),
-                      "shortNames": ["stack", "stacks"], "categories": ["addonstack"]},
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": KIND.lower(),
+                "shortNames": ["stack", "stacks"],
+                "categories": ["addonstack"],
+            },
             "scope": "Namespaced",
-            "versions": [{
-                "name": API_VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [
-                    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
-                    {"name": "Services", "type": "string", "jsonPath": ".status.summary"},
-                    {"name": "Skipped", "type": "integer", "jsonPath": ".status.skippedCount"},
-                    {"name": "Reason", "type": "string", "priority": 1,
-                     "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
-                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ],
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "description": "A tenant's selection of self-hosted services, deployed and kept converged.",
-                    "required": ["spec"],
-                    "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
-                        "spec": spec_schema(cat),
-                        "status": status,
+            "versions": [
+                {
+                    "name": API_VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {
+                            "name": "Ready",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                        },
+                        {"name": "Services", "type": "string", "jsonPath": ".status.summary"},
+                        {"name": "Skipped", "type": "integer", "jsonPath": ".status.skippedCount"},
+                        {
+                            "name": "Reason",
+                            "type": "string",
+                            "priority": 1,
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A tenant's selection of self-hosted services, deployed and kept converged.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(cat),
+                                "status": status,
+                            },
+                        }
                     },
-                }},
-            }],
+                }
+            ],
         },
     }
 
@@ -151,8 +181,10 @@ def crd_path(root: Path | None = None) -> Path:
 
 
 def crd_yaml(cat: Catalog | None = None) -> str:
-    return "# Generated by `python -m addonstack.render.crd` from the pydantic models. Do not edit.\n" + \
-        yamlio.dump(render_crd(cat))
+    return (
+        "# Generated by `python -m addonstack.render.crd` from the pydantic models. Do not edit.\n"
+        + yamlio.dump(render_crd(cat))
+    )
 
 
 if __name__ == "__main__":

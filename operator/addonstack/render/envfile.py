@@ -26,9 +26,7 @@ def quote(value: str) -> str:
         return value
     if "'" not in value and "\n" not in value and "\\" not in value:
         return f"'{value}'"
-    escaped = (
-        value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", "\\n")
-    )
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", "\\n")
     return f'"{escaped}"'
 
 

@@ -154,8 +154,10 @@ def _container_env(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings
             elif isinstance(seg, PlatformRef):
                 entry = _platform_env(ctx, seg.key)
                 if entry is None:
-                    warnings.append(f"{p.id}: {var.key} uses platform key {seg.key}, which this stack does "
-                                    "not provide; it expands to an empty string")
+                    warnings.append(
+                        f"{p.id}: {var.key} uses platform key {seg.key}, which this stack does "
+                        "not provide; it expands to an empty string"
+                    )
                     continue
                 if entry["name"] not in defined:
                     head.append(entry)
@@ -206,8 +208,12 @@ def _probe(hc: HealthCheck, kind: str) -> dict[str, Any]:
         handler = {"tcpSocket": {"port": hc.tcp.port}}
     else:
         handler = {"exec": {"command": list(hc.exec or [])}}
-    probe = {**handler, "periodSeconds": hc.interval_seconds, "timeoutSeconds": hc.timeout_seconds,
-             "failureThreshold": hc.retries}
+    probe = {
+        **handler,
+        "periodSeconds": hc.interval_seconds,
+        "timeoutSeconds": hc.timeout_seconds,
+        "failureThreshold": hc.retries,
+    }
     if kind == "startup":
         probe["periodSeconds"] = 5
         probe["failureThreshold"] = max(1, hc.start_period_seconds // 5) + hc.retries
@@ -257,7 +263,9 @@ def _pvc_spec(size: str) -> dict[str, Any]:
     return {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
 
 
-def _workload(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: list[str]) -> list[dict[str, Any]]:
+def _workload(
+    plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: list[str]
+) -> list[dict[str, Any]]:
     svc = p.service
     ov = ctx.overrides.get(p.id)
     container: dict[str, Any] = {
@@ -271,8 +279,15 @@ def _workload(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: lis
         container["args"] = [_k8s_escape(c) for c in svc.args]
     if svc.ports:
         container["ports"] = [
-            {k: v for k, v in {"name": port.name, "containerPort": port.container,
-                               "protocol": "UDP" if port.protocol == "udp" else "TCP"}.items() if v is not None}
+            {
+                k: v
+                for k, v in {
+                    "name": port.name,
+                    "containerPort": port.container,
+                    "protocol": "UDP" if port.protocol == "udp" else "TCP",
+                }.items()
+                if v is not None
+            }
             for port in svc.ports
         ]
     env = _container_env(plan, ctx, p, warnings)
@@ -284,7 +299,7 @@ def _workload(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: lis
         container["readinessProbe"] = _probe(svc.health_check, "readiness")
         container["livenessProbe"] = _probe(svc.health_check, "liveness")
         container["startupProbe"] = _probe(svc.health_check, "startup")
-    size = (ov.storage_size if ov and ov.storage_size else None)
+    size = ov.storage_size if ov and ov.storage_size else None
     if svc.volumes:
         container["volumeMounts"] = [{"name": v.name, "mountPath": v.container_path} for v in svc.volumes]
     secret, config = _stored(plan, p)
@@ -312,49 +327,87 @@ def _workload(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: lis
         }
         if svc.volumes:
             spec["volumeClaimTemplates"] = [
-                {"metadata": {"name": v.name, "labels": labels(ctx, p.id)},
-                 "spec": _pvc_spec(size or f"{v.size_gi}Gi")}
+                {
+                    "metadata": {"name": v.name, "labels": labels(ctx, p.id)},
+                    "spec": _pvc_spec(size or f"{v.size_gi}Gi"),
+                }
                 for v in svc.volumes
             ]
-        objs.append({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(ctx, p.id, p.id),
-                     "spec": spec})
+        objs.append(
+            {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(ctx, p.id, p.id), "spec": spec}
+        )
     else:
         if svc.volumes:
             pod_spec["volumes"] = [
-                {"name": v.name, "persistentVolumeClaim": {"claimName": volume_key(p.id, v.name)}} for v in svc.volumes
+                {"name": v.name, "persistentVolumeClaim": {"claimName": volume_key(p.id, v.name)}}
+                for v in svc.volumes
             ]
             for v in svc.volumes:
-                objs.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                             "metadata": _meta(ctx, volume_key(p.id, v.name), p.id),
-                             "spec": _pvc_spec(size or f"{v.size_gi}Gi")})
-        objs.append({
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(ctx, p.id, p.id),
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": selector(ctx, p.id)},
-                "strategy": {"type": "Recreate"} if svc.volumes else {"type": "RollingUpdate"},
-                "template": template,
-            },
-        })
+                objs.append(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "PersistentVolumeClaim",
+                        "metadata": _meta(ctx, volume_key(p.id, v.name), p.id),
+                        "spec": _pvc_spec(size or f"{v.size_gi}Gi"),
+                    }
+                )
+        objs.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": _meta(ctx, p.id, p.id),
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": selector(ctx, p.id)},
+                    "strategy": {"type": "Recreate"} if svc.volumes else {"type": "RollingUpdate"},
+                    "template": template,
+                },
+            }
+        )
     if svc.ports:
-        objs.append({
-            "apiVersion": "v1", "kind": "Service", "metadata": _meta(ctx, p.id, p.id),
-            "spec": {
-                "selector": selector(ctx, p.id),
-                "ports": [
-                    {k: v for k, v in {"name": port.name or f"p{port.container}", "port": port.container,
-                                       "targetPort": port.container,
-                                       "protocol": "UDP" if port.protocol == "udp" else "TCP",
-                                       "appProtocol": {"http": "http", "grpc": "kubernetes.io/h2c"}.get(
-                                           port.protocol)}.items() if v is not None}
-                    for port in svc.ports
-                ],
-            },
-        })
-    objs.append({"apiVersion": "v1", "kind": "Secret", "metadata": _meta(ctx, secret_name(p.id), p.id),
-                 "type": "Opaque", "stringData": secret})
-    objs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(ctx, config_name(p.id), p.id),
-                 "data": config})
+        objs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": _meta(ctx, p.id, p.id),
+                "spec": {
+                    "selector": selector(ctx, p.id),
+                    "ports": [
+                        {
+                            k: v
+                            for k, v in {
+                                "name": port.name or f"p{port.container}",
+                                "port": port.container,
+                                "targetPort": port.container,
+                                "protocol": "UDP" if port.protocol == "udp" else "TCP",
+                                "appProtocol": {"http": "http", "grpc": "kubernetes.io/h2c"}.get(
+                                    port.protocol
+                                ),
+                            }.items()
+                            if v is not None
+                        }
+                        for port in svc.ports
+                    ],
+                },
+            }
+        )
+    objs.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": _meta(ctx, secret_name(p.id), p.id),
+            "type": "Opaque",
+            "stringData": secret,
+        }
+    )
+    objs.append(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta(ctx, config_name(p.id), p.id),
+            "data": config,
+        }
+    )
     return objs
 
 
@@ -368,17 +421,34 @@ def _host_service(ctx: K8sContext, name: str, host: str, port: int) -> list[dict
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return [{"apiVersion": "v1", "kind": "Service", "metadata": meta,
-                 "spec": {"type": "ExternalName", "externalName": host,
-                          "ports": [{"name": "tcp", "port": port, "protocol": "TCP"}]}}]
-    svc = {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-           "spec": {"ports": [{"name": "tcp", "port": port, "targetPort": port, "protocol": "TCP"}]}}
+        return [
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": meta,
+                "spec": {
+                    "type": "ExternalName",
+                    "externalName": host,
+                    "ports": [{"name": "tcp", "port": port, "protocol": "TCP"}],
+                },
+            }
+        ]
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {"ports": [{"name": "tcp", "port": port, "targetPort": port, "protocol": "TCP"}]},
+    }
     eps_meta = _meta(ctx, f"{name}-platform", name, "platform")
     eps_meta["labels"]["kubernetes.io/service-name"] = name
-    eps = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": eps_meta,
-           "addressType": "IPv6" if ip.version == 6 else "IPv4",
-           "endpoints": [{"addresses": [str(ip)]}],
-           "ports": [{"name": "tcp", "port": port, "protocol": "TCP"}]}
+    eps = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": eps_meta,
+        "addressType": "IPv6" if ip.version == 6 else "IPv4",
+        "endpoints": [{"addresses": [str(ip)]}],
+        "ports": [{"name": "tcp", "port": port, "protocol": "TCP"}],
+    }
     return [svc, eps]
 
 
@@ -398,12 +468,18 @@ def _db_job(ctx: K8sContext, plan: StackPlan, action: str) -> dict[str, Any]:
     ]
     if action == "setup":
         for need in plan.databases:
-            env.append({"name": need.password_env,
-                        "valueFrom": {"secretKeyRef": {"name": secret_name(need.service_id),
-                                                       "key": need.password_key}}})
+            env.append(
+                {
+                    "name": need.password_env,
+                    "valueFrom": {
+                        "secretKeyRef": {"name": secret_name(need.service_id), "key": need.password_key}
+                    },
+                }
+            )
     script = setup_script(plan.databases) if action == "setup" else drop_script(plan.databases)
     return {
-        "apiVersion": "batch/v1", "kind": "Job",
+        "apiVersion": "batch/v1",
+        "kind": "Job",
         "metadata": _meta(ctx, db_job_name(ctx, plan, action), "postgres-setup", f"database-{action}"),
         "spec": {
             "backoffLimit": 6,
@@ -413,15 +489,29 @@ def _db_job(ctx: K8sContext, plan: StackPlan, action: str) -> dict[str, Any]:
                     "restartPolicy": "OnFailure",
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 70,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [{
-                        "name": "psql", "image": POSTGRES_CLIENT_IMAGE, "imagePullPolicy": "IfNotPresent",
-                        "command": ["sh", "-c", script], "env": env,
-                        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
-                        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                            "readOnlyRootFilesystem": True},
-                    }],
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 70,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "psql",
+                            "image": POSTGRES_CLIENT_IMAGE,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["sh", "-c", script],
+                            "env": env,
+                            "resources": {
+                                "requests": {"cpu": "10m", "memory": "32Mi"},
+                                "limits": {"memory": "128Mi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                                "readOnlyRootFilesystem": True,
+                            },
+                        }
+                    ],
                 },
             },
         },
@@ -465,13 +555,25 @@ def _ingress(plan: StackPlan, ctx: K8sContext, warnings: list[str]) -> list[dict
             elif traefik:
                 path, path_type = prefix, "Prefix"
                 annotations["traefik.ingress.kubernetes.io/router.middlewares"] = (
-                    f"{ctx.namespace}-{ctx.stack}-strip@kubernetescrd")
+                    f"{ctx.namespace}-{ctx.stack}-strip@kubernetescrd"
+                )
             else:
                 path, path_type = prefix, "Prefix"
-                warnings.append(f"ingress: class {ing.class_name!r} has no known prefix stripping; "
-                                f"{route.service_id} gets {prefix} unstripped (use perServiceHosts)")
-        rule: dict[str, Any] = {"http": {"paths": [{"path": path, "pathType": path_type, "backend": {
-            "service": {"name": route.service_id, "port": {"number": route.port}}}}]}}
+                warnings.append(
+                    f"ingress: class {ing.class_name!r} has no known prefix stripping; "
+                    f"{route.service_id} gets {prefix} unstripped (use perServiceHosts)"
+                )
+        rule: dict[str, Any] = {
+            "http": {
+                "paths": [
+                    {
+                        "path": path,
+                        "pathType": path_type,
+                        "backend": {"service": {"name": route.service_id, "port": {"number": route.port}}},
+                    }
+                ]
+            }
+        }
         if host:
             rule["host"] = host
         spec: dict[str, Any] = {"rules": [rule]}
@@ -500,9 +602,12 @@ def _peer(sel: PeerSelector | None) -> dict[str, Any] | None:
 def _network_policies(plan: StackPlan, ctx: K8sContext) -> list[dict[str, Any]]:
     if not ctx.network_policy:
         return []
-    deny = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": _meta(ctx, f"{ctx.stack}-default-deny", "network-policy", "network-policy"),
-            "spec": {"podSelector": {"matchLabels": {LABEL_STACK: ctx.stack}}, "policyTypes": ["Ingress"]}}
+    deny = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(ctx, f"{ctx.stack}-default-deny", "network-policy", "network-policy"),
+        "spec": {"podSelector": {"matchLabels": {LABEL_STACK: ctx.stack}}, "policyTypes": ["Ingress"]},
+    }
     out = [deny]
     routed = {r.service_id for r in plan.routes if r.protocol == "http"}
     for p in plan.services:
@@ -517,10 +622,18 @@ def _network_policies(plan: StackPlan, ctx: K8sContext) -> list[dict[str, Any]]:
             peers.append(gw)
         if not peers:
             continue
-        out.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                    "metadata": _meta(ctx, f"{p.id}-allow", p.id, "network-policy"),
-                    "spec": {"podSelector": {"matchLabels": selector(ctx, p.id)}, "policyTypes": ["Ingress"],
-                             "ingress": [{"from": peers}]}})
+        out.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": _meta(ctx, f"{p.id}-allow", p.id, "network-policy"),
+                "spec": {
+                    "podSelector": {"matchLabels": selector(ctx, p.id)},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": peers}],
+                },
+            }
+        )
     return out
 
 

@@ -46,7 +46,9 @@ def credentials_from_secret(
         if dot:
             svc = cat.services.get(sid)
             if svc is None or svc.env_var(key) is None:
-                warnings.append(f"credentials: key {raw_key!r} matches no variable of a catalog service; ignored")
+                warnings.append(
+                    f"credentials: key {raw_key!r} matches no variable of a catalog service; ignored"
+                )
                 continue
             out.setdefault(sid, {})[key] = value
             continue
@@ -58,13 +60,14 @@ def credentials_from_secret(
     return out, warnings
 
 
-def options_from_spec(spec: AddonStackSpec, defaults: StackDefaults, credentials: dict[str, dict[str, str]]
-                      ) -> StackOptions:
+def options_from_spec(
+    spec: AddonStackSpec, defaults: StackDefaults, credentials: dict[str, dict[str, str]]
+) -> StackOptions:
     return StackOptions(
         skill_packs=spec.skill_packs or [],
         credentials=credentials,
         prebuilt_images=spec.prebuilt_images or {},
-        platform=spec.platform or defaults.platform,  # type: ignore[arg-type]
+        platform=spec.platform or defaults.platform,
         gpu=spec.gpu if spec.gpu is not None else defaults.gpu,
     )
 
@@ -96,14 +99,20 @@ def context_from_spec(spec: AddonStackSpec, name: str, namespace: str, defaults:
         redis_port=redis.port if redis and redis.port else 6379,
         redis_password=(
             (redis.password_secret_ref.name, redis.password_secret_ref.key)
-            if redis and redis.password_secret_ref else None
+            if redis and redis.password_secret_ref
+            else None
         ),
         network_policy=net.enabled if net and net.enabled is not None else defaults.network_policy,
-        ingress_peer=(net.ingress_controller if net and net.ingress_controller
-                      else PeerSelector(namespace=defaults.ingress_namespace)),
-        gateway_peer=(net.gateway if net and net.gateway
-                      else PeerSelector(namespace=defaults.gateway_namespace,
-                                        pod_labels=dict(defaults.gateway_labels))),
+        ingress_peer=(
+            net.ingress_controller
+            if net and net.ingress_controller
+            else PeerSelector(namespace=defaults.ingress_namespace)
+        ),
+        gateway_peer=(
+            net.gateway
+            if net and net.gateway
+            else PeerSelector(namespace=defaults.gateway_namespace, pod_labels=dict(defaults.gateway_labels))
+        ),
         overrides=dict(spec.overrides or {}),
     )
 

@@ -6,11 +6,8 @@ from typing import Any
 
 import yaml
 
-try:
-    _Dumper: type[yaml.SafeDumper] = yaml.CSafeDumper
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML without libyaml
-    _Dumper, _Loader = yaml.SafeDumper, yaml.SafeLoader
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # the C emitter when libyaml is present
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def dump(data: Any) -> str:
