@@ -187,8 +187,20 @@ def crd_yaml(cat: Catalog | None = None) -> str:
     )
 
 
+def chart_copies(root: Path | None = None) -> list[tuple[Path, Path]]:
+    """(source in crds/, copy in the CRD chart) pairs; the chart ships copies of crds/."""
+    base = root or Path(__file__).resolve().parents[3]
+    files = base / "deploy" / "chart" / "addonstack-crds" / "files"
+    return [(p, files / p.name) for p in sorted((base / "crds").glob("*.yaml"))]
+
+
 if __name__ == "__main__":
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else crd_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(crd_yaml(), encoding="utf-8")
     print(path)
+    if len(sys.argv) == 1:
+        for src, dst in chart_copies():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_text(src.read_text(encoding="utf-8"), encoding="utf-8")
+            print(dst)

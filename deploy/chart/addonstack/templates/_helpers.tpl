@@ -1,0 +1,42 @@
+{{- define "addonstack.name" -}}addonstack-operator{{- end -}}
+{{- define "addonstack.labels" -}}
+app.kubernetes.io/name: {{ include "addonstack.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: addonstack
+{{- end -}}
+{{- define "addonstack.selector" -}}
+app.kubernetes.io/name: {{ include "addonstack.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+{{/* The rules the operator needs in a namespace it manages: exactly what reconcile and finalize call. */}}
+{{- define "addonstack.rules" -}}
+- apiGroups: [addonstack.dev]
+  resources: [addonstacks]
+  verbs: [get, list, watch, patch]
+- apiGroups: [addonstack.dev]
+  resources: [addonstacks/status]
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [secrets, configmaps, services, persistentvolumeclaims]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses, networkpolicies]
+  verbs: [get, list, create, patch, delete]
+{{- end -}}

@@ -1,0 +1,70 @@
+"""Install paths: the CRD is current, charts lint and render valid objects with Helm 3 and 4, and the
+plain manifests are exactly what the charts render."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes_validate import validate
+
+from addonstack.render.crd import chart_copies, crd_path, crd_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHARTS = ROOT / "deploy" / "chart"
+TOOLS = Path.home() / ".cache" / "addonstack" / "tools"
+
+
+def _helm(major: int) -> Path:
+    name = "helm3" if major == 3 else "helm"
+    found = sorted(p for p in TOOLS.glob(f"*/{name}") if p.is_file())
+    if not found:
+        pytest.fail(f"{name} not found under {TOOLS}: run `make tools` (tools/k8s/tools.sh)")
+    return found[-1]
+
+
+def test_committed_crd_is_current() -> None:
+    assert crd_path().read_text(encoding="utf-8") == crd_yaml(), "run `make crd`"
+    for src, copy in chart_copies():
+        assert copy.read_text(encoding="utf-8") == src.read_text(encoding="utf-8"), f"{copy} is stale: `make crd`"
+
+
+@pytest.mark.parametrize("major", [3, 4])
+def test_charts_lint_and_render_valid_objects(major: int) -> None:
+    helm = _helm(major)
+    for chart in ("addonstack", "addonstack-crds"):
+        res = subprocess.run([str(helm), "lint", str(CHARTS / chart)], capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout + res.stderr
+    for values in ([], ["--set", "replicas=2"], ["--set", "clusterWide=true", "--set", "watchNamespaces={}"]):
+        rendered = subprocess.run([str(helm), "template", "t", str(CHARTS / "addonstack"), "-n", "ops", *values],
+                                  capture_output=True, text=True, check=True).stdout
+        for doc in yaml.safe_load_all(rendered):
+            if doc and doc["apiVersion"] != "kopf.dev/v1":
+                validate(doc, "1.35.0", strict=True)
+
+
+def test_values_schema_rejects_bad_values() -> None:
+    helm = _helm(4)
+    res = subprocess.run([str(helm), "template", "t", str(CHARTS / "addonstack"), "--set", "replicas=0"],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "replicas" in res.stderr
+
+
+def test_no_cluster_wide_secret_read_by_default() -> None:
+    rendered = subprocess.run([str(_helm(4)), "template", "t", str(CHARTS / "addonstack")], capture_output=True,
+                              text=True, check=True).stdout
+    kinds = [d["kind"] for d in yaml.safe_load_all(rendered) if d]
+    assert "ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds
+
+
+def test_manifests_match_the_charts() -> None:
+    helm = _helm(4)
+    crds = subprocess.run([str(helm), "template", "addonstack", str(CHARTS / "addonstack-crds")],
+                          capture_output=True, text=True, check=True).stdout
+    op = subprocess.run([str(helm), "template", "addonstack", str(CHARTS / "addonstack"), "--namespace",
+                         "addonstack-system"], capture_output=True, text=True, check=True).stdout
+    manifests = ROOT / "deploy" / "manifests"
+    assert (manifests / "crds.yaml").read_text() == crds, "run tools/gen-manifests.sh"
+    assert (manifests / "operator.yaml").read_text() == op, "run tools/gen-manifests.sh"
