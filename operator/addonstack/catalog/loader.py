@@ -27,6 +27,7 @@ class CatalogError(ValueError):
     """A catalog file is malformed; the message names the file, the field path and the problem."""
 
 
+@functools.cache
 def default_catalog_dir() -> Path:
     """The catalog shipped in the wheel, or ``catalog/`` of a source checkout."""
     shipped = resources.files("addonstack") / "_catalog"

@@ -89,8 +89,7 @@ def make_rng(seed: int | None) -> random.Random:
 
 
 def generate_secret(rule: SecretRule, rng: random.Random) -> str:
-    alphabet = ALPHABETS[rule.alphabet]
-    return "".join(rng.choice(alphabet) for _ in range(rule.length))
+    return "".join(rng.choices(ALPHABETS[rule.alphabet], k=rule.length))
 
 
 def parse_template(service_id: str, template: str) -> tuple[Segment, ...]:

@@ -57,8 +57,8 @@ class ServiceOverride(SpecModel):
 
 
 class Ingress(SpecModel):
-    enabled: bool | None = None
-    class_name: K8sName | None = None
+    enabled: bool | None = Field(default=None, description="Create Ingress objects (default: true when set).")
+    class_name: K8sName | None = Field(default=None, description="IngressClass; nginx and traefik strip prefixes.")
     host: (
         Annotated[
             str,
@@ -69,7 +69,7 @@ class Ingress(SpecModel):
         ]
         | None
     ) = None
-    tls_secret_name: K8sName | None = None
+    tls_secret_name: K8sName | None = Field(default=None, description="TLS Secret for the host.")
     path_prefix: Annotated[str, Field(pattern=r"^/[a-z0-9/_-]*$", max_length=100)] | None = None
     per_service_hosts: bool | None = Field(
         default=None, description="Route <service>.<host> per service instead of <host>/<service>."
@@ -79,8 +79,10 @@ class Ingress(SpecModel):
 class Database(SpecModel):
     """The platform's PostgreSQL server; ``postgresql`` resolves to it inside the namespace."""
 
-    host: Annotated[str, Field(min_length=1, max_length=253)] | None = None
-    port: Port | None = None
+    host: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(
+        default=None, description="DNS name or IP of the server."
+    )
+    port: Port | None = Field(default=None, description="Port of the server (default 5432).")
     admin_secret_ref: SecretRef | None = Field(
         default=None, description="Secret with keys username and password of an admin role."
     )
@@ -93,32 +95,50 @@ class Redis(SpecModel):
 
 
 class PeerSelector(SpecModel):
-    namespace: K8sName | None = None
-    pod_labels: dict[str, Annotated[str, Field(max_length=63)]] | None = None
+    """Pods allowed to reach the stack's services."""
+
+    namespace: K8sName | None = Field(default=None, description="Namespace of the peers.")
+    pod_labels: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(
+        default=None, description="Labels of the peer pods."
+    )
 
 
 class NetworkPolicySpec(SpecModel):
-    enabled: bool | None = None
-    ingress_controller: PeerSelector | None = None
-    gateway: PeerSelector | None = None
+    enabled: bool | None = Field(default=None, description="Create NetworkPolicies (default true).")
+    ingress_controller: PeerSelector | None = Field(default=None, description="Where the ingress controller runs.")
+    gateway: PeerSelector | None = Field(default=None, description="Where the OpenClaw gateway runs.")
 
 
 class AddonStackSpec(SpecModel):
-    services: Annotated[list[Id], Field(max_length=250)]
-    skill_packs: Annotated[list[Id], Field(max_length=50)] | None = None
+    services: Annotated[list[Id], Field(max_length=250)] = Field(
+        description="Catalog ids to deploy; dependencies are added, platform infrastructure is skipped."
+    )
+    skill_packs: Annotated[list[Id], Field(max_length=50)] | None = Field(
+        default=None, description="Skill packs: each adds its required services and its agent skills."
+    )
     credentials_secret_ref: SecretRef | None = Field(
         default=None,
         description="Secret with user credentials: key '<serviceId>.<ENV_KEY>', or '<ENV_KEY>' for every "
         "service that has that variable.",
     )
-    prebuilt_images: dict[Id, Annotated[str, Field(min_length=1, max_length=512)]] | None = None
-    overrides: dict[Id, ServiceOverride] | None = None
-    ingress: Ingress | None = None
-    gpu: bool | None = None
-    platform: PlatformName | None = None
-    database: Database | None = None
-    redis: Redis | None = None
-    network_policy: NetworkPolicySpec | None = None
+    prebuilt_images: dict[Id, Annotated[str, Field(min_length=1, max_length=512)]] | None = Field(
+        default=None, description="Image per service id, for services without a published image or a mirror."
+    )
+    overrides: dict[Id, ServiceOverride] | None = Field(
+        default=None, description="Per-service image tag, replicas, resources and volume size."
+    )
+    ingress: Ingress | None = Field(default=None, description="HTTP routes for services with a web UI or API.")
+    gpu: bool | None = Field(
+        default=None, description="Nodes have NVIDIA GPUs: GPU-only services run and get nvidia.com/gpu."
+    )
+    platform: PlatformName | None = Field(
+        default=None, description="Node architecture; services without an image for it are skipped."
+    )
+    database: Database | None = Field(default=None, description="The platform's PostgreSQL server.")
+    redis: Redis | None = Field(default=None, description="The platform's Redis server.")
+    network_policy: NetworkPolicySpec | None = Field(
+        default=None, description="Deny-by-default ingress, allowing dependencies, the ingress controller, the gateway."
+    )
     deletion_policy: Literal["Retain", "Delete"] | None = Field(
         default=None, description="What happens to volumes, Secrets and databases when the stack goes."
     )

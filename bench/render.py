@@ -1,0 +1,98 @@
+"""Render benchmarks: generate/update (Compose) and the Kubernetes render, median and p95 per call.
+
+Run: ``python bench/render.py``. Prints a table, the ratio of each median to its target, and the ratio
+to the previous run on this machine (bench/results/render-latest.json, rewritten each run). Targets
+are a third of what the TypeScript library takes here for the same inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from addonstack import generate_addon_stack, get_all_services, update_addon_stack
+from addonstack.catalog.loader import load_catalog
+from addonstack.plan.secrets import make_rng
+from addonstack.plan.spec import AddonStackSpec
+from addonstack.render.kubernetes import render_kubernetes
+from addonstack.render.stack import StackDefaults, plan_stack
+
+RESULTS = Path(__file__).resolve().parent / "results" / "render-latest.json"
+TARGET_US = {"generate-3": 800.0, "generate-all": 14000.0, "update-add-remove": 1700.0}
+
+
+def measure(fn: Callable[[], Any], min_runs: int, min_seconds: float) -> tuple[float, float, int]:
+    fn()  # warm-up: catalog load, template compilation
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter_ns()
+        fn()
+        times.append((time.perf_counter_ns() - t0) / 1000)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.95) - 1], len(times)
+
+
+def deployable(n: int | None = None) -> list[str]:
+    cat = load_catalog()
+    ids = [s.id for s in get_all_services() if not s.needs_build and s.gpu != "required"
+           and not any(e.required for e in s.env)]
+    ids = [i for i in ids if not any(c in ids[: ids.index(i)] for c in cat.services[i].conflicts)]
+    return ids if n is None else ids[:n]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--min-runs", type=int, default=200)
+    ap.add_argument("--min-seconds", type=float, default=1.0)
+    args = ap.parse_args()
+    cat = load_catalog()
+    three = ["n8n", "qdrant", "meilisearch"]
+    everything = deployable()
+    base = generate_addon_stack({"instanceId": "bench", "services": three}, seed=1)
+    change = {"instanceId": "bench", "currentCompose": base.compose_override, "currentEnv": base.env_file,
+              "addServices": ["gotify"], "removeServices": ["meilisearch"]}
+
+    def k8s(ids: list[str]) -> Callable[[], Any]:
+        spec = AddonStackSpec(services=ids)
+
+        def run() -> Any:
+            plan, ctx, _ = plan_stack(cat, spec, "bench", "ns", StackDefaults(database_host="db",
+                                                                             database_admin_secret="a"),
+                                      make_rng(1))
+            return render_kubernetes(plan, ctx)
+
+        return run
+
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        ("generate-3", lambda: generate_addon_stack({"instanceId": "bench", "services": three})),
+        ("generate-all", lambda: generate_addon_stack({"instanceId": "bench", "services": everything})),
+        ("update-add-remove", lambda: update_addon_stack(change)),
+        ("k8s-3", k8s(three)),
+        ("k8s-all", k8s(everything)),
+    ]
+    for n in (1, 10, 50):
+        ids = deployable(n)
+        cases.append((f"generate-{n}", lambda ids=ids: generate_addon_stack({"instanceId": "b", "services": ids})))
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results: dict[str, dict[str, float]] = {}
+    print(f"catalog: {len(cat.services)} services; all deployable at once: {len(everything)}")
+    print(f"{'case':<20}{'median us':>12}{'p95 us':>12}{'runs':>8}{'target':>10}{'med/target':>12}{'vs prev':>10}")
+    for name, fn in cases:
+        med, p95, runs = measure(fn, args.min_runs if "all" not in name else 30, args.min_seconds)
+        results[name] = {"median_us": round(med, 1), "p95_us": round(p95, 1), "runs": runs}
+        target = TARGET_US.get(name)
+        prev = previous.get(name, {}).get("median_us")
+        print(f"{name:<20}{med:>12.1f}{p95:>12.1f}{runs:>8}{(f'{target:.0f}' if target else '-'):>10}"
+              f"{(f'{med / target:.2f}' if target else '-'):>12}{(f'{med / prev:.2f}' if prev else '-'):>10}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
