@@ -32,7 +32,7 @@ def assert_valid(result: object) -> None:
     # No stored value of a secret variable may appear in the Compose file.
     for group in result.env_vars:  # type: ignore[attr-defined]
         for var in group.variables:
-            if var.secret and var.value and len(var.value) >= 8:
+            if var.secret and var.env_key and var.value and len(var.value) >= 8:
                 assert var.value not in compose, f"{group.service_id}.{var.key} leaked into compose"
 
 

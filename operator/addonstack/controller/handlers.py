@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,15 @@ async def on_delete(body: kopf.Body, memo: Any, **_: Any) -> None:
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     """All handlers, with the drift interval and deletion default taken from ``settings``."""
     reg = kopf.OperatorRegistry()
+
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # kopf logs in by itself only when pykube or kubernetes is installed; we use lightkube.
+        if settings.kubeconfig:
+            os.environ["KUBECONFIG"] = settings.kubeconfig
+            return kopf.login_with_kubeconfig(**kwargs)
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    kopf.on.login(registry=reg)(login)
     default_policy = settings.defaults.deletion_policy
 
     def needs_finalizer(spec: kopf.Spec, **_: Any) -> bool:
