@@ -40,8 +40,11 @@ def measure(fn: Callable[[], Any], min_runs: int, min_seconds: float) -> tuple[f
 
 def deployable(n: int | None = None) -> list[str]:
     cat = load_catalog()
-    ids = [s.id for s in get_all_services() if not s.needs_build and s.gpu != "required"
-           and not any(e.required for e in s.env)]
+    ids = [
+        s.id
+        for s in get_all_services()
+        if not s.needs_build and s.gpu != "required" and not any(e.required for e in s.env)
+    ]
     ids = [i for i in ids if not any(c in ids[: ids.index(i)] for c in cat.services[i].conflicts)]
     return ids if n is None else ids[:n]
 
@@ -55,16 +58,26 @@ def main() -> None:
     three = ["n8n", "qdrant", "meilisearch"]
     everything = deployable()
     base = generate_addon_stack({"instanceId": "bench", "services": three}, seed=1)
-    change = {"instanceId": "bench", "currentCompose": base.compose_override, "currentEnv": base.env_file,
-              "addServices": ["gotify"], "removeServices": ["meilisearch"]}
+    change = {
+        "instanceId": "bench",
+        "currentCompose": base.compose_override,
+        "currentEnv": base.env_file,
+        "addServices": ["gotify"],
+        "removeServices": ["meilisearch"],
+    }
 
     def k8s(ids: list[str]) -> Callable[[], Any]:
         spec = AddonStackSpec(services=ids)
 
         def run() -> Any:
-            plan, ctx, _ = plan_stack(cat, spec, "bench", "ns", StackDefaults(database_host="db",
-                                                                             database_admin_secret="a"),
-                                      make_rng(1))
+            plan, ctx, _ = plan_stack(
+                cat,
+                spec,
+                "bench",
+                "ns",
+                StackDefaults(database_host="db", database_admin_secret="a"),
+                make_rng(1),
+            )
             return render_kubernetes(plan, ctx)
 
         return run
@@ -78,18 +91,24 @@ def main() -> None:
     ]
     for n in (1, 10, 50):
         ids = deployable(n)
-        cases.append((f"generate-{n}", lambda ids=ids: generate_addon_stack({"instanceId": "b", "services": ids})))
+        cases.append(
+            (f"generate-{n}", lambda ids=ids: generate_addon_stack({"instanceId": "b", "services": ids}))
+        )
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results: dict[str, dict[str, float]] = {}
     print(f"catalog: {len(cat.services)} services; all deployable at once: {len(everything)}")
-    print(f"{'case':<20}{'median us':>12}{'p95 us':>12}{'runs':>8}{'target':>10}{'med/target':>12}{'vs prev':>10}")
+    print(
+        f"{'case':<20}{'median us':>12}{'p95 us':>12}{'runs':>8}{'target':>10}{'med/target':>12}{'vs prev':>10}"
+    )
     for name, fn in cases:
         med, p95, runs = measure(fn, args.min_runs if "all" not in name else 30, args.min_seconds)
         results[name] = {"median_us": round(med, 1), "p95_us": round(p95, 1), "runs": runs}
         target = TARGET_US.get(name)
         prev = previous.get(name, {}).get("median_us")
-        print(f"{name:<20}{med:>12.1f}{p95:>12.1f}{runs:>8}{(f'{target:.0f}' if target else '-'):>10}"
-              f"{(f'{med / target:.2f}' if target else '-'):>12}{(f'{med / prev:.2f}' if prev else '-'):>10}")
+        print(
+            f"{name:<20}{med:>12.1f}{p95:>12.1f}{runs:>8}{(f'{target:.0f}' if target else '-'):>10}"
+            f"{(f'{med / target:.2f}' if target else '-'):>12}{(f'{med / prev:.2f}' if prev else '-'):>10}"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -28,7 +28,9 @@ def _helm(major: int) -> Path:
 def test_committed_crd_is_current() -> None:
     assert crd_path().read_text(encoding="utf-8") == crd_yaml(), "run `make crd`"
     for src, copy in chart_copies():
-        assert copy.read_text(encoding="utf-8") == src.read_text(encoding="utf-8"), f"{copy} is stale: `make crd`"
+        assert copy.read_text(encoding="utf-8") == src.read_text(encoding="utf-8"), (
+            f"{copy} is stale: `make crd`"
+        )
 
 
 @pytest.mark.parametrize("major", [3, 4])
@@ -37,9 +39,13 @@ def test_charts_lint_and_render_valid_objects(major: int) -> None:
     for chart in ("addonstack", "addonstack-crds"):
         res = subprocess.run([str(helm), "lint", str(CHARTS / chart)], capture_output=True, text=True)
         assert res.returncode == 0, res.stdout + res.stderr
-    for values in ([], ["--set", "replicas=2"], ["--set", "clusterWide=true", "--set", "watchNamespaces={}"]):
-        rendered = subprocess.run([str(helm), "template", "t", str(CHARTS / "addonstack"), "-n", "ops", *values],
-                                  capture_output=True, text=True, check=True).stdout
+    for values in ([], ["--set", "replicas=2"], ["--set", "clusterWide=true"]):
+        rendered = subprocess.run(
+            [str(helm), "template", "t", str(CHARTS / "addonstack"), "-n", "ops", *values],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         for doc in yaml.safe_load_all(rendered):
             if doc and doc["apiVersion"] != "kopf.dev/v1":
                 validate(doc, "1.35.0", strict=True)
@@ -47,24 +53,39 @@ def test_charts_lint_and_render_valid_objects(major: int) -> None:
 
 def test_values_schema_rejects_bad_values() -> None:
     helm = _helm(4)
-    res = subprocess.run([str(helm), "template", "t", str(CHARTS / "addonstack"), "--set", "replicas=0"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [str(helm), "template", "t", str(CHARTS / "addonstack"), "--set", "replicas=0"],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode != 0 and "replicas" in res.stderr
 
 
 def test_no_cluster_wide_secret_read_by_default() -> None:
-    rendered = subprocess.run([str(_helm(4)), "template", "t", str(CHARTS / "addonstack")], capture_output=True,
-                              text=True, check=True).stdout
+    rendered = subprocess.run(
+        [str(_helm(4)), "template", "t", str(CHARTS / "addonstack")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     kinds = [d["kind"] for d in yaml.safe_load_all(rendered) if d]
     assert "ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds
 
 
 def test_manifests_match_the_charts() -> None:
     helm = _helm(4)
-    crds = subprocess.run([str(helm), "template", "addonstack", str(CHARTS / "addonstack-crds")],
-                          capture_output=True, text=True, check=True).stdout
-    op = subprocess.run([str(helm), "template", "addonstack", str(CHARTS / "addonstack"), "--namespace",
-                         "addonstack-system"], capture_output=True, text=True, check=True).stdout
+    crds = subprocess.run(
+        [str(helm), "template", "addonstack", str(CHARTS / "addonstack-crds")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    op = subprocess.run(
+        [str(helm), "template", "addonstack", str(CHARTS / "addonstack"), "--namespace", "addonstack-system"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     manifests = ROOT / "deploy" / "manifests"
     assert (manifests / "crds.yaml").read_text() == crds, "run tools/gen-manifests.sh"
     assert (manifests / "operator.yaml").read_text() == op, "run tools/gen-manifests.sh"

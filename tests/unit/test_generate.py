@@ -272,7 +272,8 @@ def test_every_service_alone_renders_valid_compose(service_id: str) -> None:
     r = gen(
         [service_id],
         gpu=True,
-        prebuiltImages={service_id: f"registry.local:5000/{service_id}:1.0"},
+        prebuiltImages={s.id: f"registry.local:5000/{s.id}:1.0" for s in get_all_services() if s.needs_build}
+        | {service_id: f"registry.local:5000/{service_id}:1.0"},
         credentials=creds,
     )
     assert service_id in r.metadata.resolved_services, r.metadata.skipped_services

@@ -9,6 +9,9 @@ from addonstack.api import AddonStackError
 from addonstack.render import envfile, yamlio
 
 
+WITH_DEP = "mautic"  # requires the mysql addon
+
+
 def base(services: list[str] | None = None) -> object:
     return generate_addon_stack({"instanceId": "u1", "services": services or ["n8n", "qdrant"]}, seed=11)
 
@@ -73,19 +76,19 @@ def test_remove_drops_section_and_service() -> None:
 
 
 def test_removing_a_required_service_is_refused() -> None:
-    g = generate_addon_stack({"instanceId": "u1", "services": ["grafana"]}, seed=1)
+    g = generate_addon_stack({"instanceId": "u1", "services": [WITH_DEP]}, seed=1)
     required = [s for s in g.metadata.added_dependencies]
     if not required:
-        pytest.fail("grafana is expected to pull in a dependency")
+        pytest.fail(f"{WITH_DEP} is expected to pull in a dependency")
     u = upd(g, removeServices=[required[0]])
     assert required[0] in u.metadata.resolved_services
     assert any("still required" in w for w in u.warnings)
 
 
 def test_removing_dependent_and_dependency_together_works() -> None:
-    g = generate_addon_stack({"instanceId": "u1", "services": ["grafana"]}, seed=1)
+    g = generate_addon_stack({"instanceId": "u1", "services": [WITH_DEP]}, seed=1)
     dep = g.metadata.added_dependencies[0]
-    u = upd(g, removeServices=["grafana", dep])
+    u = upd(g, removeServices=[WITH_DEP, dep])
     assert u.metadata.resolved_services == []
 
 

@@ -58,7 +58,9 @@ class ServiceOverride(SpecModel):
 
 class Ingress(SpecModel):
     enabled: bool | None = Field(default=None, description="Create Ingress objects (default: true when set).")
-    class_name: K8sName | None = Field(default=None, description="IngressClass; nginx and traefik strip prefixes.")
+    class_name: K8sName | None = Field(
+        default=None, description="IngressClass; nginx and traefik strip prefixes."
+    )
     host: (
         Annotated[
             str,
@@ -105,7 +107,9 @@ class PeerSelector(SpecModel):
 
 class NetworkPolicySpec(SpecModel):
     enabled: bool | None = Field(default=None, description="Create NetworkPolicies (default true).")
-    ingress_controller: PeerSelector | None = Field(default=None, description="Where the ingress controller runs.")
+    ingress_controller: PeerSelector | None = Field(
+        default=None, description="Where the ingress controller runs."
+    )
     gateway: PeerSelector | None = Field(default=None, description="Where the OpenClaw gateway runs.")
 
 
@@ -127,7 +131,9 @@ class AddonStackSpec(SpecModel):
     overrides: dict[Id, ServiceOverride] | None = Field(
         default=None, description="Per-service image tag, replicas, resources and volume size."
     )
-    ingress: Ingress | None = Field(default=None, description="HTTP routes for services with a web UI or API.")
+    ingress: Ingress | None = Field(
+        default=None, description="HTTP routes for services with a web UI or API."
+    )
     gpu: bool | None = Field(
         default=None, description="Nodes have NVIDIA GPUs: GPU-only services run and get nvidia.com/gpu."
     )
@@ -137,7 +143,8 @@ class AddonStackSpec(SpecModel):
     database: Database | None = Field(default=None, description="The platform's PostgreSQL server.")
     redis: Redis | None = Field(default=None, description="The platform's Redis server.")
     network_policy: NetworkPolicySpec | None = Field(
-        default=None, description="Deny-by-default ingress, allowing dependencies, the ingress controller, the gateway."
+        default=None,
+        description="Deny-by-default ingress, allowing dependencies, the ingress controller, the gateway.",
     )
     deletion_policy: Literal["Retain", "Delete"] | None = Field(
         default=None, description="What happens to volumes, Secrets and databases when the stack goes."

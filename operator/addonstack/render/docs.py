@@ -13,7 +13,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from addonstack.catalog.loader import Catalog, load_catalog
-from addonstack.plan.models import AddonStackInput, AddonStackResult, AddonStackUpdateInput, AddonStackUpdateResult
+from addonstack.plan.models import (
+    AddonStackInput,
+    AddonStackResult,
+    AddonStackUpdateInput,
+    AddonStackUpdateResult,
+)
 from addonstack.plan.spec import AddonStackSpec, AddonStackStatus
 
 
@@ -39,18 +44,25 @@ def catalog_markdown(cat: Catalog) -> str:
         lines += [f"## {category.icon} {category.name}", ""]
         if category.description:
             lines += [category.description, ""]
-        lines += ["| service | image | ports | memory | maturity | GPU | database |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "| service | image | ports | memory | maturity | GPU | database |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for s in members:
             ports = ", ".join(f"{p.container}/{p.protocol}" for p in s.ports) or "-"
             db = f"PostgreSQL `{s.postgres.database}`" if s.postgres else "-"
             image = f"`{s.image_ref}`" if s.image_ref else "build (prebuiltImages)"
-            lines.append(f"| **{s.id}** {_cell(s.name)} | {image} | {ports} | {s.memory_mb} MiB | {s.maturity} "
-                         f"| {s.gpu} | {db} |")
+            lines.append(
+                f"| **{s.id}** {_cell(s.name)} | {image} | {ports} | {s.memory_mb} MiB | {s.maturity} "
+                f"| {s.gpu} | {db} |"
+            )
         lines.append("")
     lines += ["## Skill packs", "", "| pack | required services | skills |", "|---|---|---|"]
     for p in sorted(cat.packs.values(), key=lambda p: p.id):
-        lines.append(f"| {p.icon} **{p.id}** {_cell(p.name)} | {', '.join(p.required_services)} | "
-                     f"{', '.join(p.skills)} |")
+        lines.append(
+            f"| {p.icon} **{p.id}** {_cell(p.name)} | {', '.join(p.required_services)} | "
+            f"{', '.join(p.skills)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -85,8 +97,10 @@ def _model_section(title: str, model: type[BaseModel]) -> list[str]:
         required = set(node.get("required", []))
         out += [f"### {name}", "", "| field | type | required | description |", "|---|---|---|---|"]
         for field, prop in props.items():
-            out.append(f"| `{field}` | {_type(prop, defs)} | {'yes' if field in required else ''} | "
-                       f"{_cell(prop.get('description', ''))} |")
+            out.append(
+                f"| `{field}` | {_type(prop, defs)} | {'yes' if field in required else ''} | "
+                f"{_cell(prop.get('description', ''))} |"
+            )
         out.append("")
     return out
 
@@ -104,8 +118,12 @@ def api_reference_markdown() -> str:
     lines += _model_section("spec", AddonStackSpec)
     lines += _model_section("status", AddonStackStatus)
     lines += ["# Library contract", ""]
-    for title, model in (("generate: input", AddonStackInput), ("generate: result", AddonStackResult),
-                         ("update: input", AddonStackUpdateInput), ("update: result", AddonStackUpdateResult)):
+    for title, model in (
+        ("generate: input", AddonStackInput),
+        ("generate: result", AddonStackResult),
+        ("update: input", AddonStackUpdateInput),
+        ("update: result", AddonStackUpdateResult),
+    ):
         lines += _model_section(title, model)
     return "\n".join(lines).rstrip() + "\n"
 
