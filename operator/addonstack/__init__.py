@@ -14,6 +14,7 @@ from addonstack.api import (
     get_services_by_category,
     update_addon_stack,
 )
+from addonstack.constants import VERSION
 from addonstack.plan.models import (
     AddonStackInput,
     AddonStackResult,
@@ -22,8 +23,6 @@ from addonstack.plan.models import (
     ProxyRoute,
     SkippedService,
 )
-
-from addonstack.constants import VERSION
 
 __version__ = VERSION
 __all__ = [

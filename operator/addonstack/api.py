@@ -180,7 +180,7 @@ def _read_compose(text: str, instance_id: str) -> dict[str, Any]:
     except Exception as exc:  # PyYAML raises several error types; all mean "not YAML"
         raise AddonStackError(
             f"currentCompose: not valid YAML ({exc.__class__.__name__}); nothing was changed"
-        )
+        ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get(MARKER), dict):
         raise AddonStackError(
             f"currentCompose: was not produced by AddonStack (no {MARKER} block); nothing was changed"

@@ -8,7 +8,6 @@ from addonstack import generate_addon_stack, update_addon_stack
 from addonstack.api import AddonStackError
 from addonstack.render import envfile, yamlio
 
-
 WITH_DEP = "mautic"  # requires the mysql addon
 
 

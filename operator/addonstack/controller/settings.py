@@ -44,5 +44,5 @@ class OperatorSettings:
             dry_run=_env_bool("ADDONSTACK_DRY_RUN", False),
             peering=os.environ.get("ADDONSTACK_PEERING") or None,
             kubeconfig=os.environ.get("KUBECONFIG") or None,
-            health_host=os.environ.get("ADDONSTACK_HEALTH_HOST", "0.0.0.0"),  # noqa: S104 - kubelet probes
+            health_host=os.environ.get("ADDONSTACK_HEALTH_HOST", "0.0.0.0"),
         )

@@ -70,7 +70,7 @@ def _type(prop: dict[str, Any] | bool, defs: dict[str, Any]) -> str:
     if not isinstance(prop, dict):
         return "any"
     if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in prop:
         return " \\| ".join(_type(p, defs) for p in prop["anyOf"] if p.get("type") != "null")
     if "enum" in prop:
