@@ -132,6 +132,18 @@ def _metadata(plan: StackPlan) -> dict[str, Any]:
     }
 
 
+def _rendered(plan: StackPlan) -> dict[str, Any]:
+    """The Compose, env, skill and route outputs that generate and update both return."""
+    return {
+        "compose_override": yamlio.dump(render_compose(plan)),
+        "env_file": render_env_file(plan),
+        "env_vars": _env_views(plan),
+        "proxy_routes": plan.routes,
+        "skill_files": skill_files(plan.skills),
+        "openclaw_config_patch": openclaw_config_patch(plan.skills),
+    }
+
+
 def _plan(
     cat: Catalog,
     instance_id: str,
@@ -142,9 +154,7 @@ def _plan(
     existing_ports: Mapping[str, int] | None = None,
 ) -> StackPlan:
     try:
-        return build_plan(
-            cat, instance_id, services, options, make_rng(seed), existing_values, existing_ports
-        )
+        return build_plan(cat, instance_id, services, options, make_rng(seed), existing_values, existing_ports)
     except PlanError as exc:
         raise AddonStackError(str(exc)) from None
 
@@ -160,12 +170,7 @@ def generate_addon_stack(
     inp = _as_input(stack)
     plan = _plan(_catalog(catalog), inp.instance_id, inp.services, inp, seed)
     return AddonStackResult(
-        compose_override=yamlio.dump(render_compose(plan)),
-        env_file=render_env_file(plan),
-        env_vars=_env_views(plan),
-        proxy_routes=plan.routes,
-        skill_files=skill_files(plan.skills),
-        openclaw_config_patch=openclaw_config_patch(plan.skills),
+        **_rendered(plan),
         metadata=StackMetadata(**_metadata(plan)),
         warnings=plan.warnings,
     )
@@ -187,9 +192,7 @@ def _read_compose(text: str, instance_id: str) -> dict[str, Any]:
         )
     marker = doc[MARKER]
     if marker.get("instance") != instance_id:
-        raise AddonStackError(
-            f"currentCompose: belongs to instance {marker.get('instance')!r}, not {instance_id!r}"
-        )
+        raise AddonStackError(f"currentCompose: belongs to instance {marker.get('instance')!r}, not {instance_id!r}")
     for field in ("requested", "services"):
         if not isinstance(marker.get(field), list) or not all(isinstance(s, str) for s in marker[field]):
             raise AddonStackError(f"currentCompose: {MARKER}.{field} must be a list of service ids")
@@ -225,9 +228,7 @@ def update_addon_stack(
     catalog: Catalog | None = None,
 ) -> AddonStackUpdateResult:
     """Add and remove services of an existing stack, keeping every value and port that exists."""
-    inp = (
-        change if isinstance(change, AddonStackUpdateInput) else AddonStackUpdateInput.model_validate(change)
-    )
+    inp = change if isinstance(change, AddonStackUpdateInput) else AddonStackUpdateInput.model_validate(change)
     cat = _catalog(catalog)
     doc = _read_compose(inp.current_compose, inp.instance_id)
     try:
@@ -235,9 +236,7 @@ def update_addon_stack(
     except envfile.EnvFileError as exc:
         raise AddonStackError(str(exc)) from None
     if parsed.instance_id != inp.instance_id:
-        raise AddonStackError(
-            f"currentEnv: belongs to instance {parsed.instance_id!r}, not {inp.instance_id!r}"
-        )
+        raise AddonStackError(f"currentEnv: belongs to instance {parsed.instance_id!r}, not {inp.instance_id!r}")
     marker = doc[MARKER]
     current: list[str] = list(marker["services"])
     warnings: list[str] = []
@@ -248,13 +247,9 @@ def update_addon_stack(
             continue
         removing.add(sid)
     for sid in sorted(removing):
-        users = [
-            u for u in current if u not in removing and u in cat.services and sid in cat.services[u].requires
-        ]
+        users = [u for u in current if u not in removing and u in cat.services and sid in cat.services[u].requires]
         if users:
-            warnings.append(
-                f"removeServices: {sid} is still required by {', '.join(users)}; remove those too. Kept."
-            )
+            warnings.append(f"removeServices: {sid} is still required by {', '.join(users)}; remove those too. Kept.")
             removing.discard(sid)
     requested = [s for s in marker["requested"] if s not in removing]
     requested += [s for s in inp.add_services if s not in requested]
@@ -275,12 +270,7 @@ def update_addon_stack(
     images = [p.image for p in plan.services if old_images.get(p.id) != p.image]
     meta = _metadata(plan)
     return AddonStackUpdateResult(
-        compose_override=yamlio.dump(render_compose(plan)),
-        env_file=render_env_file(plan),
-        env_vars=_env_views(plan),
-        proxy_routes=plan.routes,
-        skill_files=skill_files(plan.skills),
-        openclaw_config_patch=openclaw_config_patch(plan.skills),
+        **_rendered(plan),
         images_to_pull=list(dict.fromkeys(images)),
         metadata=UpdateMetadata(
             **meta,

@@ -45,8 +45,7 @@ def _service_env(cat: Catalog, svc: Service) -> Iterator[str]:
             if not other:
                 if key not in keys and key not in PLATFORM_ENV_KEYS:
                     yield (
-                        f"{where}: env.{i}.default: ${{{key}}} is neither a variable of "
-                        f"{svc.id!r} nor a platform key"
+                        f"{where}: env.{i}.default: ${{{key}}} is neither a variable of {svc.id!r} nor a platform key"
                     )
                 continue
             dep = cat.services.get(other)

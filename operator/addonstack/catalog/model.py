@@ -42,9 +42,7 @@ class Port(CatalogModel):
         default=None, description="Default host port for Compose; the container port when absent."
     )
     protocol: Protocol = "http"
-    exposed: bool = Field(
-        default=True, description="Published on the host (Compose) and eligible for a proxy route."
-    )
+    exposed: bool = Field(default=True, description="Published on the host (Compose) and eligible for a proxy route.")
     name: Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,13}[a-z0-9])?$")] | None = Field(
         default=None, description="Kubernetes port name (IANA_SVC_NAME, at most 15 characters)."
     )
@@ -82,9 +80,7 @@ class EnvVar(CatalogModel):
     description: str
     default: str | None = None
     secret: bool = Field(default=False, description="Sensitive: stored in a Secret, never in status.")
-    generate: SecretRule | None = Field(
-        default=None, description="Generate a random value when none is supplied."
-    )
+    generate: SecretRule | None = Field(default=None, description="Generate a random value when none is supplied.")
     credential: bool = Field(
         default=False, description="Supplied by the user (an API key and the like), never generated."
     )

@@ -79,9 +79,7 @@ def _table(stacks: list[dict[str, Any]]) -> Table:
 @click.argument("name", required=False)
 @click.option("--namespace", "-n", default="default", show_default=True)
 @click.option("--watch", "-w", is_flag=True, help="Follow progress until every stack is Ready.")
-@click.option(
-    "--timeout", type=float, default=600, show_default=True, help="Seconds to watch before giving up."
-)
+@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to watch before giving up.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
 def status(name: str | None, namespace: str, watch: bool, timeout: float, as_json: bool) -> None:
     """Show AddonStack status per service (exit 1 when not Ready).
@@ -209,9 +207,7 @@ def operator_group() -> None:
 
 
 @operator_group.command("run")
-@click.option(
-    "--namespace", "-n", "namespaces", multiple=True, help="Watch only these (repeat); default all."
-)
+@click.option("--namespace", "-n", "namespaces", multiple=True, help="Watch only these (repeat); default all.")
 @click.option("--ingress-class", help="Default ingress class for stacks that enable ingress.")
 @click.option("--gpu/--no-gpu", default=None, help="Whether nodes have NVIDIA GPUs (default for stacks).")
 @click.option("--database-host", help="Default PostgreSQL host of the platform.")

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from addonstack.catalog.loader import format_validation_error
 from addonstack.constants import VERSION
 
 out = Console()
@@ -51,14 +52,6 @@ def read_input(path: str) -> Any:
         return yamlio.load(text)
     except Exception as exc:
         fail(f"{path}: not valid JSON or YAML ({exc.__class__.__name__})")
-
-
-def validation_message(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: {exc.error_count()} problem(s)"]
-    for e in exc.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {e['msg']}")
-    return "\n".join(lines)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -317,7 +310,7 @@ def _run_library(kind: str, input_path: str, out_dir: str | None, seed: int | No
         else:
             result = update_addon_stack(AddonStackUpdateInput.model_validate(data), seed=seed)
     except ValidationError as exc:
-        fail(validation_message(exc, input_path))
+        fail(format_validation_error(input_path, exc))
     except AddonStackError as exc:
         fail(str(exc))
     if out_dir:
@@ -335,9 +328,7 @@ def _run_library(kind: str, input_path: str, out_dir: str | None, seed: int | No
 
 @cli.command()
 @click.option("--input", "-i", "input_path", required=True, help="AddonStackInput as JSON/YAML file, or -.")
-@click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False), help="Write files instead of printing JSON."
-)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write files instead of printing JSON.")
 @click.option("--seed", type=int, help="Reproducible secrets (tests, demos). Never in production.")
 def generate(input_path: str, out_dir: str | None, seed: int | None) -> None:
     """Generate a Compose overlay, env file and skills for a new stack.
@@ -351,9 +342,7 @@ def generate(input_path: str, out_dir: str | None, seed: int | None) -> None:
 
 @cli.command()
 @click.option("--input", "-i", "input_path", required=True, help="AddonStackUpdateInput as JSON/YAML, or -.")
-@click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False), help="Write files instead of printing JSON."
-)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write files instead of printing JSON.")
 @click.option("--seed", type=int, help="Reproducible secrets for added services.")
 def update(input_path: str, out_dir: str | None, seed: int | None) -> None:
     """Add or remove services of a stack made by generate, keeping every existing value.
@@ -381,7 +370,7 @@ def _load_stack(path: str) -> tuple[Any, str, str]:
     try:
         spec = AddonStackSpec.model_validate(doc.get("spec") or {})
     except ValidationError as exc:
-        fail(validation_message(exc, f"{path}: spec"))
+        fail(format_validation_error(f"{path}: spec", exc))
     return spec, str(name), str(meta.get("namespace") or "default")
 
 
@@ -407,9 +396,7 @@ def render(target: str, path: str, seed: int | None, namespace: str | None) -> N
 
     spec, name, ns = _load_stack(path)
     try:
-        plan, ctx, _ = plan_stack(
-            load_catalog(), spec, name, namespace or ns, StackDefaults(), make_rng(seed)
-        )
+        plan, ctx, _ = plan_stack(load_catalog(), spec, name, namespace or ns, StackDefaults(), make_rng(seed))
     except PlanError as exc:
         fail(str(exc))
     for w in plan.warnings:

@@ -40,18 +40,13 @@ async def finalize(body: dict[str, Any], cluster: Cluster, defaults: StackDefaul
             raise kopf.TemporaryError("dropping databases", delay=5)
         st = live.get("status") or {}
         if not int(st.get("succeeded") or 0):
-            failed = any(
-                c.get("type") == "Failed" and c.get("status") == "True" for c in st.get("conditions") or []
-            )
+            failed = any(c.get("type") == "Failed" and c.get("status") == "True" for c in st.get("conditions") or [])
             if failed:
                 raise kopf.PermanentError(
-                    f"database drop Job {job_name} failed; see its logs, then remove the "
-                    "finalizer by hand to give up"
+                    f"database drop Job {job_name} failed; see its logs, then remove the finalizer by hand to give up"
                 )
             raise kopf.TemporaryError("waiting for the database drop Job", delay=5)
         await cluster.delete("batch/v1", "Job", ns, job_name)
-    for obj in await cluster.list_children(
-        ns, name, kinds=(("v1", "Secret"), ("v1", "PersistentVolumeClaim"))
-    ):
+    for obj in await cluster.list_children(ns, name, kinds=(("v1", "Secret"), ("v1", "PersistentVolumeClaim"))):
         await cluster.delete(obj["apiVersion"], obj["kind"], ns, obj["metadata"]["name"])
     log.info("stack %s/%s: deleted its Secrets and volumes (deletionPolicy Delete)", ns, name)

@@ -61,9 +61,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     else:
         settings.peering.standalone = True
     state.cluster = Cluster.from_kubeconfig(state.settings.kubeconfig, dry_run=state.settings.dry_run)
-    log.info(
-        "addonstack operator started (field manager %s, dry_run=%s)", FIELD_MANAGER, state.settings.dry_run
-    )
+    log.info("addonstack operator started (field manager %s, dry_run=%s)", FIELD_MANAGER, state.settings.dry_run)
 
 
 async def cleanup(memo: Any, **_: Any) -> None:

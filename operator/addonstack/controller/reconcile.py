@@ -186,9 +186,7 @@ async def reconcile(
     live = await cluster.list_children(ns, name)
     live_by_key = {ObjectKey.of(o): o for o in live}
     try:
-        plan, ctx, options = plan_stack(
-            cat, spec, name, ns, defaults, make_rng(None), cred_data, existing_values(live)
-        )
+        plan, ctx, options = plan_stack(cat, spec, name, ns, defaults, make_rng(None), cred_data, existing_values(live))
     except PlanError as exc:
         st = _dump(stalled_status(prev, generation, "InvalidSpec", str(exc)))
         return Outcome(st, _events(prev, st))
@@ -257,16 +255,10 @@ async def reconcile(
         for k, o in applied.items()
         if k.kind in WORKLOAD_KINDS
     }
-    status = stack_status(
-        plan, ctx, effective(ctx, options), workloads, waiting, db_failed, warnings, prev, generation
-    )
+    status = stack_status(plan, ctx, effective(ctx, options), workloads, waiting, db_failed, warnings, prev, generation)
     if errors:
         status = status.model_copy(
-            update={
-                "conditions": stalled_status(
-                    prev, generation, "ApplyFailed", "; ".join(errors)[:2000]
-                ).conditions
-            }
+            update={"conditions": stalled_status(prev, generation, "ApplyFailed", "; ".join(errors)[:2000]).conditions}
         )
     st = _dump(status)
     return Outcome(st, _events(prev, st))

@@ -98,9 +98,7 @@ def conditions(
             message if reconciling else "",
             generation,
         ),
-        _condition(
-            prev, "Stalled", stalled, reason if stalled else "Idle", message if stalled else "", generation
-        ),
+        _condition(prev, "Stalled", stalled, reason if stalled else "Idle", message if stalled else "", generation),
     ]
 
 
@@ -143,9 +141,7 @@ def stack_status(
             "containers", [{}]
         )[0].get("image") or p.image
         services.append(
-            ServiceStatus(
-                id=p.id, phase=phase, ready_replicas=ready, replicas=desired, image=image, message=msg
-            )
+            ServiceStatus(id=p.id, phase=phase, ready_replicas=ready, replicas=desired, image=image, message=msg)
         )
     n_ready = sum(1 for s in services if s.phase in ("Ready", "Paused"))
     all_ready = n_ready == len(services)
@@ -174,9 +170,7 @@ def stack_status(
                 url = f"{scheme}://{r.service_id}.{ctx.ingress.host.removeprefix('*.')}/"
             else:
                 url = f"{scheme}://{ctx.ingress.host}{ctx.ingress.path_prefix.rstrip('/')}{r.path}/"
-        routes.append(
-            RouteStatus(service_id=r.service_id, protocol=r.protocol, port=r.port, path=r.path, url=url)
-        )
+        routes.append(RouteStatus(service_id=r.service_id, protocol=r.protocol, port=r.port, path=r.path, url=url))
     return AddonStackStatus(
         observed_generation=generation,
         conditions=conditions(
@@ -203,7 +197,5 @@ def stack_status(
         routes=routes,
         warnings=warnings,
         effective=eff,
-        generated_secret_keys=sorted(
-            f"{p.id}.{v.key}" for p in plan.services for v in p.service.env if v.generate
-        ),
+        generated_secret_keys=sorted(f"{p.id}.{v.key}" for p in plan.services for v in p.service.env if v.generate),
     )

@@ -116,9 +116,7 @@ def poll(
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise DevClusterError(
-                f"timed out waiting for {what}" + (f" (last error: {last})" if last else "")
-            )
+            raise DevClusterError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
         time.sleep(interval)
 
 
@@ -145,9 +143,7 @@ def _ssl_context(ca: Path, client: CertPair | None = None) -> ssl.SSLContext:
 
 def _request(url: str, ctx: ssl.SSLContext | None = None, method: str = "GET", body: Any = None) -> str:
     # No proxies: everything here is on loopback, whatever http_proxy says.
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx)
-    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     with opener.open(req, timeout=5) as resp:
@@ -321,9 +317,7 @@ class DevCluster:
         pki = ensure_pki(self.dir / "pki")
         etcd_port, peer_port, api_port, kcm_port, sched_port, kwok_port = free_ports(6)
         shm = Path("/dev/shm")
-        data_dir = Path(
-            tempfile.mkdtemp(prefix=DATA_PREFIX, dir=shm if os.access(shm, os.W_OK) else self.dir)
-        )
+        data_dir = Path(tempfile.mkdtemp(prefix=DATA_PREFIX, dir=shm if os.access(shm, os.W_OK) else self.dir))
         state: dict[str, Any] = {
             "k8s_version": K8S_VERSION,
             "bin_dir": str(self.bin_dir),

@@ -138,9 +138,7 @@ def _check_credentials(cat: Catalog, credentials: Mapping[str, Mapping[str, str]
         for key in values:
             if svc.env_var(key) is None:
                 known = ", ".join(e.key for e in svc.env if e.credential) or "none"
-                raise PlanError(
-                    f"credentials.{sid}.{key}: {sid} has no variable {key!r} (its credentials: {known})"
-                )
+                raise PlanError(f"credentials.{sid}.{key}: {sid} has no variable {key!r} (its credentials: {known})")
 
 
 def build_plan(

@@ -54,9 +54,7 @@ done
 
 
 def _create_block(need: DatabaseNeed) -> str:
-    ext = "".join(
-        f'\\connect {need.database}\nCREATE EXTENSION IF NOT EXISTS "{e}";\n' for e in need.extensions
-    )
+    ext = "".join(f'\\connect {need.database}\nCREATE EXTENSION IF NOT EXISTS "{e}";\n' for e in need.extensions)
     return f"""\
 echo "database {need.database} for {need.service_id}"
 psql -v ON_ERROR_STOP=1 -v db={need.database} -v role={need.role} -v pw="${need.password_env}" <<'SQL'

@@ -54,9 +54,7 @@ InstanceId = Annotated[
 ]
 Id = Annotated[
     str,
-    _matching(
-        ID_PATTERN, "catalog ids are lower-case letters, digits and '-' (see `addonstack catalog list`)"
-    ),
+    _matching(ID_PATTERN, "catalog ids are lower-case letters, digits and '-' (see `addonstack catalog list`)"),
     WithJsonSchema(
         {
             "type": "string",
@@ -97,9 +95,7 @@ class StackOptions(ApiModel):
     )
     generate_secrets: bool = True
     credentials: dict[Id, dict[EnvKey, str]] = Field(default_factory=dict)
-    prebuilt_images: dict[Id, Annotated[str, Field(min_length=1, max_length=512)]] = Field(
-        default_factory=dict
-    )
+    prebuilt_images: dict[Id, Annotated[str, Field(min_length=1, max_length=512)]] = Field(default_factory=dict)
     platform: PlatformName = "linux/amd64"
     gpu: bool = False
     existing_services: list[Id] = Field(default_factory=list)
@@ -110,9 +106,7 @@ class StackOptions(ApiModel):
         for sid, mapping in value.items():
             for key in mapping:
                 if not key.isdigit() or not 1 <= int(key) <= 65535:
-                    raise ValueError(
-                        f"portOverrides.{sid}: key {key!r} must be a default host port number (1-65535)"
-                    )
+                    raise ValueError(f"portOverrides.{sid}: key {key!r} must be a default host port number (1-65535)")
         return value
 
     @field_validator("prebuilt_images")
@@ -129,9 +123,7 @@ class StackOptions(ApiModel):
         for sid, mapping in self.port_overrides.items():
             for key, port in mapping.items():
                 if port in reserved:
-                    raise ValueError(
-                        f"portOverrides.{sid}.{key}: port {port} is in reservedPorts; choose another port"
-                    )
+                    raise ValueError(f"portOverrides.{sid}.{key}: port {port} is in reservedPorts; choose another port")
         return self
 
 

@@ -94,7 +94,5 @@ def allocate_ports(
         known = {str(p.default_host) for s in services if s.id == sid for p in s.ports if p.exposed}
         for key in mapping:
             if key not in known:
-                warnings.append(
-                    f"portOverrides.{sid}.{key}: no exposed port with that default in this stack; ignored"
-                )
+                warnings.append(f"portOverrides.{sid}.{key}: no exposed port with that default in this stack; ignored")
     return out

@@ -93,8 +93,7 @@ def _skip_reason(svc: Service, req: ResolveRequest) -> SkippedService | None:
         return SkippedService(
             service_id=svc.id,
             reason="no_image",
-            details=f"{svc.name} has no published image; build it from {repo} and pass "
-            f"prebuiltImages.{svc.id}",
+            details=f"{svc.name} has no published image; build it from {repo} and pass prebuiltImages.{svc.id}",
         )
     if svc.gpu == "required" and not req.gpu:
         return SkippedService(
@@ -106,8 +105,7 @@ def _skip_reason(svc: Service, req: ResolveRequest) -> SkippedService | None:
         return SkippedService(
             service_id=svc.id,
             reason="platform_unsupported",
-            details=f"{svc.image_ref or svc.name} is published for {', '.join(svc.platforms)}, "
-            f"not {req.platform}",
+            details=f"{svc.image_ref or svc.name} is published for {', '.join(svc.platforms)}, not {req.platform}",
         )
     known = req.known_values.get(svc.id, {})
     missing = [e.key for e in svc.env if e.credential and e.required and not known.get(e.key)]
@@ -142,8 +140,7 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
     infra = [sid for sid in requested if _is_platform(cat, sid)]
     if infra:
         warnings.append(
-            f"Platform infrastructure is provided by the platform, not deployed as an addon: "
-            f"{', '.join(infra)}"
+            f"Platform infrastructure is provided by the platform, not deployed as an addon: {', '.join(infra)}"
         )
     roots: list[str] = []
     for sid in requested:

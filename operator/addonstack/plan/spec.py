@@ -58,9 +58,7 @@ class ServiceOverride(SpecModel):
 
 class Ingress(SpecModel):
     enabled: bool | None = Field(default=None, description="Create Ingress objects (default: true when set).")
-    class_name: K8sName | None = Field(
-        default=None, description="IngressClass; nginx and traefik strip prefixes."
-    )
+    class_name: K8sName | None = Field(default=None, description="IngressClass; nginx and traefik strip prefixes.")
     host: (
         Annotated[
             str,
@@ -107,9 +105,7 @@ class PeerSelector(SpecModel):
 
 class NetworkPolicySpec(SpecModel):
     enabled: bool | None = Field(default=None, description="Create NetworkPolicies (default true).")
-    ingress_controller: PeerSelector | None = Field(
-        default=None, description="Where the ingress controller runs."
-    )
+    ingress_controller: PeerSelector | None = Field(default=None, description="Where the ingress controller runs.")
     gateway: PeerSelector | None = Field(default=None, description="Where the OpenClaw gateway runs.")
 
 
@@ -131,9 +127,7 @@ class AddonStackSpec(SpecModel):
     overrides: dict[Id, ServiceOverride] | None = Field(
         default=None, description="Per-service image tag, replicas, resources and volume size."
     )
-    ingress: Ingress | None = Field(
-        default=None, description="HTTP routes for services with a web UI or API."
-    )
+    ingress: Ingress | None = Field(default=None, description="HTTP routes for services with a web UI or API.")
     gpu: bool | None = Field(
         default=None, description="Nodes have NVIDIA GPUs: GPU-only services run and get nvidia.com/gpu."
     )

@@ -87,9 +87,7 @@ def _service(plan: StackPlan, p: PlannedService, healthy: set[str]) -> dict[str,
         out["cap_drop"] = ["ALL"]
     if p.gpu:
         out["deploy"] = {
-            "resources": {
-                "reservations": {"devices": [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}
-            }
+            "resources": {"reservations": {"devices": [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}}
         }
     out["labels"] = {"dev.addonstack.instance": plan.instance_id, "dev.addonstack.service": p.id}
     return out

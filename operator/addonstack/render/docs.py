@@ -60,8 +60,7 @@ def catalog_markdown(cat: Catalog) -> str:
     lines += ["## Skill packs", "", "| pack | required services | skills |", "|---|---|---|"]
     for p in sorted(cat.packs.values(), key=lambda p: p.id):
         lines.append(
-            f"| {p.icon} **{p.id}** {_cell(p.name)} | {', '.join(p.required_services)} | "
-            f"{', '.join(p.skills)} |"
+            f"| {p.icon} **{p.id}** {_cell(p.name)} | {', '.join(p.required_services)} | {', '.join(p.skills)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -110,12 +110,8 @@ def parse(text: str) -> ParsedEnv:
         if instance is None:
             break
         if current is None:
-            raise EnvFileError(
-                f"currentEnv line {lineno}: {m.group(1)} appears before any '{SECTION}<id>' section"
-            )
+            raise EnvFileError(f"currentEnv line {lineno}: {m.group(1)} appears before any '{SECTION}<id>' section")
         values[current][m.group(1)] = _unquote(m.group(2), lineno)
     if instance is None:
-        raise EnvFileError(
-            f"currentEnv was not produced by AddonStack (no '{HEADER}<id>' line); nothing was changed"
-        )
+        raise EnvFileError(f"currentEnv was not produced by AddonStack (no '{HEADER}<id>' line); nothing was changed")
     return ParsedEnv(instance, values, order)

@@ -263,9 +263,7 @@ def _pvc_spec(size: str) -> dict[str, Any]:
     return {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
 
 
-def _workload(
-    plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: list[str]
-) -> list[dict[str, Any]]:
+def _workload(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: list[str]) -> list[dict[str, Any]]:
     svc = p.service
     ov = ctx.overrides.get(p.id)
     container: dict[str, Any] = {
@@ -333,14 +331,11 @@ def _workload(
                 }
                 for v in svc.volumes
             ]
-        objs.append(
-            {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(ctx, p.id, p.id), "spec": spec}
-        )
+        objs.append({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(ctx, p.id, p.id), "spec": spec})
     else:
         if svc.volumes:
             pod_spec["volumes"] = [
-                {"name": v.name, "persistentVolumeClaim": {"claimName": volume_key(p.id, v.name)}}
-                for v in svc.volumes
+                {"name": v.name, "persistentVolumeClaim": {"claimName": volume_key(p.id, v.name)}} for v in svc.volumes
             ]
             for v in svc.volumes:
                 objs.append(
@@ -380,9 +375,7 @@ def _workload(
                                 "port": port.container,
                                 "targetPort": port.container,
                                 "protocol": "UDP" if port.protocol == "udp" else "TCP",
-                                "appProtocol": {"http": "http", "grpc": "kubernetes.io/h2c"}.get(
-                                    port.protocol
-                                ),
+                                "appProtocol": {"http": "http", "grpc": "kubernetes.io/h2c"}.get(port.protocol),
                             }.items()
                             if v is not None
                         }
@@ -471,9 +464,7 @@ def _db_job(ctx: K8sContext, plan: StackPlan, action: str) -> dict[str, Any]:
             env.append(
                 {
                     "name": need.password_env,
-                    "valueFrom": {
-                        "secretKeyRef": {"name": secret_name(need.service_id), "key": need.password_key}
-                    },
+                    "valueFrom": {"secretKeyRef": {"name": secret_name(need.service_id), "key": need.password_key}},
                 }
             )
     script = setup_script(plan.databases) if action == "setup" else drop_script(plan.databases)

@@ -35,9 +35,7 @@ class StackDefaults:
     gateway_labels: tuple[tuple[str, str], ...] = (("app.kubernetes.io/name", "openclaw-gateway"),)
 
 
-def credentials_from_secret(
-    cat: Catalog, data: Mapping[str, str]
-) -> tuple[dict[str, dict[str, str]], list[str]]:
+def credentials_from_secret(cat: Catalog, data: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], list[str]]:
     """Map Secret keys ``<serviceId>.<KEY>`` or ``<KEY>`` to per-service credentials (never logs values)."""
     out: dict[str, dict[str, str]] = {}
     warnings: list[str] = []
@@ -46,9 +44,7 @@ def credentials_from_secret(
         if dot:
             svc = cat.services.get(sid)
             if svc is None or svc.env_var(key) is None:
-                warnings.append(
-                    f"credentials: key {raw_key!r} matches no variable of a catalog service; ignored"
-                )
+                warnings.append(f"credentials: key {raw_key!r} matches no variable of a catalog service; ignored")
                 continue
             out.setdefault(sid, {})[key] = value
             continue
