@@ -10,6 +10,8 @@ API_VERSION: Final = "v1alpha1"
 KIND: Final = "AddonStack"
 PLURAL: Final = "addonstacks"
 FIELD_MANAGER: Final = "addonstack-operator"
+# Traefik's CRD group for the StripPrefix Middleware emitted with ingress class traefik.
+TRAEFIK_API_VERSION: Final = "traefik.io/v1alpha1"
 
 LABEL_NAME: Final = "app.kubernetes.io/name"
 LABEL_INSTANCE: Final = "app.kubernetes.io/instance"

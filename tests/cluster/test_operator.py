@@ -37,13 +37,6 @@ def client(kubeconfig: Path) -> Iterator[Client]:
 
     c = Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager="addonstack-tests")
     install_crd(c)
-    # The test cluster has no volume provisioner: a pool of static volumes lets claims bind (kwok never mounts).
-    for i in range(80):
-        c.apply(codecs.from_dict({"apiVersion": "v1", "kind": "PersistentVolume",
-                                  "metadata": {"name": f"test-pv-{i}"},
-                                  "spec": {"capacity": {"storage": "100Gi"}, "accessModes": ["ReadWriteOnce"],
-                                           "persistentVolumeReclaimPolicy": "Delete",
-                                           "hostPath": {"path": f"/tmp/addonstack-test-pv-{i}"}}}), force=True)
     yield c
 
 

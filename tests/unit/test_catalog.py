@@ -131,3 +131,13 @@ def test_cycle_is_reported(tmp_path: Path) -> None:
 def test_schema_files_are_json() -> None:
     for name in render_schemas():
         json.loads((CATALOG / "schema" / name).read_text(encoding="utf-8"))
+
+
+def test_two_entries_claiming_one_database_role_is_reported(tmp_path: Path) -> None:
+    cat = _copy_catalog(tmp_path)
+    path = cat / "services" / "gitea.yaml"
+    text = path.read_text()
+    role = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("  role:"))
+    path.write_text(text.replace(f"  role: {role}", "  role: n8n"))
+    problems = lint(load_catalog_from(cat))
+    assert any("postgres.role" in p and "'n8n'" in p and "gitea" in p for p in problems), problems

@@ -146,6 +146,22 @@ def _packs_and_skills(cat: Catalog) -> Iterator[str]:
                 yield f"{where}: tools.{i}.inputSchema: the top level must be type: object"
 
 
+def _shared_databases(cat: Catalog) -> Iterator[str]:
+    """One database and role per catalog entry: two entries issuing passwords for one role would race."""
+    for field in ("database", "role"):
+        seen: dict[str, str] = {}
+        for svc in cat.services.values():
+            if svc.postgres is None:
+                continue
+            value = getattr(svc.postgres, field)
+            if value in seen:
+                yield (
+                    f"{_where(cat, 'service', svc.id)}: postgres.{field}: {value!r} is already used by "
+                    f"{seen[value]}; share it by referencing ${{{seen[value]}.<VAR>}} instead of a postgres block"
+                )
+            seen.setdefault(value, svc.id)
+
+
 def lint(cat: Catalog) -> list[str]:
     """Every cross-reference and consistency problem in the catalog."""
     problems: list[str] = []
@@ -153,6 +169,7 @@ def lint(cat: Catalog) -> list[str]:
         for check in (_service_refs, _service_env, _service_ports, _service_postgres):
             problems.extend(check(cat, svc))
     problems.extend(_cycles(cat))
+    problems.extend(_shared_databases(cat))
     problems.extend(_packs_and_skills(cat))
     return problems
 

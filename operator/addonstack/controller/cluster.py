@@ -20,11 +20,14 @@ from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.types import CascadeType
 
-from addonstack.constants import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, LABEL_STACK, PLURAL
+from addonstack.constants import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, LABEL_STACK, PLURAL, TRAEFIK_API_VERSION
 
 log = logging.getLogger("addonstack.cluster")
 
 AddonStackResource = create_namespaced_resource(API_GROUP, API_VERSION, KIND, PLURAL)
+# Registered so Traefik Middlewares can be applied and listed; clusters without Traefik's CRDs answer 404.
+_TRAEFIK_GROUP, _TRAEFIK_VERSION = TRAEFIK_API_VERSION.split("/")
+TraefikMiddleware = create_namespaced_resource(_TRAEFIK_GROUP, _TRAEFIK_VERSION, "Middleware", "middlewares")
 
 # Kinds a stack owns, listed for pruning and status (apiVersion, kind).
 CHILD_KINDS: tuple[tuple[str, str], ...] = (
@@ -38,7 +41,9 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("batch/v1", "Job"),
     ("networking.k8s.io/v1", "Ingress"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    (TRAEFIK_API_VERSION, "Middleware"),
 )
+OPTIONAL_KINDS = {(TRAEFIK_API_VERSION, "Middleware")}  # CRD-backed: absent on clusters without Traefik
 
 
 @dataclass(frozen=True)
@@ -107,13 +112,18 @@ class Cluster:
     ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for api_version, kind in kinds:
-            async for obj in self.client.list(
-                _model(api_version, kind), namespace=namespace, labels={LABEL_STACK: stack}
-            ):
-                d = _to_dict(obj)
-                d.setdefault("apiVersion", api_version)
-                d.setdefault("kind", kind)
-                out.append(d)
+            try:
+                async for obj in self.client.list(
+                    _model(api_version, kind), namespace=namespace, labels={LABEL_STACK: stack}
+                ):
+                    d = _to_dict(obj)
+                    d.setdefault("apiVersion", api_version)
+                    d.setdefault("kind", kind)
+                    out.append(d)
+            except ApiError as exc:
+                if exc.status.code == 404 and (api_version, kind) in OPTIONAL_KINDS:
+                    continue  # the CRD is not installed, so there is nothing of ours to find
+                raise
         return out
 
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from lightkube.core.exceptions import ApiError
 from pydantic import ValidationError
 
 from addonstack.catalog.loader import Catalog, format_validation_error, load_catalog
-from addonstack.constants import API_GROUP, API_VERSION, KIND, LABEL_COMPONENT, LABEL_SERVICE
+from addonstack.constants import API_GROUP, API_VERSION, KIND, LABEL_COMPONENT, LABEL_SERVICE, LABEL_STACK
 from addonstack.controller.cluster import Cluster, ObjectKey, decode_secret
 from addonstack.controller.status import stack_status, stalled_status
 from addonstack.plan.build import PlanError
@@ -41,6 +41,7 @@ APPLY_ORDER = [
     "Job",
     "StatefulSet",
     "Deployment",
+    "Middleware",
     "Ingress",
     "NetworkPolicy",
 ]
@@ -154,7 +155,44 @@ def _safe_error(obj: dict[str, Any], exc: ApiError) -> str:
     where = f"{obj['kind']}/{obj['metadata']['name']}"
     if obj["kind"] == "Secret":
         return f"{where}: {exc.status.reason or exc.status.code}"
+    if obj["kind"] == "Middleware" and exc.status.code == 404:
+        return (
+            f"{where}: Traefik's CRDs ({obj['apiVersion']}) are not installed; install Traefik, "
+            "or use spec.ingress.className nginx or spec.ingress.perServiceHosts"
+        )
     return f"{where}: {exc.status.message}"
+
+
+async def name_conflicts(
+    cluster: Cluster, stack: str, desired: dict[ObjectKey, dict[str, Any]], ours: dict[ObjectKey, dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """(service id, message) for each object this stack would create that already belongs to someone else.
+
+    Children are named by service id (so ``http://qdrant:6333`` works), hence two stacks in one namespace
+    that both deploy a service would fight over its objects. Only names not yet ours are looked up, so a
+    converged resync costs nothing; the first owner keeps the object and the newcomer is told how to fix it.
+    """
+    found: list[tuple[str, str]] = []
+    for key, obj in desired.items():
+        if key in ours:
+            continue
+        live = await cluster.get(key.api_version, key.kind, key.namespace, key.name)
+        if live is None:
+            continue
+        labels = (live.get("metadata") or {}).get("labels") or {}
+        owner = labels.get(LABEL_STACK)
+        if owner == stack:
+            continue
+        sid = obj["metadata"]["labels"].get(LABEL_SERVICE, "")
+        whose = f"AddonStack {owner!r}" if owner else "an object not managed by AddonStack"
+        found.append(
+            (
+                sid,
+                f"{key.kind}/{key.name} already belongs to {whose} in this namespace; {sid} is not deployed: "
+                "remove it from one of the stacks or put this stack in its own namespace",
+            )
+        )
+    return found
 
 
 async def reconcile(
@@ -220,6 +258,11 @@ async def reconcile(
             obj["spec"].pop("replicas", None)
         desired[key] = obj
 
+    conflicts = await name_conflicts(cluster, name, desired, live_by_key)
+    if conflicts:
+        blocked = {sid for sid, _ in conflicts}
+        desired = {k: o for k, o in desired.items() if o["metadata"]["labels"].get(LABEL_SERVICE) not in blocked}
+
     errors: list[str] = []
     applied: dict[ObjectKey, dict[str, Any]] = {}
     for key, obj in sorted(desired.items(), key=lambda kv: APPLY_ORDER.index(kv[1]["kind"])):
@@ -256,9 +299,12 @@ async def reconcile(
         if k.kind in WORKLOAD_KINDS
     }
     status = stack_status(plan, ctx, effective(ctx, options), workloads, waiting, db_failed, warnings, prev, generation)
+    if conflicts:
+        errors = [msg for _, msg in conflicts] + errors
     if errors:
+        reason = "NameConflict" if conflicts else "ApplyFailed"
         status = status.model_copy(
-            update={"conditions": stalled_status(prev, generation, "ApplyFailed", "; ".join(errors)[:2000]).conditions}
+            update={"conditions": stalled_status(prev, generation, reason, "; ".join(errors)[:2000]).conditions}
         )
     st = _dump(status)
     return Outcome(st, _events(prev, st))

@@ -36,6 +36,15 @@ log = logging.getLogger(__name__)
 K8S_VERSION = "v1.35.4"  # keep in step with K8S_VERSION in tools/k8s/build.sh
 RECIPE_REV = 1  # and with its RECIPE_REV
 DEFAULT_BIN_DIR = Path.home() / ".cache" / "addonstack" / "k8s" / f"{K8S_VERSION}-r{RECIPE_REV}"
+# Default StorageClass served by kube-controller-manager's hostpath provisioner (test clusters only).
+STORAGE_CLASS: dict[str, Any] = {
+    "apiVersion": "storage.k8s.io/v1",
+    "kind": "StorageClass",
+    "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+    "provisioner": "kubernetes.io/host-path",
+    "reclaimPolicy": "Delete",
+    "volumeBindingMode": "Immediate",
+}
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 KWOK_STAGES = (
     "node-initialize.yaml",
@@ -460,6 +469,8 @@ class DevCluster:
                 *common, f"--secure-port={kcm_port}",
                 f"--service-account-private-key-file={p.sa_key}", f"--root-ca-file={p.ca.cert}",
                 f"--cluster-signing-cert-file={p.ca.cert}", f"--cluster-signing-key-file={p.ca.key}",
+                # The in-tree test provisioner: claims bind like on a real cluster (no pods ever mount them).
+                "--enable-hostpath-provisioner=true",
             ],
             kcm_port,
             lambda: _request(f"https://127.0.0.1:{kcm_port}/healthz", components) == "ok",
@@ -491,6 +502,7 @@ class DevCluster:
         def create_nodes() -> None:
             for node in NODES:
                 _request(f"{api}/api/v1/nodes", admin, "POST", node)
+            _request(f"{api}/apis/storage.k8s.io/v1/storageclasses", admin, "POST", STORAGE_CLASS)
 
         def ready(name: str) -> bool:
             node = json.loads(_request(f"{api}/api/v1/nodes/{name}", admin))

@@ -28,6 +28,7 @@ from addonstack.constants import (
     POSTGRES_CLIENT_IMAGE,
     POSTGRES_HOST,
     POSTGRES_PORT,
+    TRAEFIK_API_VERSION,
 )
 from addonstack.plan.build import PlannedService, StackPlan
 from addonstack.plan.databases import drop_script, setup_script
@@ -522,6 +523,16 @@ def skills_config_map(plan: StackPlan, ctx: K8sContext) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
 
 
+def _strip_middleware(ctx: K8sContext, service_id: str, prefix: str) -> dict[str, Any]:
+    """Traefik's portable prefix stripping: a StripPrefix Middleware the service's Ingress references."""
+    return {
+        "apiVersion": TRAEFIK_API_VERSION,
+        "kind": "Middleware",
+        "metadata": _meta(ctx, f"{service_id}-strip", service_id, "ingress"),
+        "spec": {"stripPrefix": {"prefixes": [prefix]}},
+    }
+
+
 def _ingress(plan: StackPlan, ctx: K8sContext, warnings: list[str]) -> list[dict[str, Any]]:
     ing = ctx.ingress
     if not ing.enabled:
@@ -545,8 +556,10 @@ def _ingress(plan: StackPlan, ctx: K8sContext, warnings: list[str]) -> list[dict
                 annotations["nginx.ingress.kubernetes.io/use-regex"] = "true"
             elif traefik:
                 path, path_type = prefix, "Prefix"
+                strip = _strip_middleware(ctx, route.service_id, prefix)
+                out.append(strip)
                 annotations["traefik.ingress.kubernetes.io/router.middlewares"] = (
-                    f"{ctx.namespace}-{ctx.stack}-strip@kubernetescrd"
+                    f"{ctx.namespace}-{strip['metadata']['name']}@kubernetescrd"
                 )
             else:
                 path, path_type = prefix, "Prefix"

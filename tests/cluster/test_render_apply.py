@@ -1,0 +1,147 @@
+"""Offline render output meets the real API server; Traefik Middlewares and name conflicts live.
+
+`addonstack render --target k8s` must produce objects the API server accepts as they are (server-side
+dry run, strict field validation). Two stacks in one namespace that both deploy a service would fight
+over objects named by the service id: the operator lets the first owner keep them and says so in the
+newcomer's status.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from lightkube import Client, codecs
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.resources.core_v1 import Service
+
+from addonstack.catalog.loader import load_catalog
+from addonstack.cli.main import cli
+from addonstack.controller.cluster import TraefikMiddleware
+from tests.cluster.operator_harness import (
+    condition,
+    get_stack,
+    install_crd,
+    running_operator,
+    stack,
+    wait_for,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.cluster
+KUBECTL = Path.home() / ".cache/addonstack/tools/2.2.2/kubectl"
+
+# Traefik's Middleware CRD, cut down to the one middleware we emit (StripPrefix) but structural and
+# strict like the real one, so a misspelt field is pruned or rejected rather than silently kept.
+TRAEFIK_MIDDLEWARE_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "middlewares.traefik.io"},
+    "spec": {
+        "group": "traefik.io",
+        "scope": "Namespaced",
+        "names": {"kind": "Middleware", "plural": "middlewares", "singular": "middleware"},
+        "versions": [
+            {
+                "name": "v1alpha1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "properties": {
+                                    "stripPrefix": {
+                                        "type": "object",
+                                        "properties": {
+                                            "prefixes": {"type": "array", "items": {"type": "string"}},
+                                            "forceSlash": {"type": "boolean"},
+                                        },
+                                    }
+                                },
+                            }
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def client(kubeconfig: Path) -> Iterator[Client]:
+    c = Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager="addonstack-tests")
+    install_crd(c)
+    c.apply(codecs.from_dict(TRAEFIK_MIDDLEWARE_CRD), force=True)
+
+    def established() -> bool:
+        from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+
+        crd = c.get(CustomResourceDefinition, "middlewares.traefik.io")
+        return any(x.type == "Established" and x.status == "True" for x in (crd.status.conditions or []))
+
+    wait_for("the Middleware CRD", established, timeout=30)
+    yield c
+
+
+def test_offline_render_is_accepted_by_the_api_server(client: Client, kubeconfig: Path, namespace: str,
+                                                      tmp_path: Path) -> None:
+    cat = load_catalog()
+    ids = sorted(s.id for s in cat.services.values() if not s.platform_provided)
+    manifest = stack("everything", namespace, {
+        "services": ids,
+        "prebuiltImages": {i: f"registry.example.com/t/{i}:1.0.0" for i in ids if not cat.services[i].image},
+        "gpu": True,
+        "ingress": {"className": "traefik", "host": "apps.example.com", "tlsSecretName": "apps-tls"},
+        "database": {"host": "postgres.platform.example", "adminSecretRef": {"name": "pg-admin"}},
+    })  # fmt: skip
+    path = tmp_path / "stack.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    result = CliRunner().invoke(cli, ["render", "--target", "k8s", "-f", str(path), "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "StatefulSet", "Service", "Secret", "Ingress", "Middleware", "NetworkPolicy", "Job"} <= kinds
+    res = subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(kubeconfig), "apply", "--server-side", "--dry-run=server",
+         "--validate=strict", "--field-manager=addonstack-tests", "-f", "-"],
+        input=result.stdout, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    accepted = [line for line in res.stdout.splitlines() if "(server dry run)" in line]
+    assert len(accepted) == len(docs), res.stdout[-2000:]
+    print(f"\nserver-side dry run accepted {len(docs)} objects of {len(ids)} services")
+
+
+def test_traefik_middleware_and_name_conflicts(client: Client, kubeconfig: Path, namespace: str) -> None:
+    ingress = {"className": "traefik", "host": "apps.example.com", "pathPrefix": "/t"}
+    with running_operator(kubeconfig):
+        client.create(codecs.from_dict(stack("first", namespace, {"services": ["qdrant"], "ingress": ingress})))
+        wait_ready(client, "first", namespace)
+        mw = client.get(TraefikMiddleware, "qdrant-strip", namespace=namespace).to_dict()
+        assert mw["spec"]["stripPrefix"]["prefixes"] and mw["spec"]["stripPrefix"]["prefixes"][0].startswith("/t/")
+        assert mw["metadata"]["labels"]["addonstack.dev/stack"] == "first"
+
+        client.create(codecs.from_dict(stack("second", namespace, {"services": ["qdrant", "gotify"]})))
+
+        def stalled() -> dict[str, Any] | str:
+            obj = get_stack(client, "second", namespace)
+            st = condition(obj, "Stalled")
+            return obj if st.get("reason") == "NameConflict" else f"Stalled={st}"
+
+        obj = wait_for("the second stack to report the name conflict", stalled, timeout=60)
+        message = condition(obj, "Stalled")["message"]
+        assert "Service/qdrant" in message and "'first'" in message and "own namespace" in message
+        # The first owner keeps its objects; the newcomer's other services still deploy.
+        svc = client.get(Service, "qdrant", namespace=namespace)
+        assert svc.metadata.labels["addonstack.dev/stack"] == "first"
+        wait_for("gotify of the second stack", lambda: client.get(Service, "gotify", namespace=namespace), 60)
+        assert condition(get_stack(client, "first", namespace), "Ready")["status"] == "True"
