@@ -62,6 +62,7 @@ def running_operator(
     drift_interval: float = 4.0,
     peering: str | None = None,
     defaults: StackDefaults = TEST_DEFAULTS,
+    dry_run: bool = False,
 ) -> Iterator[OperatorSettings]:
     """The real operator (kopf + lightkube) in a thread, stopped on exit."""
     settings = OperatorSettings(
@@ -70,6 +71,7 @@ def running_operator(
         health_port=None,
         kubeconfig=str(kubeconfig),
         peering=peering,
+        dry_run=dry_run,
     )
     stop = threading.Event()
     errors: list[BaseException] = []

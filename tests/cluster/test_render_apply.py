@@ -145,3 +145,22 @@ def test_traefik_middleware_and_name_conflicts(client: Client, kubeconfig: Path,
         assert svc.metadata.labels["addonstack.dev/stack"] == "first"
         wait_for("gotify of the second stack", lambda: client.get(Service, "gotify", namespace=namespace), 60)
         assert condition(get_stack(client, "first", namespace), "Ready")["status"] == "True"
+
+
+def test_operator_dry_run_writes_no_children_and_no_status(client: Client, kubeconfig: Path, namespace: str) -> None:
+    from lightkube.resources.apps_v1 import StatefulSet
+    from lightkube.resources.core_v1 import Secret
+
+    with running_operator(kubeconfig, dry_run=True):
+        client.create(codecs.from_dict(stack("trial", namespace, {"services": ["qdrant", "gotify"]})))
+
+        def handled() -> dict[str, Any] | None:
+            obj = get_stack(client, "trial", namespace)
+            annotations = obj["metadata"].get("annotations") or {}
+            return obj if any(k.startswith("addonstack.dev/last-handled") for k in annotations) else None
+
+        obj = wait_for("kopf to record the stack as handled", handled, timeout=60)
+    assert not obj.get("status"), obj.get("status")
+    labels = {"addonstack.dev/stack": "trial"}
+    for res in (Secret, Service, StatefulSet):
+        assert not list(client.list(res, namespace=namespace, labels=labels)), f"dry run created a {res.__name__}"
