@@ -132,11 +132,11 @@ def _metadata(plan: StackPlan) -> dict[str, Any]:
     }
 
 
-def _rendered(plan: StackPlan) -> dict[str, Any]:
+def _rendered(plan: StackPlan, kept_env: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
     """The Compose, env, skill and route outputs that generate and update both return."""
     return {
         "compose_override": yamlio.dump(render_compose(plan)),
-        "env_file": render_env_file(plan),
+        "env_file": render_env_file(plan, kept_env),
         "env_vars": _env_views(plan),
         "proxy_routes": plan.routes,
         "skill_files": skill_files(plan.skills),
@@ -269,8 +269,9 @@ def update_addon_stack(
     old_images = {sid: (doc.get("services") or {}).get(sid, {}).get("image") for sid in current}
     images = [p.image for p in plan.services if old_images.get(p.id) != p.image]
     meta = _metadata(plan)
+    kept_env = {sid: values for sid, values in parsed.values.items() if sid in keep}
     return AddonStackUpdateResult(
-        **_rendered(plan),
+        **_rendered(plan, kept_env),
         images_to_pull=list(dict.fromkeys(images)),
         metadata=UpdateMetadata(
             **meta,

@@ -140,3 +140,23 @@ def test_env_quoting_round_trips() -> None:
     text = envfile.render("x", "test", sections)
     parsed = envfile.parse(text)
     assert [parsed.values["svc"][f"SVC__K{i}"] for i in range(len(tricky))] == tricky
+
+
+def test_keys_a_person_added_to_a_section_survive_update() -> None:
+    g = base()
+    marker = "# addonstack:service=qdrant\n"
+    assert marker in g.env_file
+    edited = g.env_file.replace(marker, marker + "QDRANT__MY_EXTRA='kept $value'\nTEAM_NOTE=ops\n")
+    u = update_addon_stack(
+        {"instanceId": "u1", "currentCompose": g.compose_override, "currentEnv": edited, "addServices": ["gotify"]},
+        seed=3,
+    )
+    qdrant = envfile.parse(u.env_file).values["qdrant"]
+    assert qdrant["QDRANT__MY_EXTRA"] == "kept $value" and qdrant["TEAM_NOTE"] == "ops"
+    again = update_addon_stack({"instanceId": "u1", "currentCompose": u.compose_override, "currentEnv": u.env_file})
+    assert again.env_file == u.env_file
+    removed = update_addon_stack(
+        {"instanceId": "u1", "currentCompose": u.compose_override, "currentEnv": u.env_file,
+         "removeServices": ["qdrant"]}
+    )  # fmt: skip
+    assert "TEAM_NOTE" not in removed.env_file

@@ -9,6 +9,7 @@ specification's JSON Schema.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from addonstack.catalog.model import HealthCheck
@@ -140,7 +141,8 @@ def render_compose(plan: StackPlan) -> dict[str, Any]:
     return doc
 
 
-def render_env_file(plan: StackPlan) -> str:
+def render_env_file(plan: StackPlan, kept: Mapping[str, Mapping[str, str]] | None = None) -> str:
+    """The env file; ``kept`` holds a previous file's lines per service, so keys a person added survive."""
     sections = []
     for p in plan.services:
         entries = []
@@ -150,5 +152,9 @@ def render_env_file(plan: StackPlan) -> str:
             if p.values.values[key].origin == "unset":
                 comment = f"{comment} SET ME: no value was generated.".strip()
             entries.append((comment, env_file_key(p.id, key), lit))
+        written = {key for _, key, _ in entries}
+        for key, value in (kept or {}).get(p.id, {}).items():
+            if key not in written:
+                entries.append(("Kept from the previous file (not a catalog variable).", key, value))
         sections.append(envfile.EnvSection(p.id, f"{p.service.name} ({p.id})", entries))
     return envfile.render(plan.instance_id, GENERATOR, sections)
