@@ -425,9 +425,14 @@ def validate(path: str, as_json: bool) -> None:
     from addonstack.catalog.loader import load_catalog
     from addonstack.plan.build import PlanError
     from addonstack.plan.secrets import make_rng
+    from addonstack.plan.validate import check_spec
     from addonstack.render.stack import StackDefaults, plan_stack
 
     spec, name, ns = _load_stack(path)
+    if problems := check_spec(load_catalog(), spec):  # the admission webhook's catalog rules
+        if as_json:
+            emit_json({"valid": False, "problems": problems})
+        fail(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
     try:
         plan, _, _ = plan_stack(load_catalog(), spec, name, ns, StackDefaults(), make_rng(0))
     except PlanError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 import kopf
 
 from addonstack.constants import API_GROUP, FIELD_MANAGER, PLURAL
+from addonstack.controller import admission
 from addonstack.controller.cluster import Cluster
 from addonstack.controller.finalize import finalize
 from addonstack.controller.reconcile import ApplyCache, reconcile
@@ -60,6 +61,12 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         settings.peering.standalone = False
     else:
         settings.peering.standalone = True
+    if (hook := state.settings.webhook) is not None:
+        settings.admission.server = kopf.WebhookServer(
+            addr=hook.addr, host=hook.host, port=hook.port,
+            certfile=hook.certfile, pkeyfile=hook.pkeyfile, cafile=hook.cafile,
+        )  # fmt: skip
+        settings.admission.managed = hook.config_name
     state.cluster = Cluster.from_kubeconfig(state.settings.kubeconfig, dry_run=state.settings.dry_run)
     log.info("addonstack operator started (field manager %s, dry_run=%s)", FIELD_MANAGER, state.settings.dry_run)
 
@@ -135,4 +142,6 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         registry=reg,
     )(on_timer)
     kopf.on.delete(*RESOURCE, when=needs_finalizer, registry=reg)(on_delete)
+    if settings.webhook is not None:
+        admission.register(reg, *RESOURCE)
     return reg

@@ -14,6 +14,39 @@ def _env_bool(name: str, default: bool) -> bool:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """kopf's webhook server for the validating admission webhook (``ADDONSTACK_WEBHOOK_*``).
+
+    kopf creates and keeps the ValidatingWebhookConfiguration ``config_name`` with a URL client config
+    ``https://<host>:<port>``. Without ``certfile``/``pkeyfile`` kopf makes a self-signed certificate,
+    which needs the ``certbuilder`` package (not installed by default).
+    """
+
+    addr: str = "0.0.0.0"
+    host: str | None = None  # the name the API server uses to reach the webhook; default: addr
+    port: int = 9443
+    certfile: str | None = None
+    pkeyfile: str | None = None
+    cafile: str | None = None  # CA bundle for the API server; default: the certificate itself
+    config_name: str = "addonstack.dev"
+
+    @classmethod
+    def from_env(cls) -> WebhookSettings | None:
+        if not _env_bool("ADDONSTACK_WEBHOOK", False):
+            return None
+        env = os.environ.get
+        return cls(
+            addr=env("ADDONSTACK_WEBHOOK_ADDR") or cls.addr,
+            host=env("ADDONSTACK_WEBHOOK_HOST") or None,
+            port=int(env("ADDONSTACK_WEBHOOK_PORT") or cls.port),
+            certfile=env("ADDONSTACK_WEBHOOK_CERTFILE") or None,
+            pkeyfile=env("ADDONSTACK_WEBHOOK_PKEYFILE") or None,
+            cafile=env("ADDONSTACK_WEBHOOK_CAFILE") or None,
+            config_name=env("ADDONSTACK_WEBHOOK_CONFIG") or cls.config_name,
+        )
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()  # empty: every namespace (cluster-wide)
     defaults: StackDefaults = field(default_factory=StackDefaults)
@@ -25,6 +58,7 @@ class OperatorSettings:
     health_host: str = "0.0.0.0"
     kubeconfig: str | None = None
     max_workers: int = 20
+    webhook: WebhookSettings | None = None  # None: no admission webhook (the CRD still validates)
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -45,4 +79,5 @@ class OperatorSettings:
             peering=os.environ.get("ADDONSTACK_PEERING") or None,
             kubeconfig=os.environ.get("KUBECONFIG") or None,
             health_host=os.environ.get("ADDONSTACK_HEALTH_HOST", "0.0.0.0"),
+            webhook=WebhookSettings.from_env(),
         )
