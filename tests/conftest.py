@@ -22,6 +22,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 from addonstack.devcluster import DevCluster, DevClusterError, find_binaries, missing_binaries
+from tests import hypothesis_setup  # noqa: F401  (registers the Hypothesis profiles before the plugin loads one)
 
 CLUSTER_TESTS = Path(__file__).parent / "cluster"
 _log_dirs: list[Path] = []

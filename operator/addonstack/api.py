@@ -193,9 +193,18 @@ def _read_compose(text: str, instance_id: str) -> dict[str, Any]:
     marker = doc[MARKER]
     if marker.get("instance") != instance_id:
         raise AddonStackError(f"currentCompose: belongs to instance {marker.get('instance')!r}, not {instance_id!r}")
-    for field in ("requested", "services"):
-        if not isinstance(marker.get(field), list) or not all(isinstance(s, str) for s in marker[field]):
-            raise AddonStackError(f"currentCompose: {MARKER}.{field} must be a list of service ids")
+    for field in ("requested", "services", "skillPacks"):
+        value = marker.setdefault(field, []) if field == "skillPacks" else marker.get(field)
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            raise AddonStackError(f"currentCompose: {MARKER}.{field} must be a list of ids")
+    if doc.get("services") is None:
+        doc["services"] = {}
+    services = doc["services"]
+    if not isinstance(services, dict) or not all(isinstance(v, dict) for v in services.values()):
+        raise AddonStackError("currentCompose: services must map each service name to its definition")
+    for sid, svc in services.items():
+        if not isinstance(svc.get("ports", []), list) or not isinstance(svc.get("image", ""), str):
+            raise AddonStackError(f"currentCompose: services.{sid}: ports must be a list and image a string")
     return doc
 
 
@@ -206,7 +215,7 @@ def _existing_ports(doc: dict[str, Any], service_ids: list[str]) -> dict[str, in
         for spec in (services.get(sid) or {}).get("ports") or []:
             host, _, rest = str(spec).partition(":")
             container = rest.split("/", 1)[0]
-            if host.isdigit() and container.isdigit():
+            if host.isdigit() and container.isdigit() and 1 <= int(host) <= 65535:
                 out[f"{sid}:{container}"] = int(host)
     return out
 
@@ -255,16 +264,20 @@ def update_addon_stack(
     requested += [s for s in inp.add_services if s not in requested]
     packs = list(dict.fromkeys([*marker.get("skillPacks", []), *inp.skill_packs]))
     options = inp.model_copy(update={"skill_packs": packs})
-    keep = set(current) - removing
+    # Values and ports of every current service go in: one that comes back (a dependency of a requested
+    # service, even one skipped) keeps them instead of getting new secrets; the others are simply unused.
     plan = _plan(
         cat,
         inp.instance_id,
         requested,
         options,
         seed,
-        existing_values=_existing_values(parsed, keep),
-        existing_ports=_existing_ports(doc, sorted(keep)),
+        existing_values=_existing_values(parsed, set(current)),
+        existing_ports=_existing_ports(doc, sorted(current)),
     )
+    for sid in sorted(removing & set(plan.ids)):
+        warnings.append(f"removeServices: {sid} is still a dependency of a requested service; kept with its values")
+    keep = set(current) & set(plan.ids)
     plan.warnings[:0] = warnings
     old_images = {sid: (doc.get("services") or {}).get(sid, {}).get("image") for sid in current}
     images = [p.image for p in plan.services if old_images.get(p.id) != p.image]

@@ -135,10 +135,13 @@ def _check_credentials(cat: Catalog, credentials: Mapping[str, Mapping[str, str]
         svc = cat.services.get(sid)
         if svc is None:
             raise PlanError(f"credentials.{sid}: {sid!r} is not a catalog service")
-        for key in values:
+        for key, value in values.items():
             if svc.env_var(key) is None:
                 known = ", ".join(e.key for e in svc.env if e.credential) or "none"
                 raise PlanError(f"credentials.{sid}.{key}: {sid} has no variable {key!r} (its credentials: {known})")
+            # An environment variable cannot hold NUL, and a lone surrogate cannot be written as UTF-8.
+            if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+                raise PlanError(f"credentials.{sid}.{key}: the value has a NUL or invalid Unicode character; remove it")
 
 
 def build_plan(

@@ -30,7 +30,7 @@ def _matching(pattern: str, fix: str) -> Any:
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
-        if not compiled.match(value):
+        if not compiled.fullmatch(value):  # fullmatch: "$" alone would accept a trailing newline
             raise ValueError(f"{value!r} is not valid: {fix}")
         return value
 

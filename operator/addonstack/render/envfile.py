@@ -15,6 +15,8 @@ HEADER = "# addonstack:instance="
 SECTION = "# addonstack:service="
 _SAFE = re.compile(r"^[A-Za-z0-9_.:/@+,=%-]*$")
 _LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+# Escapes Compose's dotenv parser understands inside double quotes.
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 
 
 class EnvFileError(ValueError):
@@ -22,11 +24,12 @@ class EnvFileError(ValueError):
 
 
 def quote(value: str) -> str:
-    if _SAFE.match(value):
+    if _SAFE.fullmatch(value):  # not match(): "$" also matches before a trailing newline
         return value
-    if "'" not in value and "\n" not in value and "\\" not in value:
+    if "'" not in value and "\n" not in value and "\r" not in value and "\\" not in value:
         return f"'{value}'"
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", "\\n")
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r")
     return f'"{escaped}"'
 
 
@@ -44,7 +47,7 @@ def _unquote(raw: str, lineno: int) -> str:
             c = raw[i]
             if c == "\\" and i + 1 < len(raw):
                 nxt = raw[i + 1]
-                out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
+                out.append(_ESCAPES.get(nxt, nxt))
                 i += 2
                 continue
             if c == '"':
@@ -92,7 +95,8 @@ def parse(text: str) -> ParsedEnv:
     current: str | None = None
     values: dict[str, dict[str, str]] = {}
     order: list[str] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a line, as in Compose: a quoted value may hold "\r", "\x85", "\u2028"...
+    for lineno, line in enumerate(text.split("\n"), start=1):
         stripped = line.strip()
         if stripped.startswith(HEADER):
             instance = stripped[len(HEADER) :].strip()
