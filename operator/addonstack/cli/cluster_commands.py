@@ -239,7 +239,10 @@ def operator_run(
     from addonstack.controller.run import run
     from addonstack.controller.settings import OperatorSettings
 
-    s = OperatorSettings.from_env()
+    try:
+        s = OperatorSettings.from_env()
+    except ValueError as exc:
+        fail(str(exc))
     d = s.defaults
     d = replace(
         d,

@@ -120,8 +120,10 @@ class Cluster:
                     d.setdefault("apiVersion", api_version)
                     d.setdefault("kind", kind)
                     out.append(d)
-            except ApiError as exc:
-                if exc.status.code == 404 and (api_version, kind) in OPTIONAL_KINDS:
+            except Exception as exc:
+                # A missing CRD answers a plain-text 404, which lightkube raises as its HTTP error, not ApiError.
+                status = getattr(getattr(exc, "response", None), "status_code", None)
+                if status == 404 and (api_version, kind) in OPTIONAL_KINDS:
                     continue  # the CRD is not installed, so there is nothing of ours to find
                 raise
         return out

@@ -54,9 +54,12 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    # A namespaced operator gets no ClusterRole, so it must not list Namespaces or watch CRDs cluster-wide
+    # (kopf would get 403s and warn): it serves the exact namespaces given, CRDs as found at start.
+    settings.scanning.disabled = bool(state.settings.namespaces)
     if state.settings.peering:
         settings.peering.name = state.settings.peering
-        settings.peering.priority = state.settings.priority
+        settings.peering.priority = state.settings.priority or 0
         settings.peering.mandatory = True
         settings.peering.standalone = False
     else:
@@ -68,7 +71,14 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         )  # fmt: skip
         settings.admission.managed = hook.config_name
     state.cluster = Cluster.from_kubeconfig(state.settings.kubeconfig, dry_run=state.settings.dry_run)
-    log.info("addonstack operator started (field manager %s, dry_run=%s)", FIELD_MANAGER, state.settings.dry_run)
+    log.info(
+        "addonstack operator started (field manager %s, dry_run=%s, namespaces=%s, peering=%s, priority=%s)",
+        FIELD_MANAGER,
+        state.settings.dry_run,
+        ",".join(state.settings.namespaces) or "*",
+        state.settings.peering or "-",
+        state.settings.priority if state.settings.peering else "-",
+    )
 
 
 async def cleanup(memo: Any, **_: Any) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import random
+from dataclasses import replace
 
 import kopf
 
@@ -13,6 +14,10 @@ from addonstack.controller.settings import OperatorSettings
 
 async def operator(settings: OperatorSettings, stop_flag: asyncio.Event | None = None) -> None:
     """The operator as a coroutine (tests run it in-process)."""
+    if settings.peering and settings.priority is None:
+        # kopf's peering is no lock: peers of equal priority all pause. A random priority per process makes
+        # exactly one replica active and the others hot standbys that resume when it leaves or stops renewing.
+        settings = replace(settings, priority=random.SystemRandom().randint(1, 2**31 - 1))
     registry = build_registry(settings)
     memo = kopf.Memo(state=State(settings))
     await kopf.operator(
@@ -22,7 +27,7 @@ async def operator(settings: OperatorSettings, stop_flag: asyncio.Event | None =
         namespaces=list(settings.namespaces),
         standalone=settings.peering is None,
         peering_name=settings.peering,
-        priority=settings.priority,
+        priority=settings.priority or 0,
         liveness_endpoint=(
             f"http://{settings.health_host}:{settings.health_port}/healthz" if settings.health_port else None
         ),
@@ -31,8 +36,6 @@ async def operator(settings: OperatorSettings, stop_flag: asyncio.Event | None =
 
 
 def run(settings: OperatorSettings, verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # kopf's formatter names the object in its per-object messages ("[ns/name] Handler ... succeeded").
+    kopf.configure(verbose=verbose, log_prefix=True)
     asyncio.run(operator(settings))

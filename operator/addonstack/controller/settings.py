@@ -13,6 +13,16 @@ def _env_bool(name: str, default: bool) -> bool:
     return default if raw is None else raw.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _env_int(name: str) -> int | None:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer; set a whole number or unset it") from None
+
+
 @dataclass(frozen=True)
 class WebhookSettings:
     """kopf's webhook server for the validating admission webhook (``ADDONSTACK_WEBHOOK_*``).
@@ -38,7 +48,7 @@ class WebhookSettings:
         return cls(
             addr=env("ADDONSTACK_WEBHOOK_ADDR") or cls.addr,
             host=env("ADDONSTACK_WEBHOOK_HOST") or None,
-            port=int(env("ADDONSTACK_WEBHOOK_PORT") or cls.port),
+            port=_env_int("ADDONSTACK_WEBHOOK_PORT") or cls.port,
             certfile=env("ADDONSTACK_WEBHOOK_CERTFILE") or None,
             pkeyfile=env("ADDONSTACK_WEBHOOK_PKEYFILE") or None,
             cafile=env("ADDONSTACK_WEBHOOK_CAFILE") or None,
@@ -53,7 +63,7 @@ class OperatorSettings:
     drift_interval: float = 60.0
     dry_run: bool = False
     peering: str | None = None  # kopf peering name for HA; None runs standalone
-    priority: int = 0
+    priority: int | None = None  # peering priority; None: a random one per process (see controller/run.py)
     health_port: int | None = 8080
     health_host: str = "0.0.0.0"
     kubeconfig: str | None = None
@@ -79,5 +89,15 @@ class OperatorSettings:
             peering=os.environ.get("ADDONSTACK_PEERING") or None,
             kubeconfig=os.environ.get("KUBECONFIG") or None,
             health_host=os.environ.get("ADDONSTACK_HEALTH_HOST", "0.0.0.0"),
+            health_port=_health_port(),
+            priority=_env_int("ADDONSTACK_PEERING_PRIORITY"),
             webhook=WebhookSettings.from_env(),
         )
+
+
+def _health_port() -> int | None:
+    """ADDONSTACK_HEALTH_PORT: kopf's /healthz port (default 8080); 0 turns the endpoint off."""
+    port = _env_int("ADDONSTACK_HEALTH_PORT")
+    if port is None:
+        return 8080
+    return port or None

@@ -21,10 +21,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [secrets, configmaps, services, persistentvolumeclaims]
   verbs: [get, list, create, patch, delete]
+# Events on the AddonStack (core/v1; best effort, so a missing grant would only show as absent events).
 - apiGroups: [""]
-  resources: [events]
-  verbs: [create]
-- apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]
 - apiGroups: [discovery.k8s.io]
@@ -38,5 +36,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: [get, list, create, patch, delete]
 - apiGroups: [networking.k8s.io]
   resources: [ingresses, networkpolicies]
+  verbs: [get, list, create, patch, delete]
+# Traefik StripPrefix Middlewares (ingress class traefik). Listed on every reconcile; inert without Traefik.
+- apiGroups: [traefik.io]
+  resources: [middlewares]
   verbs: [get, list, create, patch, delete]
 {{- end -}}
