@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup k8s tools test lint unit demo demo-down clean catalog-schema crd manifests docs
+.PHONY: setup k8s tools composecheck test lint unit demo demo-down clean catalog-schema crd manifests docs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ k8s:
 tools:
 	@bash tools/k8s/tools.sh | tail -1
 
+# Docker Compose's own loader (compose-go) as a small CLI for the password tests; cached by source hash.
+composecheck:
+	@bash tools/composecheck/build.sh | tail -1
+
 lint: setup
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/mypy
@@ -32,7 +36,7 @@ unit: setup
 	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
 
 # The whole suite: lint, types, layers, unit and the real-control-plane tests.
-test: setup k8s tools lint
+test: setup k8s tools composecheck lint
 	@start=$$(date +%s); \
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	echo "[test] pytest took $$(( $$(date +%s) - start ))s"; \

