@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -89,3 +90,30 @@ def test_manifests_match_the_charts() -> None:
     manifests = ROOT / "deploy" / "manifests"
     assert (manifests / "crds.yaml").read_text() == crds, "run tools/gen-manifests.sh"
     assert (manifests / "operator.yaml").read_text() == op, "run tools/gen-manifests.sh"
+
+
+def _render(*values: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [str(_helm(4)), "template", "t", str(CHARTS / "addonstack"), "-n", "ops", *values],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_peering_lives_where_kopf_looks_for_it() -> None:
+    # A namespaced operator's kopf uses a KopfPeering in each namespace it serves, not in its own.
+    docs = _render("--set", "replicas=2", "--set", "watchNamespaces={a,b}")
+    peerings = sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == "KopfPeering")
+    assert peerings == ["a", "b"]
+    for role in (d for d in docs if d["kind"] == "Role"):
+        assert any("kopfpeerings" in r["resources"] for r in role["rules"]), role
+    args = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--peering=addonstack" in args
+    # One replica: no peering at all. Cluster-wide: the cluster-scoped peering and its ClusterRole rule.
+    assert not [d for d in _render() if d["kind"] == "KopfPeering"]
+    wide = _render("--set", "replicas=2", "--set", "clusterWide=true")
+    assert [d["kind"] for d in wide if "Peering" in str(d["kind"])] == ["ClusterKopfPeering"]
+    cluster_role = next(d for d in wide if d["kind"] == "ClusterRole")
+    assert any("clusterkopfpeerings" in r["resources"] for r in cluster_role["rules"])
