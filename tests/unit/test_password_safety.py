@@ -40,7 +40,7 @@ from addonstack.plan.models import AddonStackInput
 from addonstack.plan.secrets import env_file_key
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.render import envfile, yamlio
-from addonstack.render.kubernetes import render_kubernetes
+from addonstack.render.kubernetes import db_drop_job, render_kubernetes
 from addonstack.render.stack import StackDefaults, plan_stack
 from tests.hypothesis_setup import tried
 from tests.unit.test_properties import ENV_TEXT, NASTY
@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CAT = load_catalog()
 ADMIN_USER = "platform_admin"
 ADMIN_PASSWORD = "adm'in\"\\ $HOME $$ ${X} `id` :x; -- \n# end"
+# An admin that is not a superuser, as on managed PostgreSQL services: CREATEROLE and CREATEDB only.
+LIMITED_ADMIN = ("limited_admin", 'l\'im\\$1 "x"')
 # Services with a database; formbricks also creates the "vector" extension (\connect inside the script).
 DB_SERVICES = ["n8n", "formbricks"]
 PASSWORDS = [p for p in NASTY if p.strip(" ")] + ["p" * 200, "$$$$", "\\\\'\\'", "'''", '"""', "x\\"]
@@ -84,7 +86,14 @@ class PgServer:
     def env(self, **extra: str) -> dict[str, str]:
         return {"PATH": f"{self.bin_dir}:/usr/bin:/bin", "PGPASSFILE": "/nonexistent", "LC_ALL": "C", **extra}
 
-    def login(self, role: str, database: str, password: str) -> subprocess.CompletedProcess[str]:
+    def admin_sql(self, sql: str, database: str = "postgres") -> str:
+        res = self.login(ADMIN_USER, database, ADMIN_PASSWORD, sql)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip()
+
+    def login(
+        self, role: str, database: str, password: str, sql: str = "select current_user || ' ' || current_database()"
+    ) -> subprocess.CompletedProcess[str]:
         """Log in over TCP with a password (scram-sha-256) and say who and where we are."""
         return subprocess.run(
             [
@@ -99,7 +108,7 @@ class PgServer:
                 database,
                 "-w",
                 "-tAc",
-                "select current_user || ' ' || current_database()",
+                sql,
             ],
             env=self.env(PGPASSWORD=password),
             capture_output=True,
@@ -187,8 +196,13 @@ def postgres() -> Iterator[PgServer]:
                 f"pw={ADMIN_PASSWORD}",
                 "-v",
                 f"admin={ADMIN_USER}",
+                "-v",
+                f"limited={LIMITED_ADMIN[0]}",
+                "-v",
+                f"pw2={LIMITED_ADMIN[1]}",
             ],
-            input="CREATE ROLE :\"admin\" SUPERUSER LOGIN PASSWORD :'pw';\nSELECT version();\n",
+            input="CREATE ROLE :\"admin\" SUPERUSER LOGIN PASSWORD :'pw';\n"
+            "CREATE ROLE :\"limited\" CREATEROLE CREATEDB LOGIN PASSWORD :'pw2';\nSELECT version();\n",
             capture_output=True,
             text=True,
             timeout=30,
@@ -244,16 +258,22 @@ def _run(command: list[str], env: Mapping[str, str]) -> subprocess.CompletedProc
 
 
 def _k8s_setup_job(
-    credentials: Mapping[str, str], services: list[str] = DB_SERVICES, seed: int = 0
+    credentials: Mapping[str, str],
+    services: list[str] = DB_SERVICES,
+    seed: int = 0,
+    admin: tuple[str, str] = (ADMIN_USER, ADMIN_PASSWORD),
+    action: str = "setup",
 ) -> tuple[list[str], dict[str, str], list[Any]]:
     spec = AddonStackSpec.model_validate({"services": services, "database": {"adminSecretRef": {"name": "pg-admin"}}})
     plan, ctx, _ = plan_stack(CAT, spec, "tenant-a", "ns", StackDefaults(), random.Random(seed), credentials)
     objs, _ = render_kubernetes(plan, ctx)
     jobs = [o for o in objs if o["kind"] == "Job" and "-db-setup-" in o["metadata"]["name"]]
+    if action == "drop":
+        jobs = [db_drop_job(plan, ctx)]
     assert len(jobs) == 1, [o["metadata"]["name"] for o in objs if o["kind"] == "Job"]
     container = jobs[0]["spec"]["template"]["spec"]["containers"][0]
     secrets = _secret_data(objs)
-    secrets["pg-admin"] = {"username": ADMIN_USER, "password": ADMIN_PASSWORD}
+    secrets["pg-admin"] = {"username": admin[0], "password": admin[1]}
     return container["command"] + container.get("args", []), _resolve_k8s_env(container["env"], secrets), plan.databases
 
 
@@ -276,27 +296,30 @@ def test_k8s_setup_job_is_idempotent(postgres: PgServer) -> None:
         assert res.returncode == 0, f"run {attempt}: {res.stdout}\n{res.stderr}"
         assert "databases ready" in res.stdout
     _check_logins(postgres, needs, {n.role: env[n.password_env] for n in needs})
-    ext = subprocess.run(
-        [
-            str(postgres.bin_dir / "psql"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(postgres.port),
-            "-U",
-            ADMIN_USER,
-            "-d",
-            "formbricks",
-            "-w",
-            "-tAc",
-            "select extname from pg_extension where extname = 'vector'",
-        ],
-        env=postgres.env(PGPASSWORD=ADMIN_PASSWORD),
-        capture_output=True,
-        text=True,
-        timeout=30,
+    ext = postgres.admin_sql("select extname from pg_extension where extname = 'vector'", "formbricks")
+    assert ext == "vector", "the vector extension was not created"
+
+
+def test_drop_job_then_setup_by_an_admin_that_is_not_superuser(postgres: PgServer) -> None:
+    """The drop Job removes the databases and roles; a CREATEROLE+CREATEDB admin then sets them up again."""
+    setup, env, needs = _k8s_setup_job({}, DB_SERVICES, seed=1)
+    assert _run(setup, _at_test_server(env, postgres)).returncode == 0
+    drop, drop_env, _ = _k8s_setup_job({}, DB_SERVICES, seed=1, action="drop")
+    for attempt in (1, 2):
+        res = _run(drop, _at_test_server(drop_env, postgres))
+        assert res.returncode == 0, f"drop run {attempt}: {res.stdout}\n{res.stderr}"
+    names = ",".join(f"'{n.role}'" for n in needs)  # catalog names, [a-z0-9_] only
+    left = postgres.admin_sql(
+        f"select (select count(*) from pg_roles where rolname in ({names}))"
+        f" + (select count(*) from pg_database where datname in ({names}))"
     )
-    assert ext.stdout.strip() == "vector", ext.stderr
+    assert left == "0", "the drop Job left roles or databases behind"
+    # Only n8n: creating "vector" (not a trusted extension) takes a superuser on any PostgreSQL.
+    setup, env, needs = _k8s_setup_job({"n8n.N8N_DB_PASSWORD": "$$'\\"}, ["n8n"], seed=2, admin=LIMITED_ADMIN)
+    for attempt in (1, 2):
+        res = _run(setup, _at_test_server(env, postgres))
+        assert res.returncode == 0, f"run {attempt} as {LIMITED_ADMIN[0]}: {res.stdout}\n{res.stderr}"
+    _check_logins(postgres, needs, {n.role: env[n.password_env] for n in needs})
 
 
 @pytest.mark.parametrize("password", PASSWORDS, ids=range(len(PASSWORDS)))

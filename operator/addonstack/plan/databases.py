@@ -3,7 +3,9 @@
 The script is shared by the Compose ``postgres-setup`` container and the Kubernetes setup Job. It
 connects with the platform's admin credentials from the environment (PGHOST, PGUSER, PGPASSWORD),
 creates each role and database only if missing, and sets the password from a psql variable, so a
-password is never pasted into SQL text and quotes, backslashes or ``$`` in it are harmless.
+password is never pasted into SQL text and quotes, backslashes or ``$`` in it are harmless. The admin
+need not be a superuser: CREATEROLE and CREATEDB suffice (it grants itself each role it creates, which
+PostgreSQL 16+ requires before making that role a database owner).
 Database and role names come only from the catalog, whose schema restricts them to ``[a-z0-9_]``.
 """
 
@@ -60,6 +62,7 @@ echo "database {need.database} for {need.service_id}"
 psql -v ON_ERROR_STOP=1 -v db={need.database} -v role={need.role} -v pw="${need.password_env}" <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role')\\gexec
 ALTER ROLE :"role" WITH LOGIN PASSWORD :'pw';
+GRANT :"role" TO CURRENT_USER;
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db')\\gexec
 ALTER DATABASE :"db" OWNER TO :"role";
 GRANT ALL PRIVILEGES ON DATABASE :"db" TO :"role";
