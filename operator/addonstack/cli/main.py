@@ -323,7 +323,20 @@ def _run_library(kind: str, input_path: str, out_dir: str | None, seed: int | No
             f"wrote {len(written)} files to {out_dir} (.env.addons is mode 0600)"
         )
         return
-    emit_json(result.model_dump(by_alias=True, mode="json"))
+    emit_json(_without_secret_values(result.model_dump(by_alias=True, mode="json")))
+
+
+def _without_secret_values(data: dict[str, Any]) -> dict[str, Any]:
+    """Terminal output keeps secret values in ``envFile`` only; ``envVars`` names where each one is.
+
+    Output printed to a terminal lands in scrollback, CI logs and pasted bug reports; the env file is the
+    one place meant to hold values (and ``--out`` writes it 0600). The library API still returns them.
+    """
+    for group in data.get("envVars") or []:
+        for var in group.get("variables") or []:
+            if var.get("secret") and var.get("envKey"):
+                var["value"] = f"(secret: see {var['envKey']} in envFile)"
+    return data
 
 
 @cli.command()

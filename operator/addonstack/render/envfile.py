@@ -110,7 +110,8 @@ def parse(text: str) -> ParsedEnv:
             continue
         m = _LINE.match(stripped)
         if m is None:
-            raise EnvFileError(f"currentEnv line {lineno}: expected KEY=value, got {stripped[:40]!r}")
+            # The line is not quoted back: a mangled line of an env file is usually a secret value.
+            raise EnvFileError(f"currentEnv line {lineno}: expected KEY=value (a comment starts with #)")
         if instance is None:
             break
         if current is None:
