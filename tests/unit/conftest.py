@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 from hypothesis import settings
 
 from tests.hypothesis_setup import TRIED
 
 _failed: set[str] = set()
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def composecheck() -> Path:
+    """tools/composecheck built (cached under ~/.cache/addonstack) from compose-go."""
+    res = subprocess.run(
+        ["bash", str(ROOT / "tools" / "composecheck" / "build.sh")], capture_output=True, text=True, timeout=900
+    )
+    if res.returncode != 0:
+        pytest.fail(
+            f"building tools/composecheck failed (needs Go and the Go module proxy):\n{res.stderr}", pytrace=False
+        )
+    return Path(res.stdout.strip().splitlines()[-1])
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import importlib.util
-import json
 import os
 import pwd
 import random
@@ -39,9 +38,9 @@ from addonstack.plan.databases import database_needs, setup_script
 from addonstack.plan.models import AddonStackInput
 from addonstack.plan.secrets import env_file_key
 from addonstack.plan.spec import AddonStackSpec
-from addonstack.render import envfile, yamlio
 from addonstack.render.kubernetes import db_drop_job, render_kubernetes
 from addonstack.render.stack import StackDefaults, plan_stack
+from tests.composeview import assert_compose_carries_every_value, compose_view
 from tests.hypothesis_setup import tried
 from tests.unit.test_properties import ENV_TEXT, NASTY
 
@@ -344,57 +343,6 @@ def test_k8s_setup_job_property_any_legal_password(postgres: PgServer, password:
 # ---- Docker Compose, read by Compose's own loader --------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def composecheck() -> Path:
-    """tools/composecheck built (cached under ~/.cache/addonstack) from compose-go."""
-    res = subprocess.run(
-        ["bash", str(ROOT / "tools" / "composecheck" / "build.sh")], capture_output=True, text=True, timeout=900
-    )
-    if res.returncode != 0:
-        pytest.fail(
-            f"building tools/composecheck failed (needs Go and the Go module proxy):\n{res.stderr}", pytrace=False
-        )
-    return Path(res.stdout.strip().splitlines()[-1])
-
-
-def _compose_view(tool: Path, result: Any, workdir: Path, platform_env: Mapping[str, str]) -> dict[str, Any]:
-    (workdir / "compose.yaml").write_text(result.compose_override, encoding="utf-8")
-    (workdir / ".env.addons").write_text(result.env_file, encoding="utf-8")
-    res = subprocess.run(
-        [
-            str(tool),
-            "--project-dir",
-            str(workdir),
-            "-f",
-            str(workdir / "compose.yaml"),
-            "--env-file",
-            str(workdir / ".env.addons"),
-        ],
-        env={"PATH": "/usr/bin:/bin", **platform_env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert res.returncode == 0, f"Compose could not load our files: {res.stderr}"
-    view: dict[str, Any] = json.loads(res.stdout)
-    return view
-
-
-def _assert_compose_carries_every_value(result: Any, view: dict[str, Any]) -> None:
-    """Compose reads every stored value back exactly, and each container gets exactly the stored value."""
-    dotenv = view["dotenv"]
-    ours = envfile.parse(result.env_file)
-    for section in ours.values.values():
-        for key, value in section.items():
-            assert dotenv.get(key) == value, f"Compose reads {key} as {dotenv.get(key)!r}, we stored {value!r}"
-    doc = yamlio.load(result.compose_override)
-    for sid, svc in doc["services"].items():
-        for var, expr in (svc.get("environment") or {}).items():
-            if expr.startswith("${") and expr.endswith("}") and expr[2:-1] in dotenv:
-                got = view["services"][sid]["environment"][var]
-                assert got == dotenv[expr[2:-1]], f"{sid}.{var}: container gets {got!r}"
-
-
 def test_compose_reads_back_every_hostile_value(composecheck: Path, tmp_path: Path) -> None:
     for i, password in enumerate(PASSWORDS):
         result = generate_addon_stack(
@@ -402,8 +350,8 @@ def test_compose_reads_back_every_hostile_value(composecheck: Path, tmp_path: Pa
             seed=i,
         )
         (tmp_path / str(i)).mkdir()
-        view = _compose_view(composecheck, result, tmp_path / str(i), {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"})
-        _assert_compose_carries_every_value(result, view)
+        view = compose_view(composecheck, result, tmp_path / str(i), {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"})
+        assert_compose_carries_every_value(result, view)
         assert view["services"]["postgres-setup"]["environment"]["ADDONSTACK_DB_PASSWORD_N8N"] == password
 
 
@@ -429,11 +377,11 @@ def test_compose_postgres_setup_sets_any_password(
         {"instanceId": "t1", "services": DB_SERVICES, "credentials": {"n8n": {"N8N_DB_PASSWORD": password}}},
         seed=5,
     )
-    view = _compose_view(
+    view = compose_view(
         composecheck, result, tmp_path, {"POSTGRES_USER": ADMIN_USER, "POSTGRES_PASSWORD": ADMIN_PASSWORD}
     )
     assert view["dotenv"][env_file_key("n8n", "N8N_DB_PASSWORD")] == password
-    _assert_compose_carries_every_value(result, view)
+    assert_compose_carries_every_value(result, view)
     n8n_env = view["services"]["n8n"]["environment"]
     assert n8n_env["DB_POSTGRESDB_PASSWORD"] == password, "n8n would connect with another password"
     setup = view["services"]["postgres-setup"]
@@ -459,8 +407,8 @@ def test_compose_reads_back_any_legal_value(composecheck: Path, values: list[str
         seed=seed,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        view = _compose_view(composecheck, result, Path(tmp), {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"})
-    _assert_compose_carries_every_value(result, view)
+        view = compose_view(composecheck, result, Path(tmp), {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"})
+    assert_compose_carries_every_value(result, view)
     for key, value in zip(keys, values, strict=False):
         if value:
             assert view["services"]["n8n"]["environment"][key] == value

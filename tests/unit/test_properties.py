@@ -16,7 +16,9 @@ import json
 import random
 import re
 import string
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -39,6 +41,7 @@ from addonstack.plan.spec import AddonStackSpec
 from addonstack.render import envfile, yamlio
 from addonstack.render.kubernetes import render_kubernetes
 from addonstack.render.stack import StackDefaults, plan_stack
+from tests.composeview import assert_compose_carries_every_value, compose_view
 from tests.hypothesis_setup import tried
 from tests.schemas import compose_errors, compose_refs
 
@@ -246,11 +249,21 @@ def assert_compose_valid(result: Any, inp: dict[str, Any]) -> None:
 # ---- valid input renders valid output --------------------------------------------------------------
 
 
+_compose_loads = [0]
+
+
 @given(inp=library_inputs(), seed=st.integers(0, 2**32))
-def test_valid_library_input_renders_schema_valid_compose(inp: dict[str, Any], seed: int) -> None:
+def test_valid_library_input_renders_schema_valid_compose(composecheck: Path, inp: dict[str, Any], seed: int) -> None:
     tried()
     result = generate_addon_stack(inp, seed=seed, catalog=CAT)
     assert_compose_valid(result, inp)
+    # One input in ten also goes through Docker Compose's own loader: it must load, interpolate, and give
+    # every container exactly the values we stored.
+    _compose_loads[0] += 1
+    if _compose_loads[0] % 10 == 1:
+        with tempfile.TemporaryDirectory() as workdir:
+            view = compose_view(composecheck, result, Path(workdir), {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"})
+        assert_compose_carries_every_value(result, view)
 
 
 @given(inp=library_inputs(), seed=st.integers(0, 2**32), add=st.lists(service_ids, max_size=2), data=st.data())
@@ -451,7 +464,12 @@ def _mutations() -> dict[str, tuple[str, Any]]:
             "prebuiltImages",
             st.one_of(
                 _not(dict),
-                st.builds(lambda r: {"n8n": r}, st.sampled_from(["", "has space:1", "-bad", "x:", "x/", "a" * 513])),
+                st.builds(
+                    lambda r: {"n8n": r},
+                    st.sampled_from(
+                        ["", "has space:1", "-bad", "x:", "x/", "a" * 513, "x:${TAG}", "r/x:$HOME", "x:1\n"]
+                    ),
+                ),
                 st.builds(lambda s: {s: "img:1"}, BAD_IDS),
             ),
         ),
