@@ -46,7 +46,7 @@ demo: setup k8s tools
 	@bash tools/demo.sh
 
 demo-down: setup
-	$(BIN)/addonstack dev-cluster down
+	@bash tools/demo.sh down
 
 catalog-schema: setup
 	$(BIN)/python -m addonstack.catalog.schema

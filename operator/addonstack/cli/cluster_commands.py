@@ -92,7 +92,12 @@ def status(name: str | None, namespace: str, watch: bool, timeout: float, as_jso
     from lightkube.core.exceptions import ApiError
 
     def ready(stacks: list[dict[str, Any]]) -> bool:
-        return bool(stacks) and all(_cond(s, "Ready").get("status") == "True" for s in stacks)
+        # Ready for the current spec: right after `kubectl apply`, the Ready=True still shown is the old one's.
+        return bool(stacks) and all(
+            _cond(s, "Ready").get("status") == "True"
+            and (s.get("status") or {}).get("observedGeneration") == s["metadata"].get("generation")
+            for s in stacks
+        )
 
     try:
         stacks = asyncio.run(_fetch(namespace, name))
@@ -123,7 +128,13 @@ def status(name: str | None, namespace: str, watch: bool, timeout: float, as_jso
 
 @cli.group("dev-cluster")
 def dev_cluster() -> None:
-    """A real local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) on loopback."""
+    """A real local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) on loopback.
+
+    \b
+    Example:
+      export KUBECONFIG=$(addonstack dev-cluster up | tail -1)
+      addonstack dev-cluster status
+    """
 
 
 @dev_cluster.command("up")
@@ -203,7 +214,12 @@ def dev_status(directory: Path, as_json: bool) -> None:
 
 @cli.group("operator")
 def operator_group() -> None:
-    """Run the AddonStack operator."""
+    """Run the AddonStack operator.
+
+    \b
+    Example:
+      addonstack operator run --namespace tenant-a --ingress-class nginx
+    """
 
 
 @operator_group.command("run")
