@@ -221,7 +221,12 @@ def catalog_search(words: tuple[str, ...], as_json: bool) -> None:
 
 @cli.group()
 def packs() -> None:
-    """Browse skill packs (task bundles of services and agent skills)."""
+    """Browse skill packs (task bundles of services and agent skills).
+
+    \b
+    Example:
+      addonstack packs show automation-hub --json
+    """
 
 
 @packs.command("list")
