@@ -423,11 +423,13 @@ def test_hostile_instance_id_is_rejected_before_planning(bad: str) -> None:
         AddonStackInput.model_validate({"instanceId": bad, "services": ["n8n"]})
 
 
-@pytest.mark.parametrize("field", ["database", "role"])
-def test_unsafe_catalog_database_names_are_refused(field: str) -> None:
+@pytest.mark.parametrize("field", ["database", "role", "extensions"])
+@pytest.mark.parametrize("name", ["n8n; DROP ROLE postgres", "n8n\n", 'n8n"', "N8N", "n8n x"])
+def test_unsafe_catalog_database_names_are_refused(field: str, name: str) -> None:
     svc = CAT.services["n8n"]
     assert svc.postgres is not None
-    bad = svc.model_copy(update={"postgres": svc.postgres.model_copy(update={field: "n8n; DROP ROLE postgres"})})
+    value: Any = [name] if field == "extensions" else name
+    bad = svc.model_copy(update={"postgres": svc.postgres.model_copy(update={field: value})})
     with pytest.raises(ValueError, match="unsafe PostgreSQL name"):
         database_needs([bad])
 

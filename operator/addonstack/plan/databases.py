@@ -40,7 +40,7 @@ def database_needs(services: list[Service]) -> list[DatabaseNeed]:
             continue
         pg = svc.postgres
         for name in (pg.database, pg.role, *pg.extensions):
-            if not _NAME.match(name):  # the catalog schema already guarantees this; never trust input
+            if not _NAME.fullmatch(name):  # the catalog schema already guarantees this; never trust input
                 raise ValueError(f"{svc.id}: unsafe PostgreSQL name {name!r}")
         out.append(DatabaseNeed(svc.id, pg.database, pg.role, pg.password_var, tuple(pg.extensions)))
     return out
