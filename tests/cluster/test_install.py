@@ -43,7 +43,8 @@ CHARTS = ROOT / "deploy" / "chart"
 TOOLS = Path.home() / ".cache" / "addonstack" / "tools"
 SA = "addonstack-operator"  # the chart's ServiceAccount (and Role) name
 KopfPeering = create_namespaced_resource("kopf.dev", "v1", "KopfPeering", "kopfpeerings")
-FORBIDDEN = re.compile(r"HTTP/\S+ 403\b|\bforbidden\b|Not enough permissions", re.IGNORECASE)  # 403s, kopf's RBAC warnings
+# An HTTP 403 in the client's request log, an API error message, or kopf's warning about missing rights.
+FORBIDDEN = re.compile(r"HTTP/\S+ 403\b|\bforbidden\b|Not enough permissions", re.IGNORECASE)
 
 
 def _tool(name: str) -> str:
@@ -72,7 +73,7 @@ def _helm_install(helm: str, kubeconfig: Path, release_ns: str, watch: str, *val
           "--set", f"watchNamespaces={{{watch}}}",
           "--set", f"defaults.databaseHost={TEST_DEFAULTS.database_host}",
           "--set", f"defaults.databaseAdminSecret={TEST_DEFAULTS.database_admin_secret}",
-          "--set", "defaults.driftIntervalSeconds=5", *values], kubeconfig)  # fmt: skip
+          "--set", "defaults.driftIntervalSeconds=5", "--wait", "--timeout", "60s", *values], kubeconfig)  # fmt: skip
 
 
 def _token_kubeconfig(client: Client, admin_kubeconfig: Path, namespace: str, out: Path) -> Path:
@@ -282,6 +283,17 @@ def _peers(client: Client, namespace: str) -> dict[str, Any]:
     return status
 
 
+def _all_peers(client: Client, namespace: str, pods: set[str]) -> dict[str, Any] | None:
+    peers = _peers(client, namespace)
+    return peers if set(peers) >= pods else None
+
+
+def _peering_state(log: str) -> str:
+    """kopf starts a peered operator paused and logs each change: the last one tells its state."""
+    resumed, paused = log.rfind("Resuming operations"), log.rfind("Pausing operations")
+    return "active" if resumed > paused else "paused"
+
+
 def test_two_replicas_never_reconcile_the_same_stack(
     admin_client: Client, kubeconfig: Path, namespace: str, apps_namespace: str, tmp_path: Path
 ) -> None:
@@ -295,8 +307,12 @@ def test_two_replicas_never_reconcile_the_same_stack(
 
     with _operators(admin_client, ops, sa_config, tmp_path, ["replica-a", "replica-b"]) as procs:
         both = {"replica-a", "replica-b"}
-        wait_for("both replicas in the KopfPeering", lambda: set(_peers(admin_client, apps)) >= both, timeout=30)
-        wait_for("one replica to stand by", lambda: [p for p in procs if "Pausing operations" in p.text()], timeout=30)
+        peers = wait_for("both replicas in the KopfPeering", lambda: _all_peers(admin_client, apps, both), timeout=30)
+        # The replica with the higher priority works; the other stays paused (kopf starts every peer paused).
+        leader_id = max(peers, key=lambda pod: int(peers[pod]["priority"]))
+        settled = {p.log.stem: "active" if p.log.stem == leader_id else "paused" for p in procs}
+        wait_for(f"{leader_id} active and the other replica paused",
+                 lambda: {p.log.stem: _peering_state(p.text()) for p in procs} == settled, timeout=30)  # fmt: skip
         services = {"s-gotify": "gotify", "s-qdrant": "qdrant", "s-ntfy": "ntfy", "s-memos": "memos"}
         names = sorted(services)
         for name, service in services.items():
@@ -310,13 +326,13 @@ def test_two_replicas_never_reconcile_the_same_stack(
         active = [pod for pod, c in counts.items() if c]
         assert len(active) == 1, f"exactly one replica reconciles while both run; handler runs per replica: {counts}"
         standby = next(p for p in procs if p.log.stem != active[0])
-        assert "Pausing operations" in standby.text()
+        assert active == [leader_id] and _peering_state(standby.text()) == "paused"
         assert set(counts[active[0]]) == set(names)
 
         # Failover: the active replica leaves; the standby resumes and takes the next stack (and only it works).
         leader = next(p for p in procs if p.log.stem == active[0])
         leader.stop()
-        wait_for("the standby to resume", lambda: "Resuming operations" in standby.text(), timeout=30)
+        wait_for("the standby to resume", lambda: _peering_state(standby.text()) == "active", timeout=30)
         admin_client.create(codecs.from_dict(stack("after", apps, {"services": ["meilisearch"]})))
         wait_ready(admin_client, "after", apps, timeout=60)
         assert "after" in _handled(standby.text(), apps)
