@@ -108,6 +108,8 @@ def status(name: str | None, namespace: str, watch: bool, timeout: float, as_jso
                     time.sleep(2)
                     stacks = asyncio.run(_fetch(namespace, name))
                     live.update(_table(stacks))
+            if not out.is_terminal:
+                out.line()  # a redirected Live leaves its last table without a line end
         elif watch:
             deadline = time.monotonic() + timeout
             while not ready(stacks) and time.monotonic() < deadline:
