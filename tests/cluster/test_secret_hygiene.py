@@ -36,7 +36,9 @@ from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, PersistentVolumeClaim, Secret, Service
 from lightkube.resources.networking_v1 import Ingress, NetworkPolicy
+from pydantic import ValidationError
 
+from addonstack.api import AddonStackError, generate_addon_stack
 from addonstack.catalog.loader import load_catalog
 from addonstack.cli.main import cli
 from addonstack.controller.cluster import AddonStackResource
@@ -442,6 +444,12 @@ def _cli_places(scan: Scan, tmp: Path) -> None:
         code, out, err = _cli(["generate", "-i", str(path)])
         assert code == 1, f"{label}: accepted"
         scan.check("CLI error", f"generate: {label}", out + err)
+        try:  # the library's own exception text, as a platform would log it
+            generate_addon_stack(data, seed=1)
+        except (ValidationError, AddonStackError) as exc:
+            scan.check("library error", f"generate: {label}", f"{exc} {exc!r}")
+        else:
+            raise AssertionError(f"{label}: the library accepted it")
     # update with a malformed env file line that holds a value
     broken_env = env_text + f"\nN8N__N8N_ENCRYPTION_KEY {secret}\n"
     for label, env in {"malformed line": broken_env}.items():
