@@ -24,6 +24,11 @@ from pydantic.alias_generators import to_camel
 from addonstack.catalog.model import ENV_KEY_PATTERN, ID_PATTERN
 
 INSTANCE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+_IMAGE_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REF = re.compile(
+    rf"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?/)?{_IMAGE_PATH}(?:/{_IMAGE_PATH})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
+)
 
 
 def _matching(pattern: str, fix: str) -> Any:
@@ -116,8 +121,9 @@ class StackOptions(ApiModel):
     @classmethod
     def _image_refs(cls, value: dict[str, str]) -> dict[str, str]:
         for sid, ref in value.items():
-            if any(c.isspace() for c in ref) or ref.startswith(("-", ":")) or ref.endswith((":", "/")):
-                raise ValueError(f"prebuiltImages.{sid}: {ref!r} is not an image reference (image[:tag])")
+            # The reference grammar Docker uses; also keeps "$" (Compose interpolation) out of the file.
+            if not IMAGE_REF.fullmatch(ref):
+                raise ValueError(f"prebuiltImages.{sid}: {ref!r} is not an image reference ([registry/]name[:tag])")
         return value
 
     @model_validator(mode="after")
