@@ -28,8 +28,9 @@ class WebhookSettings:
     """kopf's webhook server for the validating admission webhook (``ADDONSTACK_WEBHOOK_*``).
 
     kopf creates and keeps the ValidatingWebhookConfiguration ``config_name`` with a URL client config
-    ``https://<host>:<port>``. Without ``certfile``/``pkeyfile`` kopf makes a self-signed certificate,
-    which needs the ``certbuilder`` package (not installed by default).
+    ``https://<host>:<port>``. Give ``certfile``/``pkeyfile`` (e.g. from cert-manager) and ``cafile``: without
+    them kopf makes a self-signed certificate with ``certbuilder``, whose ``oscrypto`` 1.3.0 cannot load
+    OpenSSL 3.0.10 and later, so it is not a dependency. The tests issue a certificate with the dev PKI.
     """
 
     addr: str = "0.0.0.0"
