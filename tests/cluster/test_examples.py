@@ -188,3 +188,40 @@ def test_quickstart_ends_with_a_ready_stack(
     wait_for("my-stack to be deleted", gone, timeout=60)
     assert _secret_data(client, namespace, "meilisearch-env") == seen, "the generated key never changed"
     client.get(Secret, "excalidraw-env", namespace=namespace)  # the added service's Secret is kept too
+
+
+# ---- make demo ----------------------------------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] not in "ZX"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def test_demo_script_brings_everything_up_and_down(tmp_path: Path) -> None:
+    """tools/demo.sh (what `make demo` runs after set-up) on a control plane of its own: the CRD, the operator
+    in the background with pid and log files, the examples Ready; `down` (`make demo-down`) leaves no process."""
+    dev_dir = tmp_path / "dev"
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env.update(ADDONSTACK_DEV_DIR=str(dev_dir), ADDONSTACK_BIN=str(BIN), ADDONSTACK_HEALTH_PORT="0", COLUMNS="160")
+    script = str(ROOT / "tools" / "demo.sh")
+    try:
+        up = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=420)
+        assert up.returncode == 0, f"{up.stdout}\n{up.stderr}\n{(dev_dir / 'operator.log').read_text()[-3000:]}"
+        assert "demo Ready in" in up.stdout
+        for example in EXAMPLES:
+            name = yaml.safe_load(example.read_text())["metadata"]["name"]
+            assert re.search(rf"^{name}\s+True\s", up.stdout, re.M), f"{name} Ready in the final listing"
+        operator_pid = int((dev_dir / "operator.pid").read_text())
+        assert _alive(operator_pid) and (dev_dir / "operator.log").stat().st_size > 0
+        state = json.loads((dev_dir / "state.json").read_text())
+        pids = [operator_pid, *(int(c["pid"]) for c in state["components"].values())]
+        assert len(pids) == 6, state["components"].keys()
+    finally:
+        down = subprocess.run(["bash", script, "down"], env=env, capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "operator stopped" in down.stdout and "dev cluster stopped" in down.stdout
+    wait_for("every demo process to exit", lambda: not any(_alive(p) for p in pids) or None, timeout=30)
+    assert not (dev_dir / "operator.pid").exists()
