@@ -375,3 +375,28 @@ def test_two_replicas_never_reconcile_the_same_stack(
         assert "after" in _handled(standby.text(), apps)
         assert "after" not in _handled(leader.text(), apps)
         _no_permission_errors(procs)
+
+
+def test_plain_manifests_are_accepted_by_the_api_server(admin_client: Client, kubeconfig: Path) -> None:
+    """`kubectl apply -k deploy/manifests`, as a server-side dry run (the manifests equal the charts' render:
+    tests/unit/test_deploy.py). Their namespace must exist for the dry run of what goes into it."""
+    kubectl = _tool("kubectl")
+    ns = "addonstack-system"
+    created = False
+    try:
+        admin_client.get(Namespace, ns)
+    except ApiError:
+        admin_client.create(Namespace(metadata=ObjectMeta(name=ns, labels={"addonstack.dev/test": "true"})))
+        created = True
+    try:
+        out = _run([kubectl, "apply", "-k", str(ROOT / "deploy" / "manifests"), "--dry-run=server"], kubeconfig).stdout
+        for obj in ("customresourcedefinition.apiextensions.k8s.io/addonstacks.addonstack.dev",
+                    "customresourcedefinition.apiextensions.k8s.io/kopfpeerings.kopf.dev",
+                    "serviceaccount/addonstack-operator", "role.rbac.authorization.k8s.io/addonstack-operator",
+                    "rolebinding.rbac.authorization.k8s.io/addonstack-operator",
+                    "deployment.apps/addonstack-operator"):  # fmt: skip
+            assert obj in out, out
+    finally:
+        if created:
+            with contextlib.suppress(ApiError):
+                admin_client.delete(Namespace, ns)
