@@ -167,7 +167,10 @@ def test_links_and_paths_exist(doc: Path) -> None:
             problems.append(f"link {href}: {path} does not exist")
         elif anchor and path.suffix == ".md" and anchor not in anchors(path):
             problems.append(f"link {href}: no heading #{anchor} in {path.name}")
-    for span in code_spans(doc):
+    # In shell, `deploy/NAME` or `job/NAME` are kubectl resources: only words that look like files or dirs count.
+    words = [w.strip("'\"(),") for b in fenced_blocks(doc, SHELL_LANGS | {""}) for w in b.text.split()]
+    files = [w for w in words if re.search(r"\.\w+$|/$", w)]
+    for span in [*code_spans(doc), *files]:
         if PATH_SPAN.match(span) and not (ROOT / span).exists():
             problems.append(f"path `{span}` does not exist")
     assert not problems, f"{doc.name}:\n" + "\n".join(problems)
