@@ -135,7 +135,7 @@ def _metadata(plan: StackPlan) -> dict[str, Any]:
 def _rendered(plan: StackPlan, kept_env: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
     """The Compose, env, skill and route outputs that generate and update both return."""
     return {
-        "compose_override": yamlio.dump(render_compose(plan)),
+        "compose_override": yamlio.dump_sectioned(render_compose(plan), "services"),
         "env_file": render_env_file(plan, kept_env),
         "env_vars": _env_views(plan),
         "proxy_routes": plan.routes,

@@ -23,10 +23,25 @@ _ENV = jinja2.Environment(
 _ENV.filters["tojson_compact"] = lambda v: json.dumps(v, sort_keys=True, ensure_ascii=False)
 
 
+# Skills are frozen catalog objects loaded once, so each is rendered once: keyed by identity, holding the
+# skill itself so the id cannot be reused by another object while the entry lives.
+_RENDERED: dict[int, tuple[Skill, str]] = {}
+
+
+def _render(skill: Skill) -> str:
+    hit = _RENDERED.get(id(skill))
+    if hit is not None and hit[0] is skill:
+        return hit[1]
+    text = _ENV.get_template("SKILL.md.j2").render(skill=skill)
+    if len(_RENDERED) >= 1024:
+        _RENDERED.clear()
+    _RENDERED[id(skill)] = (skill, text)
+    return text
+
+
 def skill_files(skills: Iterable[Skill]) -> dict[str, str]:
     """``{"<skillId>/SKILL.md": contents}`` for each skill, in id order."""
-    template = _ENV.get_template("SKILL.md.j2")
-    return {f"{s.id}/SKILL.md": template.render(skill=s) for s in sorted(skills, key=lambda s: s.id)}
+    return {f"{s.id}/SKILL.md": _render(s) for s in sorted(skills, key=lambda s: s.id)}
 
 
 def openclaw_config_patch(skills: Iterable[Skill]) -> dict[str, object]:

@@ -1,0 +1,48 @@
+"""The memoised Compose dump and skill rendering give exactly what the plain path gives."""
+
+from __future__ import annotations
+
+from addonstack import generate_addon_stack, get_all_services
+from addonstack.catalog.loader import load_catalog
+from addonstack.render import yamlio
+from addonstack.render.skills import _ENV, skill_files
+
+
+def _deployable() -> list[str]:
+    return [s.id for s in get_all_services() if not s.needs_build and s.gpu != "required" and not s.conflicts]
+
+
+def test_sectioned_dump_is_byte_identical_over_the_catalog() -> None:
+    result = generate_addon_stack({"instanceId": "memo", "services": _deployable()}, seed=3)
+    doc = yamlio.load(result.compose_override)
+    assert len(doc["services"]) > 100
+    assert yamlio.dump_sectioned(doc, "services") == yamlio.dump(doc) == result.compose_override
+    again = generate_addon_stack({"instanceId": "memo", "services": _deployable()}, seed=3)
+    assert again.compose_override == result.compose_override  # second call served from the memo
+
+
+def test_sectioned_dump_edge_cases() -> None:
+    long_text = "a" * 70000 + " b" * 40000  # longer than the emitter's line width: folded the same way
+    cases = [
+        {"x-meta": {"k": 1}, "services": {"a": {"q": "multi\nline", "r": long_text, "e": [], "n": None}}, "v": {}},
+        {"services": {}},
+        {"services": {"only": []}, "networks": {"n": {"external": True}}},
+        {"other": 1},
+    ]
+    for doc in cases:
+        assert yamlio.dump_sectioned(doc, "services") == yamlio.dump(doc)
+
+
+def test_a_changed_entry_is_not_served_stale() -> None:
+    first = yamlio.dump_sectioned({"services": {"a": {"image": "x:1"}}}, "services")
+    second = yamlio.dump_sectioned({"services": {"a": {"image": "x:2"}}}, "services")
+    assert "x:1" in first and "x:2" in second and "x:1" not in second
+
+
+def test_skill_files_match_a_fresh_render() -> None:
+    skills = sorted(load_catalog().skills.values(), key=lambda s: s.id)[:8]
+    assert len(skills) == 8
+    template = _ENV.get_template("SKILL.md.j2")
+    fresh = {f"{s.id}/SKILL.md": template.render(skill=s) for s in skills}
+    assert skill_files(skills) == fresh
+    assert skill_files(skills) == fresh  # second call from the memo
