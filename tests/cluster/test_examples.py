@@ -175,6 +175,9 @@ def test_quickstart_ends_with_a_ready_stack(
             assert "my-stack" in res.stdout and "True" in res.stdout
             seen = _secret_data(client, namespace, "meilisearch-env")
             assert seen.get("MEILI_MASTER_KEY")
+        if "kubectl delete" in block.text:
+            # `status --watch` waited for the changed spec, not the Ready=True left from the one before.
+            assert re.search(r"excalidraw\s*│\s*Ready", res.stdout), res.stdout
     assert seen, "the deploy step ran"
 
     # Section 6 added excalidraw, waited for Ready, then deleted the stack: Retain keeps the Secrets unchanged.
