@@ -117,6 +117,12 @@ def _others_own_replicas(live: dict[str, Any] | None) -> bool:
     return False
 
 
+def _controlled_by_other(live: dict[str, Any], stack_uid: str) -> bool:
+    """True when another controller owns ``live``: it only carries our labels, so it is not ours to prune."""
+    refs = (live.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("controller") and r.get("uid") != stack_uid for r in refs)
+
+
 def _events(prev: dict[str, Any] | None, status: dict[str, Any]) -> list[tuple[str, str, str]]:
     def ready(s: dict[str, Any] | None) -> str | None:
         for c in (s or {}).get("conditions") or []:
@@ -290,6 +296,8 @@ async def reconcile(
             continue
         if kind == "Job" and "db-drop" in key.name:
             continue
+        if _controlled_by_other(obj, owner["uid"]):
+            continue  # e.g. the EndpointSlices kube-controller-manager makes for our Services (they copy our labels)
         await cluster.delete(key.api_version, kind, ns, key.name)
         cache.entries.pop(key, None)
 

@@ -398,6 +398,71 @@ class DevCluster:
         _write_private(path, kubeconfig_yaml(state["server"], pki.ca.cert, cert, user))
         return path
 
+    def stop_component(self, name: str, hard: bool = False) -> None:
+        """Stop one running component; the others keep running. ``hard``: SIGKILL at once, like a crash;
+        otherwise SIGTERM, and SIGKILL after a grace period.
+
+        etcd's data directory stays, so :meth:`start_component` brings back the same cluster state.
+        Tests use this to take the API server or etcd away under load.
+        """
+        state = self._load()
+        if state is None or name not in state.get("components", {}):
+            raise DevClusterError(f"no component {name!r} recorded in {self.state_file}")
+        comp = state["components"][name]
+        pid, binary, proc = int(comp["pid"]), str(comp["binary"]), self._procs.pop(name, None)
+        if hard and _is_ours(pid, binary):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            poll(f"{name} (pid {pid}) to exit", lambda: (proc is not None and proc.poll() is not None)
+                 or not pid_alive(pid), time.monotonic() + 10, interval=0.05)  # fmt: skip
+        _stop(pid, binary, proc)
+
+    def start_component(self, name: str, timeout: float = 60) -> None:
+        """Start a component stopped by :meth:`stop_component` again: same flags, port and data; wait until
+        it answers its health check. Its log is appended to."""
+        state = self._load()
+        if state is None or name not in state.get("components", {}):
+            raise DevClusterError(f"no component {name!r} recorded in {self.state_file}")
+        comp = state["components"][name]
+        if _is_ours(int(comp["pid"]), str(comp["binary"])):
+            raise DevClusterError(f"{name} (pid {comp['pid']}) is still running; stop it first")
+        if "args" not in comp:
+            raise DevClusterError(f"{name} was started by an older version without recorded flags; run `down`/`up`")
+        extra = {"peer_port": int(comp["peer_port"])} if "peer_port" in comp else {}
+        self._start(
+            name,
+            list(comp["args"]),
+            int(comp["port"]),
+            self._ready_probe(name, state),
+            time.monotonic() + timeout,
+            state,
+            log_mode="ab",
+            **extra,
+        )
+        self._save(state)
+
+    def restart_component(self, name: str, downtime: float = 0.0, hard: bool = False, timeout: float = 60) -> float:
+        """Stop ``name``, stay down for ``downtime`` seconds, start it again; return the seconds until healthy."""
+        self.stop_component(name, hard)
+        time.sleep(downtime)
+        t0 = time.monotonic()
+        self.start_component(name, timeout)
+        return time.monotonic() - t0
+
+    def _ready_probe(self, name: str, state: dict[str, Any]) -> Callable[[], bool]:
+        """The health check ``_up`` uses for ``name``, rebuilt from the recorded state."""
+        pki = ensure_pki(self.dir / "pki")
+        port = int(state["components"][name]["port"])
+        if name == "etcd":
+            return lambda: json.loads(_request(f"http://127.0.0.1:{port}/health")).get("health") == "true"
+        if name == "kube-apiserver":
+            admin = _ssl_context(pki.ca.cert, pki.admin)
+            return lambda: _request(f"{state['server']}/readyz", admin) == "ok"
+        if name == "kwok":
+            return lambda: _request(f"http://127.0.0.1:{port}/healthz") == "ok"
+        components = _ssl_context(pki.ca.cert)
+        return lambda: _request(f"https://127.0.0.1:{port}/healthz", components) == "ok"
+
     # -- internals ----------------------------------------------------------------------------------
 
     def _up(
@@ -524,12 +589,13 @@ class DevCluster:
         ready: Callable[[], bool],
         deadline: float,
         state: dict[str, Any],
+        log_mode: str = "wb",
         **extra: int,
     ) -> None:
         binary = str(self.bin_dir / name)
         log_path = self.log_dir / f"{name}.log"
         t0 = time.monotonic()
-        with log_path.open("wb") as out:
+        with log_path.open(log_mode) as out:
             proc = subprocess.Popen(
                 [binary, *args],
                 stdin=subprocess.DEVNULL,
@@ -539,7 +605,7 @@ class DevCluster:
                 start_new_session=True,  # outlives `addonstack dev-cluster up` and the terminal's ^C
             )
         self._procs[name] = proc
-        record = {"pid": proc.pid, "port": port, **extra, "binary": binary, "log": str(log_path)}
+        record = {"pid": proc.pid, "port": port, **extra, "binary": binary, "log": str(log_path), "args": args}
         state["components"][name] = record
         self._save(state)
 
