@@ -181,7 +181,7 @@ def generate_addon_stack(
 
 def _read_compose(text: str, instance_id: str) -> dict[str, Any]:
     try:
-        doc = yamlio.load(text)
+        doc = yamlio.load_fresh(text)
     except Exception as exc:  # PyYAML raises several error types; all mean "not YAML"
         raise AddonStackError(
             f"currentCompose: not valid YAML ({exc.__class__.__name__}); nothing was changed"

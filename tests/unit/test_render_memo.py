@@ -46,3 +46,15 @@ def test_skill_files_match_a_fresh_render() -> None:
     fresh = {f"{s.id}/SKILL.md": template.render(skill=s) for s in skills}
     assert skill_files(skills) == fresh
     assert skill_files(skills) == fresh  # second call from the memo
+
+
+def test_load_fresh_returns_equal_new_objects_and_skips_non_json_documents() -> None:
+    text = "a:\n  b: [1, 2.5, true, null, x]\n"
+    first = yamlio.load_fresh(text)
+    first["a"]["b"].append("changed")  # the caller owns what it gets
+    second = yamlio.load_fresh(text)
+    assert second == yamlio.load(text) == {"a": {"b": [1, 2.5, True, None, "x"]}}
+    assert type(second["a"]["b"][2]) is bool and type(second["a"]["b"][1]) is float
+    odd = "1: one\nwhen: 2024-01-02\n"  # an int key and a date: returned as YAML gives them
+    assert yamlio.load_fresh(odd) == yamlio.load(odd)
+    assert 1 in yamlio.load_fresh(odd)

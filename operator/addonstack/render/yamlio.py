@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from typing import Any
 
 import yaml
@@ -70,3 +71,28 @@ def load(text: str) -> Any:
 
 def load_all(text: str) -> list[Any]:
     return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+
+
+_LOADED: OrderedDict[str, str] = OrderedDict()
+_LOADED_LIMIT = 32
+
+
+def load_fresh(text: str) -> Any:
+    """:func:`load`, memoised by text for documents that are plain JSON data (a Compose file passed back to
+    ``update`` again and again): each call returns a new object, so callers may change what they get.
+    """
+    memo = _LOADED.get(text)
+    if memo is not None:
+        _LOADED.move_to_end(text)
+        return json.loads(memo)
+    doc = load(text)
+    try:
+        memo = json.dumps(doc, ensure_ascii=False, allow_nan=False)
+        plain = json.loads(memo) == doc  # int keys, dates, sets... are not JSON data: not memoised
+    except (TypeError, ValueError):
+        plain = False
+    if plain and memo is not None:
+        _LOADED[text] = memo
+        if len(_LOADED) > _LOADED_LIMIT:
+            _LOADED.popitem(last=False)
+    return doc
