@@ -18,7 +18,7 @@ from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.types import CascadeType
+from lightkube.types import CascadeType, PatchType
 
 from addonstack.constants import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, LABEL_STACK, PLURAL, TRAEFIK_API_VERSION
 
@@ -135,6 +135,16 @@ class Cluster:
         result = await self.client.apply(
             codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True, dry_run=self.dry_run
         )
+        return _to_dict(result)
+
+    async def merge_patch(self, obj: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+        """JSON merge patch (lists replaced whole) of the live object named like ``obj``, as our manager."""
+        self.writes += 1
+        meta = obj["metadata"]
+        result = await self.client.patch(
+            _model(obj["apiVersion"], obj["kind"]), meta["name"], patch, namespace=meta.get("namespace"),
+            patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER, dry_run=self.dry_run,
+        )  # fmt: skip
         return _to_dict(result)
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:

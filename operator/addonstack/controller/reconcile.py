@@ -117,6 +117,26 @@ def _others_own_replicas(live: dict[str, Any] | None) -> bool:
     return False
 
 
+async def _apply(cluster: Cluster, obj: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
+    """Server-side apply; for a workload whose pod template a hand edit made unmergeable, reset the template.
+
+    Apply only takes back the fields we set: after ``kubectl set env`` turned our ``valueFrom`` into a
+    ``value`` owned by kubectl, our ``valueFrom`` would sit next to it and the API server rejects the
+    object (422), so no later drift correction could land. A merge patch replaces the template's lists
+    (containers, env) with ours wholesale; the apply after it takes ownership again.
+    """
+    try:
+        return await cluster.apply(obj)
+    except ApiError as exc:
+        if exc.status.code != 422 or live is None or obj["kind"] not in WORKLOAD_KINDS:
+            raise
+        meta = obj["metadata"]
+        log.info("%s %s/%s: hand edits conflict with the operator's pod template; resetting it",
+                 obj["kind"], meta["namespace"], meta["name"])  # fmt: skip
+        await cluster.merge_patch(obj, {"spec": {"template": obj["spec"]["template"]}})
+        return await cluster.apply(obj)
+
+
 def _controlled_by_other(live: dict[str, Any], stack_uid: str) -> bool:
     """True when another controller owns ``live``: it only carries our labels, so it is not ours to prune."""
     refs = (live.get("metadata") or {}).get("ownerReferences") or []
@@ -260,8 +280,9 @@ async def reconcile(
         if not (ctx.deletion_policy == "Retain" and obj["kind"] in RETAINED_KINDS):
             obj["metadata"]["ownerReferences"] = [owner]
         key = ObjectKey.of(obj)
-        if obj["kind"] in WORKLOAD_KINDS and _others_own_replicas(live_by_key.get(key)):
-            obj["spec"].pop("replicas", None)
+        declared = spec.overrides is not None and sid in spec.overrides and spec.overrides[sid].replicas is not None
+        if obj["kind"] in WORKLOAD_KINDS and not declared and _others_own_replicas(live_by_key.get(key)):
+            obj["spec"].pop("replicas", None)  # an HPA or `kubectl scale` owns them; replicas in the stack win
         desired[key] = obj
 
     conflicts = await name_conflicts(cluster, name, desired, live_by_key)
@@ -279,7 +300,7 @@ async def reconcile(
             applied[key] = current
             continue
         try:
-            result = await cluster.apply(obj)
+            result = await _apply(cluster, obj, current)
         except ApiError as exc:
             errors.append(_safe_error(obj, exc))
             continue
