@@ -138,3 +138,34 @@ class SecretRecorder:
             if now != value:
                 differ.append(f"{ns}/{name} {key}: {'missing' if now is None else 'changed'}")
         return differ
+
+
+class Seen:
+    """Every object of one kind that appears in a namespace from now on, by name (first version seen), so a
+    test can tell that something existed even if it was deleted again before the test looked."""
+
+    def __init__(self, kubeconfig: str, resource: Any, namespace: str) -> None:
+        self.resource, self.namespace = resource, namespace
+        self.objects: dict[str, Any] = {}
+        self._client = Client(config=KubeConfig.from_file(kubeconfig), field_manager="addonstack-tests")
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="seen", daemon=True)
+
+    def __enter__(self) -> Seen:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.close()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        listing = self._client.list(self.resource, namespace=self.namespace)
+        for obj in listing:
+            self.objects.setdefault(obj.metadata.name, obj)
+        rv = listing.resourceVersion
+        self._ready.set()
+        with contextlib.suppress(Exception):  # the client is closed to stop the watch
+            for _, obj in self._client.watch(self.resource, namespace=self.namespace, resource_version=rv):
+                self.objects.setdefault(obj.metadata.name, obj)
