@@ -34,6 +34,14 @@ class State:
     cache: ApplyCache = field(default_factory=ApplyCache)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     reconciles: int = 0
+    # kopf runs async handlers of all objects at once; this bounds how many reconciles talk to the API server
+    # together, so 200 new stacks are served a few at a time instead of all timing out together.
+    slots: asyncio.Semaphore | None = None
+
+    def slot(self) -> asyncio.Semaphore:
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(self.settings.max_workers)
+        return self.slots
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -91,7 +99,7 @@ async def _run(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
     state = _state(memo)
     assert state.cluster is not None
     raw = dict(body)
-    async with state.lock(body.metadata.uid or body.metadata.name or ""):
+    async with state.lock(body.metadata.uid or body.metadata.name or ""), state.slot():
         outcome = await reconcile(raw, state.cluster, state.settings.defaults, state.cache)
         state.reconciles += 1
     prev = dict(body.get("status") or {})
