@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 PROFILE_ENV = "ADDONSTACK_HYPOTHESIS_PROFILE"
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
-settings.register_profile("default", max_examples=200, deadline=None, suppress_health_check=_SLOW_OK)
+settings.register_profile("default", max_examples=150, deadline=None, suppress_health_check=_SLOW_OK)
 settings.register_profile(
     "nightly", max_examples=10_000, deadline=None, suppress_health_check=_SLOW_OK, print_blob=True
 )
