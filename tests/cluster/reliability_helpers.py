@@ -90,7 +90,7 @@ class SecretRecorder:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._client.close()  # ends the blocking watch read in the thread
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=1)  # a watch read may not notice the close until its next event
 
     def _run(self) -> None:
         listing = self._client.list(Secret, namespace="*")
@@ -158,7 +158,7 @@ class Seen:
 
     def __exit__(self, *exc: object) -> None:
         self._client.close()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=1)  # a watch read may not notice the close until its next event
 
     def _run(self) -> None:
         listing = self._client.list(self.resource, namespace=self.namespace)

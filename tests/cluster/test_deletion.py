@@ -68,9 +68,7 @@ def _drop_jobs(seen: Seen) -> list[Any]:
     return [j for name, j in seen.objects.items() if "db-drop" in name]
 
 
-def test_retain_keeps_secrets_claims_and_database(
-    client: Client, kubeconfig: Path, namespace: str
-) -> None:
+def test_retain_keeps_secrets_claims_and_database(client: Client, kubeconfig: Path, namespace: str) -> None:
     ns = namespace
     admin_secret(client, ns)
     with running_operator(kubeconfig), Seen(str(kubeconfig), Job, ns) as jobs:
@@ -78,8 +76,10 @@ def test_retain_keeps_secrets_claims_and_database(
         wait_ready(client, "keep", ns, timeout=150)
         before = _kinds(client, ns, "keep")
         secrets = {s.metadata.name: s.data for s in client.list(Secret, namespace=ns, labels={LABEL_STACK: "keep"})}
+        t0 = time.monotonic()
         client.delete(AddonStackResource, "keep", namespace=ns)
         wait_for("the stack to be gone", lambda: _gone(client, "keep", ns), timeout=60)
+        took = time.monotonic() - t0
         wait_for("owned children to be garbage-collected",
                  lambda: not ({"Deployment", "StatefulSet", "Service", "ConfigMap"} & set(_kinds(client, ns, "keep"))),
                  timeout=60)  # fmt: skip
@@ -91,11 +91,11 @@ def test_retain_keeps_secrets_claims_and_database(
         assert s.data == secrets[s.metadata.name], f"{s.metadata.name} changed"
     assert not _drop_jobs(jobs), "Retain must keep the database: no drop Job"
     assert any("db-setup" in n for n in jobs.objects), "the stack had a database (setup Job seen)"
+    print(f"\ndeletionPolicy Retain: stack gone {took:.1f}s after delete; kept {len(after['Secret'])} Secrets, "
+          f"{len(after['PersistentVolumeClaim'])} claims, no drop Job")  # fmt: skip
 
 
-def test_delete_drops_database_and_removes_everything(
-    client: Client, kubeconfig: Path, namespace: str
-) -> None:
+def test_delete_drops_database_and_removes_everything(client: Client, kubeconfig: Path, namespace: str) -> None:
     ns = namespace
     admin_secret(client, ns)
     with running_operator(kubeconfig), Seen(str(kubeconfig), Job, ns) as jobs:
