@@ -1,8 +1,10 @@
 """Deletion policy Delete: drop the databases, then the Secrets and volumes a stack would otherwise keep.
 
-Only stacks with ``deletionPolicy: Delete`` carry the operator's finalizer; with Retain, garbage
-collection removes the owned children and the data stays. If the operator is gone for good, remove
-the finalizer by hand (docs/troubleshooting.md) and the stack is deleted without cleanup.
+Only stacks with ``deletionPolicy: Delete`` get this cleanup; with Retain, garbage collection removes the
+owned children and the data stays. Every stack still carries the operator's finalizer while the operator
+runs (kopf requires one for the drift timer, and releases Retain stacks at once), so if the operator is
+gone for good, remove the finalizer by hand (docs/troubleshooting.md): the stack is deleted without
+cleanup and its owned children are garbage-collected (tests/cluster/test_deletion.py).
 """
 
 from __future__ import annotations
