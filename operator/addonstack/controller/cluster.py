@@ -128,6 +128,20 @@ class Cluster:
                 raise
         return out
 
+    async def list_named(self, api_version: str, kind: str, namespace: str) -> dict[str, dict[str, Any]]:
+        """Every object of a kind in a namespace, by name (one request instead of a GET per name)."""
+        out: dict[str, dict[str, Any]] = {}
+        try:
+            async for obj in self.client.list(_model(api_version, kind), namespace=namespace):
+                d = _to_dict(obj)
+                out[d["metadata"]["name"]] = d
+        except Exception as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            if status == 404 and (api_version, kind) in OPTIONAL_KINDS:
+                return {}  # the CRD is not installed: nothing of that kind exists
+            raise
+        return out
+
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply with our field manager; conflicts with other managers are forced only
         for fields we own by design (the caller drops fields another manager owns)."""

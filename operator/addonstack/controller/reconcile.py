@@ -199,10 +199,20 @@ async def name_conflicts(
     converged resync costs nothing; the first owner keeps the object and the newcomer is told how to fix it.
     """
     found: list[tuple[str, str]] = []
+    missing: dict[tuple[str, str, str], list[ObjectKey]] = {}
+    for key in desired:
+        if key not in ours:
+            missing.setdefault((key.api_version, key.kind, key.namespace), []).append(key)
+    existing: dict[ObjectKey, dict[str, Any]] = {}
+    for (api_version, kind, ns), keys in missing.items():
+        if len(keys) == 1:  # one GET; several names of a kind (a new stack): one LIST of the namespace
+            one = await cluster.get(api_version, kind, ns, keys[0].name)
+            named = {keys[0].name: one} if one is not None else {}
+        else:
+            named = await cluster.list_named(api_version, kind, ns)
+        existing.update({k: named[k.name] for k in keys if k.name in named})
     for key, obj in desired.items():
-        if key in ours:
-            continue
-        live = await cluster.get(key.api_version, key.kind, key.namespace, key.name)
+        live = existing.get(key)
         if live is None:
             continue
         labels = (live.get("metadata") or {}).get("labels") or {}
