@@ -23,6 +23,9 @@ from addonstack.controller.settings import OperatorSettings
 
 log = logging.getLogger("addonstack.handlers")
 RESOURCE = (API_GROUP, PLURAL)
+# Seconds before kopf retries a handler that raised (an API server restarting, a CRD's storage still
+# initialising): kopf's default of 60 s would leave a stack unattended for a minute after a blip.
+RETRY_BACKOFF = 5.0
 
 
 @dataclass
@@ -103,6 +106,12 @@ async def _run(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
         outcome = await reconcile(raw, state.cluster, state.settings.defaults, state.cache)
         state.reconciles += 1
     prev = dict(body.get("status") or {})
+    if state.settings.dry_run:
+        # Children went through the API server's dry run: a status would describe objects that do not exist.
+        summary = outcome.status.get("summary", "")
+        log.info("dry-run: %s/%s planned (%s services); status left unchanged", raw["metadata"].get("namespace"),
+                 raw["metadata"].get("name"), summary)  # fmt: skip
+        return
     if outcome.status != prev:
         for key in prev.keys() - outcome.status.keys():
             patch.status[key] = None  # merge patch: drop keys the new status no longer has
@@ -149,17 +158,18 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     kopf.on.startup(registry=reg)(startup)
     kopf.on.cleanup(registry=reg)(cleanup)
-    kopf.on.create(*RESOURCE, registry=reg)(on_change)
-    kopf.on.update(*RESOURCE, field="spec", registry=reg)(on_change)
-    kopf.on.resume(*RESOURCE, registry=reg)(on_change)
+    kopf.on.create(*RESOURCE, backoff=RETRY_BACKOFF, registry=reg)(on_change)
+    kopf.on.update(*RESOURCE, field="spec", backoff=RETRY_BACKOFF, registry=reg)(on_change)
+    kopf.on.resume(*RESOURCE, backoff=RETRY_BACKOFF, registry=reg)(on_change)
     kopf.timer(
         *RESOURCE,
         interval=settings.drift_interval,
         initial_delay=min(5.0, settings.drift_interval),
         sharp=False,
+        backoff=min(RETRY_BACKOFF, settings.drift_interval),  # a failed resync (API down) retries soon too
         registry=reg,
     )(on_timer)
-    kopf.on.delete(*RESOURCE, when=needs_finalizer, registry=reg)(on_delete)
+    kopf.on.delete(*RESOURCE, when=needs_finalizer, backoff=RETRY_BACKOFF, registry=reg)(on_delete)
     if settings.webhook is not None:
         admission.register(reg, *RESOURCE)
     return reg
