@@ -164,3 +164,23 @@ def test_operator_dry_run_writes_no_children_and_no_status(client: Client, kubec
     labels = {"addonstack.dev/stack": "trial"}
     for res in (Secret, Service, StatefulSet):
         assert not list(client.list(res, namespace=namespace, labels=labels)), f"dry run created a {res.__name__}"
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "expect"),
+    [
+        ("x" * 41, {"services": ["qdrant"]}, "metadata.name: at most 40 characters"),
+        ("labels", {"services": ["qdrant"], "networkPolicy": {"gateway": {"podLabels": {"bad key!": "x"}}}},
+         "keys must match"),
+        ("values", {"services": ["qdrant"], "networkPolicy": {"gateway": {"podLabels": {"app": "no spaces"}}}},
+         "podLabels.app"),
+    ],
+)  # fmt: skip
+def test_names_and_labels_the_api_server_refuses(
+    client: Client, namespace: str, name: str, spec: dict[str, Any], expect: str
+) -> None:
+    from lightkube.core.exceptions import ApiError
+
+    with pytest.raises(ApiError) as err:
+        client.create(codecs.from_dict(stack(name, namespace, spec)))
+    assert expect in str(err.value.status.message), err.value.status.message

@@ -115,3 +115,10 @@ def test_nginx_prefix_stripping_uses_rewrite_target(catalog: Catalog) -> None:
     assert path["path"].endswith("(/|$)(.*)") and path["pathType"] == "ImplementationSpecific"
     assert ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/rewrite-target"] == "/$2"
     assert not [o for o in objs if o["kind"] == "Middleware"]
+
+
+def test_a_stack_name_too_long_for_child_names_is_a_plan_error(catalog: Catalog) -> None:
+    from addonstack.plan.build import PlanError
+
+    with pytest.raises(PlanError, match=r"metadata\.name: .* at most 40"):
+        plan_stack(catalog, _spec(catalog, ["qdrant"], "nginx"), "s" * 41, "tenant", StackDefaults(), make_rng(1))

@@ -20,6 +20,18 @@ K8sName = Annotated[
 SecretKey = Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)]
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$", max_length=32)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+# Kubernetes label syntax ([.] rather than an escaped dot: the pattern also becomes a CEL string).
+LabelKey = Annotated[
+    str,
+    Field(
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+        r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
+        max_length=317,
+    ),
+]
+LabelValue = Annotated[str, Field(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", max_length=63)]
+# The stack's name prefixes child names such as <name>-db-setup-<hash> (a Job name is also a label value).
+MAX_STACK_NAME = 40
 
 
 class SpecModel(BaseModel):
@@ -98,7 +110,7 @@ class PeerSelector(SpecModel):
     """Pods allowed to reach the stack's services."""
 
     namespace: K8sName | None = Field(default=None, description="Namespace of the peers.")
-    pod_labels: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(
+    pod_labels: dict[LabelKey, LabelValue] | None = Field(
         default=None, description="Labels of the peer pods."
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from addonstack.catalog.loader import Catalog, load_catalog
 from addonstack.constants import API_GROUP, API_VERSION, KIND, PLURAL
-from addonstack.plan.spec import AddonStackSpec, AddonStackStatus
+from addonstack.plan.spec import MAX_STACK_NAME, AddonStackSpec, AddonStackStatus
 from addonstack.render import yamlio
 
 DROP = {"title", "default"}
@@ -160,6 +160,13 @@ def render_crd(cat: Catalog | None = None) -> dict[str, Any]:
                             "type": "object",
                             "description": "A tenant's selection of self-hosted services, deployed and kept converged.",
                             "required": ["spec"],
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": f"self.metadata.name.size() <= {MAX_STACK_NAME}",
+                                    "message": f"metadata.name: at most {MAX_STACK_NAME} characters, because it "
+                                    "prefixes the names of the stack's objects; choose a shorter name",
+                                }
+                            ],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

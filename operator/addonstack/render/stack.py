@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from addonstack.catalog.loader import Catalog
-from addonstack.plan.build import StackPlan, build_plan
+from addonstack.plan.build import PlanError, StackPlan, build_plan
 from addonstack.plan.models import StackOptions
-from addonstack.plan.spec import AddonStackSpec, Effective, PeerSelector
+from addonstack.plan.spec import MAX_STACK_NAME, AddonStackSpec, Effective, PeerSelector
 from addonstack.render.kubernetes import IngressSettings, K8sContext
 
 
@@ -135,6 +135,11 @@ def plan_stack(
     existing_values: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[StackPlan, K8sContext, StackOptions]:
     """Plan a stack resource. Raises ``PlanError`` for specs that cannot be planned."""
+    if len(name) > MAX_STACK_NAME:
+        raise PlanError(
+            f"metadata.name: {name!r} is {len(name)} characters; at most {MAX_STACK_NAME}, because it prefixes "
+            "the names of the stack's objects: choose a shorter name"
+        )
     creds, warnings = credentials_from_secret(cat, credential_data or {})
     options = options_from_spec(spec, defaults, creds)
     plan = build_plan(cat, name, spec.services, options, rng, existing_values=existing_values)
