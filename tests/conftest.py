@@ -23,6 +23,7 @@ from lightkube.resources.core_v1 import Namespace
 
 from addonstack.devcluster import DevCluster, DevClusterError, find_binaries, missing_binaries
 from tests import hypothesis_setup  # noqa: F401  (registers the Hypothesis profiles before the plugin loads one)
+from tests.figures import FIGURES
 
 CLUSTER_TESTS = Path(__file__).parent / "cluster"
 _log_dirs: list[Path] = []
@@ -36,6 +37,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("figures measured by the tests")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
     if _log_dirs and (terminalreporter.stats.get("failed") or terminalreporter.stats.get("error")):
         for d in _log_dirs:
             terminalreporter.write_line(f"dev cluster component logs: {d}")
