@@ -32,6 +32,7 @@ from tests.cluster.operator_harness import (
     wait_for,
     wait_ready,
 )
+from tests.figures import record
 
 pytestmark = pytest.mark.cluster
 KUBECTL = Path.home() / ".cache/addonstack/tools/2.2.2/kubectl"
@@ -118,7 +119,7 @@ def test_offline_render_is_accepted_by_the_api_server(client: Client, kubeconfig
     assert res.returncode == 0, res.stderr[-3000:]
     accepted = [line for line in res.stdout.splitlines() if "(server dry run)" in line]
     assert len(accepted) == len(docs), res.stdout[-2000:]
-    print(f"\nserver-side dry run accepted {len(docs)} objects of {len(ids)} services")
+    record(f"server-side dry run accepted {len(docs)} objects of {len(ids)} services")
 
 
 def test_traefik_middleware_and_name_conflicts(client: Client, kubeconfig: Path, namespace: str) -> None:

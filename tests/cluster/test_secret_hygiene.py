@@ -45,6 +45,7 @@ from addonstack.controller.cluster import AddonStackResource
 from addonstack.plan.secrets import env_file_key
 from addonstack.render import envfile
 from tests.cluster.operator_harness import condition, install_crd, running_operator, stack, wait_for
+from tests.figures import record as record_figure
 
 pytestmark = pytest.mark.cluster
 LABEL = "addonstack.dev/stack"
@@ -324,12 +325,11 @@ def test_no_secret_value_outside_secret_data(
 
     _cli_places(scan, tmp_path)
 
-    with capsys.disabled():  # the figures show in every run, not only with -s
-        print(
-            f"\nsecret values scanned: {len(scan.values)}, places scanned: {scan.places} "
-            f"in {len(scan.kinds)} kinds ({', '.join(f'{k}: {n}' for k, n in sorted(scan.kinds.items()))}), "
-            f"leaks: {len(scan.leaks)}"
-        )
+    record_figure(
+        f"secret values scanned: {len(scan.values)}, places scanned: {scan.places} "
+        f"in {len(scan.kinds)} kinds ({', '.join(f'{k}: {n}' for k, n in sorted(scan.kinds.items()))}), "
+        f"leaks: {len(scan.leaks)}"
+    )
     leaks = list(scan.leaks)  # messages name where and which key, never the value
     assert leaks == [], "\n".join(leaks[:20])
 

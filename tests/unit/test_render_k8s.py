@@ -18,6 +18,7 @@ from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.render.kubernetes import render_kubernetes
 from addonstack.render.stack import StackDefaults, plan_stack
+from tests.figures import record
 
 K8S_VERSION = "1.35.0"
 WORKLOADS = {"Deployment", "StatefulSet"}
@@ -90,7 +91,7 @@ def test_every_service_renders_schema_valid_objects(catalog: Catalog) -> None:
         assert set(ids) == set(planned) & set(ids), f"skipped: {sorted(set(ids) - set(planned))}"
     missing = deployable - rendered
     assert not missing, f"services that rendered no workload: {sorted(missing)}"
-    print(f"\nkubernetes-validate (strict, {K8S_VERSION}): {checked} objects of {len(deployable)} services valid")
+    record(f"kubernetes-validate (strict, {K8S_VERSION}): {checked} objects of {len(deployable)} services valid")
 
 
 def test_traefik_prefix_stripping_uses_a_middleware(catalog: Catalog) -> None:
