@@ -29,8 +29,10 @@ class OperatorProcess:
         namespaces: Sequence[str],
         drift_interval: float = 3.0,
         deletion_policy: str = "Retain",
+        verbose: bool = False,
     ) -> None:
         self.log = log
+        self.args = ["operator", "run", *(["--verbose"] if verbose else [])]  # verbose: every HTTP request logged
         self.env = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
@@ -51,7 +53,7 @@ class OperatorProcess:
         self._offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", "from addonstack.cli.main import main; main()", "operator", "run"],
+                [sys.executable, "-c", "from addonstack.cli.main import main; main()", *self.args],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

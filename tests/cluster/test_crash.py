@@ -43,7 +43,7 @@ KILLS = 20
 MAX_DELAY = 2.5  # seconds after kopf's startup; a reconcile of these stacks takes about 0.3-1 s
 EARLY_KILLS = 0.15  # share of kills before the operator has finished starting
 APPLYING_KILLS = 0.4  # share of kills just after it began to apply children
-APPLYING = "fieldManager=addonstack-operator"  # in the log line of every server-side apply request
+APPLYING = "fieldManager=addonstack-operator"  # in the (verbose) log line of every server-side apply request
 
 # (namespace index, stack name) -> services; one database stack per namespace (they share Service/postgresql)
 STACKS: dict[tuple[int, str], list[str]] = {
@@ -88,7 +88,7 @@ def test_sigkill_during_reconciles(client: Client, kubeconfig: Path, tmp_path: P
     print(f"\ncrash test seed: {seed} (ADDONSTACK_CRASH_SEED={seed} replays the kill schedule)")
     t0 = time.monotonic()
     with namespaces(client, "crash", 3) as nss, SecretRecorder(str(kubeconfig), nss) as recorder:
-        op = OperatorProcess(kubeconfig, tmp_path / "operator.log", nss, drift_interval=2.0)
+        op = OperatorProcess(kubeconfig, tmp_path / "operator.log", nss, drift_interval=2.0, verbose=True)
         wanted = {key: list(services) for key, services in STACKS.items()}
         for (i, name), services in wanted.items():
             client.create(codecs.from_dict(stack(name, nss[i], {"services": services})))
@@ -124,8 +124,7 @@ def test_sigkill_during_reconciles(client: Client, kubeconfig: Path, tmp_path: P
                     time.sleep(delay)
                     delays.append(f"{delay:.2f}s after start")
                 op.kill()
-                lines = op.output().strip().splitlines()
-                cut += bool(lines) and "HTTP Request:" in lines[-1]  # killed between two API calls of a handler
+                cut += _mid_reconcile(op.output())
                 if not finalized_seen:
                     try:
                         meta = get_stack(client, DOOMED[1], nss[DOOMED[0]])["metadata"]
@@ -183,3 +182,11 @@ def test_sigkill_during_reconciles(client: Client, kubeconfig: Path, tmp_path: P
 def _doomed_secrets(recorder: SecretRecorder, nss: list[str]) -> set[tuple[str, str]]:
     ns = nss[DOOMED[0]]
     return {(n, s) for n, s, _ in recorder.first if n == ns}
+
+
+def _mid_reconcile(output: str) -> bool:
+    """The run's last API request came after its last finished handler: killed while a handler was working."""
+    lines = output.splitlines()
+    last_request = max((i for i, line in enumerate(lines) if "HTTP Request:" in line), default=-1)
+    last_done = max((i for i, line in enumerate(lines) if "' succeeded" in line or "' failed" in line), default=-1)
+    return last_request > last_done
