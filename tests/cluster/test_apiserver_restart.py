@@ -30,6 +30,7 @@ from addonstack.controller.cluster import AddonStackResource
 from addonstack.devcluster import DevCluster, DevClusterError, find_binaries
 from tests.cluster.operator_harness import get_stack, install_crd, stack, wait_for, wait_ready
 from tests.cluster.operator_process import OperatorProcess
+from tests.figures import record
 
 pytestmark = pytest.mark.cluster
 
@@ -145,7 +146,7 @@ def test_operator_recovers_from_apiserver_and_etcd_restarts(
     finally:
         op.stop()
     assert op.starts == 1, "the operator was never restarted by hand"
-    print(
+    record(
         f"\nrecovery after restart (downtime {DOWNTIME:.0f}s each; from the component healthy again): operator "
         "handled a new stack in " + ", ".join(f"{k} {v:.1f}s" for k, v in reacted.items())
         + "; every stack Ready in " + ", ".join(f"{k} {v:.1f}s" for k, v in figures.items())

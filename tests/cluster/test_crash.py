@@ -36,6 +36,7 @@ from addonstack.controller.cluster import AddonStackResource
 from tests.cluster.operator_harness import get_stack, install_crd, stack, wait_for, wait_ready
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.reliability_helpers import FINALIZER, SecretRecorder, namespaces
+from tests.figures import record
 
 pytestmark = pytest.mark.cluster
 
@@ -172,7 +173,7 @@ def test_sigkill_during_reconciles(client: Client, kubeconfig: Path, tmp_path: P
         left = list(client.list(Secret, namespace=nss[DOOMED[0]], labels={LABEL_STACK: DOOMED[1]}))
         assert not left, f"Secrets of the deleted Delete-policy stack remain: {[s.metadata.name for s in left]}"
         secrets_total = len({(ns, n) for ns, n, _ in recorder.first})
-        print(
+        record(
             f"kills survived: {KILLS} ({cut} mid-reconcile), secrets changed: {len(set(recorder.changed)) + len(live)} "
             f"(of {len(recorder.first)} keys in {secrets_total} Secrets, {recorder.events} Secret events watched), "
             f"converged {converged:.0f}s after the first start; kill points: {', '.join(delays)}"

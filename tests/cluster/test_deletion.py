@@ -35,6 +35,7 @@ from addonstack.constants import LABEL_STACK
 from addonstack.controller.cluster import AddonStackResource
 from tests.cluster.operator_harness import get_stack, install_crd, running_operator, stack, wait_for, wait_ready
 from tests.cluster.reliability_helpers import FINALIZER, Seen, admin_secret
+from tests.figures import record
 
 pytestmark = pytest.mark.cluster
 
@@ -91,7 +92,7 @@ def test_retain_keeps_secrets_claims_and_database(client: Client, kubeconfig: Pa
         assert s.data == secrets[s.metadata.name], f"{s.metadata.name} changed"
     assert not _drop_jobs(jobs), "Retain must keep the database: no drop Job"
     assert any("db-setup" in n for n in jobs.objects), "the stack had a database (setup Job seen)"
-    print(f"\ndeletionPolicy Retain: stack gone {took:.1f}s after delete; kept {len(after['Secret'])} Secrets, "
+    record(f"deletionPolicy Retain: stack gone {took:.1f}s after delete; kept {len(after['Secret'])} Secrets, "
           f"{len(after['PersistentVolumeClaim'])} claims, no drop Job")  # fmt: skip
 
 
@@ -112,7 +113,7 @@ def test_delete_drops_database_and_removes_everything(client: Client, kubeconfig
     assert len(drops) == 1, list(jobs.objects)
     script = json.dumps(drops[0].spec.template.spec.to_dict())
     assert "n8n" in script, "the drop Job drops n8n's database"
-    print(f"\ndeletionPolicy Delete: drop Job {drops[0].metadata.name} ran, stack gone {took:.1f}s after delete")
+    record(f"deletionPolicy Delete: drop Job {drops[0].metadata.name} ran, stack gone {took:.1f}s after delete")
 
 
 @pytest.mark.parametrize("policy", ["Retain", "Delete"])

@@ -26,6 +26,7 @@ from lightkube.types import PatchType
 
 from tests.cluster.operator_harness import install_crd, running_operator, stack, wait_for, wait_ready
 from tests.cluster.reliability_helpers import admin_secret, decode
+from tests.figures import record
 
 pytestmark = pytest.mark.cluster
 
@@ -106,7 +107,7 @@ def test_hand_edits_are_put_back(client: Client, operator: None, namespace: str)
     # The EndpointSlices kube-controller-manager made for our Service carry our labels; they are not pruned.
     time.sleep(2 * DRIFT)
     assert slices <= _slices(client, ns, "gotify"), "the operator deleted kube-controller-manager's EndpointSlices"
-    print(f"\nhand edits (image, env, declared replicas, deleted Secret key) put back in {took:.1f}s "
+    record(f"hand edits (image, env, declared replicas, deleted Secret key) put back in {took:.1f}s "
           f"(drift interval {DRIFT:.0f}s)")  # fmt: skip
 
 
