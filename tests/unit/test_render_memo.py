@@ -58,3 +58,22 @@ def test_load_fresh_returns_equal_new_objects_and_skips_non_json_documents() -> 
     odd = "1: one\nwhen: 2024-01-02\n"  # an int key and a date: returned as YAML gives them
     assert yamlio.load_fresh(odd) == yamlio.load(odd)
     assert 1 in yamlio.load_fresh(odd)
+
+
+def test_system_random_secrets_have_the_rule_length_and_alphabet_and_vary() -> None:
+    from collections import Counter
+
+    from addonstack.catalog.model import SecretRule
+    from addonstack.plan.secrets import ALPHABETS, generate_secret, make_rng
+
+    for alphabet in ("hex", "alnum", "base64url"):
+        rule = SecretRule(alphabet=alphabet, length=40)
+        drawn = [generate_secret(rule, make_rng(None)) for _ in range(300)]
+        assert all(len(d) == 40 and set(d) <= set(ALPHABETS[alphabet]) for d in drawn)
+        assert len(set(drawn)) == 300
+        counts = Counter("".join(drawn))
+        assert set(counts) == set(ALPHABETS[alphabet])  # every symbol reachable
+        expected = 300 * 40 / len(ALPHABETS[alphabet])
+        assert max(counts.values()) < 1.5 * expected and min(counts.values()) > 0.5 * expected
+    seeded = SecretRule(alphabet="alnum", length=24)
+    assert generate_secret(seeded, make_rng(7)) == generate_secret(seeded, make_rng(7))  # seeded path unchanged
