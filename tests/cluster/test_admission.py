@@ -35,7 +35,7 @@ from addonstack.controller.settings import OperatorSettings, WebhookSettings
 from addonstack.devcluster.pki import ensure_pki, issue_serving_cert
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.plan.validate import check_spec
-from tests.cluster.operator_harness import TEST_DEFAULTS, install_crd, stack, wait_for
+from tests.cluster.operator_harness import TEST_DEFAULTS, stack, wait_for
 
 pytestmark = pytest.mark.cluster
 DENIED = "denied the request"
@@ -77,15 +77,6 @@ def operator_with_webhook(
         stop.set()
         thread.join(timeout=30)
     assert not errors, f"operator crashed: {errors[0]!r}"
-
-
-@pytest.fixture(scope="module")
-def client(kubeconfig: Path) -> Iterator[Client]:
-    from lightkube.config.kubeconfig import KubeConfig
-
-    c = Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager="addonstack-tests")
-    install_crd(c)
-    yield c
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ from lightkube.types import PatchType
 
 from addonstack.constants import LABEL_STACK
 from addonstack.controller.cluster import AddonStackResource
-from tests.cluster.operator_harness import get_stack, install_crd, stack, wait_for, wait_ready
+from tests.cluster.operator_harness import get_stack, stack, wait_for, wait_ready
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.reliability_helpers import FINALIZER, SecretRecorder, namespaces
 from tests.figures import record
@@ -62,12 +61,6 @@ CHANGES: dict[int, tuple[tuple[int, str], list[str]]] = {
     13: ((0, "alerts"), ["gotify", "ntfy", "excalidraw"]),
 }
 DELETE_AT = 7
-
-
-@pytest.fixture(scope="module")
-def client(kubeconfig: Path, admin_client: Client) -> Iterator[Client]:
-    install_crd(admin_client)
-    yield admin_client
 
 
 def _seed() -> int:

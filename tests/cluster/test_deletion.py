@@ -33,19 +33,13 @@ from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret
 
 from addonstack.constants import LABEL_STACK
 from addonstack.controller.cluster import AddonStackResource
-from tests.cluster.operator_harness import get_stack, install_crd, running_operator, stack, wait_for, wait_ready
+from tests.cluster.operator_harness import get_stack, running_operator, stack, wait_for, wait_ready
 from tests.cluster.reliability_helpers import FINALIZER, Seen, admin_secret
 from tests.figures import record
 
 pytestmark = pytest.mark.cluster
 
 SERVICES = ["n8n", "gotify"]  # n8n: a PostgreSQL database (setup Job) and a volume; gotify: a volume
-
-
-@pytest.fixture(scope="module")
-def client(admin_client: Client) -> Client:
-    install_crd(admin_client)
-    return admin_client
 
 
 def _kinds(client: Client, ns: str, name: str) -> dict[str, set[str]]:

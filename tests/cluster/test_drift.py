@@ -24,19 +24,13 @@ from lightkube.resources.core_v1 import Secret
 from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
 
-from tests.cluster.operator_harness import install_crd, running_operator, stack, wait_for, wait_ready
+from tests.cluster.operator_harness import running_operator, stack, wait_for, wait_ready
 from tests.cluster.reliability_helpers import admin_secret, decode
 from tests.figures import record
 
 pytestmark = pytest.mark.cluster
 
 DRIFT = 2.0  # seconds between drift reconciles
-
-
-@pytest.fixture(scope="module")
-def client(admin_client: Client) -> Client:
-    install_crd(admin_client)
-    return admin_client
 
 
 @pytest.fixture(scope="module")

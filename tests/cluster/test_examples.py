@@ -22,7 +22,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from lightkube import Client, codecs
-from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.batch_v1 import Job
@@ -31,21 +30,13 @@ from lightkube.resources.networking_v1 import Ingress
 
 from addonstack.cli.main import cli
 from addonstack.controller.cluster import AddonStackResource
-from tests.cluster.operator_harness import condition, get_stack, install_crd, running_operator, wait_for, wait_ready
+from tests.cluster.operator_harness import condition, get_stack, running_operator, wait_for, wait_ready
 from tests.docsutil import DOCS, ROOT, SHELL_LANGS, command_lines, fenced_blocks
 
 pytestmark = pytest.mark.cluster
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 LABEL = "addonstack.dev/stack"
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="module")
-def client(kubeconfig: Path) -> Iterator[Client]:
-    c = Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager="addonstack-tests")
-    install_crd(c)
-    yield c
-    c.close()
 
 
 @pytest.fixture(scope="module")

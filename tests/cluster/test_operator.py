@@ -20,7 +20,6 @@ from addonstack.controller.cluster import AddonStackResource
 from tests.cluster.operator_harness import (
     condition,
     get_stack,
-    install_crd,
     running_operator,
     stack,
     wait_for,
@@ -29,15 +28,6 @@ from tests.cluster.operator_harness import (
 
 pytestmark = pytest.mark.cluster
 LABEL = "addonstack.dev/stack"
-
-
-@pytest.fixture(scope="module")
-def client(kubeconfig: Path) -> Iterator[Client]:
-    from lightkube.config.kubeconfig import KubeConfig
-
-    c = Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager="addonstack-tests")
-    install_crd(c)
-    yield c
 
 
 @pytest.fixture(scope="module")

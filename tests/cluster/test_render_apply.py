@@ -9,7 +9,6 @@ newcomer's status.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from lightkube import Client, codecs
-from lightkube.config.kubeconfig import KubeConfig
 from lightkube.resources.core_v1 import Service
 
 from addonstack.catalog.loader import load_catalog
@@ -26,7 +24,6 @@ from addonstack.controller.cluster import TraefikMiddleware
 from tests.cluster.operator_harness import (
     condition,
     get_stack,
-    install_crd,
     running_operator,
     stack,
     wait_for,
@@ -77,20 +74,17 @@ TRAEFIK_MIDDLEWARE_CRD: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def client(kubeconfig: Path) -> Iterator[Client]:
-    c = Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager="addonstack-tests")
-    install_crd(c)
-    c.apply(codecs.from_dict(TRAEFIK_MIDDLEWARE_CRD), force=True)
+@pytest.fixture(scope="module", autouse=True)
+def traefik_crd(client: Client) -> None:
+    client.apply(codecs.from_dict(TRAEFIK_MIDDLEWARE_CRD), force=True)
 
     def established() -> bool:
         from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 
-        crd = c.get(CustomResourceDefinition, "middlewares.traefik.io")
+        crd = client.get(CustomResourceDefinition, "middlewares.traefik.io")
         return any(x.type == "Established" and x.status == "True" for x in (crd.status.conditions or []))
 
     wait_for("the Middleware CRD", established, timeout=30)
-    yield c
 
 
 def test_offline_render_is_accepted_by_the_api_server(client: Client, kubeconfig: Path, namespace: str,
