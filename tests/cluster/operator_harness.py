@@ -73,6 +73,13 @@ def running_operator(
         peering=peering,
         dry_run=dry_run,
     )
+    with operator_thread(settings):
+        yield settings
+
+
+@contextlib.contextmanager
+def operator_thread(settings: OperatorSettings) -> Iterator[OperatorSettings]:
+    """Run the operator with ``settings`` in a thread until the block exits; fail if it crashed."""
     stop = threading.Event()
     errors: list[BaseException] = []
 

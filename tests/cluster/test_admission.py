@@ -8,10 +8,8 @@ good ones are admitted, and a second stack that would create the same children i
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,12 +28,11 @@ from lightkube.types import PatchType
 from addonstack.catalog.loader import load_catalog
 from addonstack.cli.main import cli
 from addonstack.controller.cluster import AddonStackResource
-from addonstack.controller.run import operator
 from addonstack.controller.settings import OperatorSettings, WebhookSettings
 from addonstack.devcluster.pki import ensure_pki, issue_serving_cert
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.plan.validate import check_spec
-from tests.cluster.operator_harness import TEST_DEFAULTS, stack, wait_for
+from tests.cluster.operator_harness import TEST_DEFAULTS, operator_thread, stack, wait_for
 
 pytestmark = pytest.mark.cluster
 DENIED = "denied the request"
@@ -60,23 +57,8 @@ def operator_with_webhook(
         kubeconfig=str(kubeconfig),
         webhook=hook,
     )
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def main() -> None:
-        try:
-            asyncio.run(operator(settings, stop_flag=stop))
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=main, name="addonstack-operator-webhook", daemon=True)
-    thread.start()
-    try:
+    with operator_thread(settings):
         yield settings
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-    assert not errors, f"operator crashed: {errors[0]!r}"
 
 
 @pytest.fixture(scope="module")

@@ -128,6 +128,16 @@ def status(name: str | None, namespace: str, watch: bool, timeout: float, as_jso
 # ---- dev-cluster ---------------------------------------------------------------------------------
 
 
+dir_option = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIR,
+    show_default=True,
+    help="Where the dev cluster keeps its state, certificates and logs.",
+)
+
+
 @cli.group("dev-cluster")
 def dev_cluster() -> None:
     """A real local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) on loopback.
@@ -140,13 +150,7 @@ def dev_cluster() -> None:
 
 
 @dev_cluster.command("up")
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DIR,
-    show_default=True,
-)
+@dir_option
 def dev_up(directory: Path) -> None:
     """Start it; the last line printed is the admin kubeconfig path.
 
@@ -166,13 +170,7 @@ def dev_up(directory: Path) -> None:
 
 
 @dev_cluster.command("down")
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DIR,
-    show_default=True,
-)
+@dir_option
 def dev_down(directory: Path) -> None:
     """Stop every process of the dev cluster by its own PID.
 
@@ -187,13 +185,7 @@ def dev_down(directory: Path) -> None:
 
 
 @dev_cluster.command("status")
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DIR,
-    show_default=True,
-)
+@dir_option
 @click.option("--json", "as_json", is_flag=True)
 def dev_status(directory: Path, as_json: bool) -> None:
     """Say which components run, on which ports.

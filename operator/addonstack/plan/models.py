@@ -199,13 +199,18 @@ class StackMetadata(ApiModel):
     skill_count: int
 
 
-class AddonStackResult(ApiModel):
+class RenderedOutputs(ApiModel):
+    """What generate and update both return: the Compose overlay, env file, skills and routes."""
+
     compose_override: str
     env_file: str
     env_vars: list[ServiceEnv]
     proxy_routes: list[ProxyRoute]
     skill_files: dict[str, str]
     openclaw_config_patch: dict[str, object]
+
+
+class AddonStackResult(RenderedOutputs):
     metadata: StackMetadata
     warnings: list[str]
 
@@ -216,13 +221,7 @@ class UpdateMetadata(StackMetadata):
     unchanged: list[str]
 
 
-class AddonStackUpdateResult(ApiModel):
-    compose_override: str
-    env_file: str
-    env_vars: list[ServiceEnv]
-    proxy_routes: list[ProxyRoute]
-    skill_files: dict[str, str]
-    openclaw_config_patch: dict[str, object]
+class AddonStackUpdateResult(RenderedOutputs):
     images_to_pull: list[str]
     metadata: UpdateMetadata
     warnings: list[str]
