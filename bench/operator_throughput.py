@@ -1,0 +1,480 @@
+"""Operator throughput on the dev cluster, against a raw client writing the same objects, in one run.
+
+Run: ``python bench/operator.py --stacks 200`` (it runs this file), after ``make setup k8s``. It starts
+its own DevCluster, installs the CRD and runs ``addonstack operator run`` as a subprocess (so its RSS is
+its own), then:
+
+1. operator: N AddonStacks of 5 services each (one namespace per stack, since children are named by
+   service id); wall time until every stack is Ready (with observedGeneration) and the p50/p99 latency
+   from create to Ready as seen by a poller (0.5 s resolution);
+2. raw: the same objects rendered offline by the library, server-side applied by a lightkube AsyncClient
+   (the same concurrency as the operator's workers), then waited for until every workload is available.
+   Object throughput = objects / wall time, operator/raw (target >= 0.5);
+3. resync: the API server's write requests (apiserver_request_total, verbs other than GET/LIST/WATCH)
+   to the resources the operator writes, over one full drift period of the N converged stacks (target 0);
+4. RSS of the operator process once it serves --rss-stacks stacks (cheap 1-service ones fill up to it;
+   target < 150 MB).
+
+Figures go to stdout and bench/results/operator-last.json; ratios against the previous run are printed.
+The machine is shared, so absolute times are noisy; the ratios of one run are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from lightkube import AsyncClient, Client, codecs
+from lightkube.config import client_adapter
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.apps_v1 import Deployment, StatefulSet
+from lightkube.resources.core_v1 import Namespace
+
+from addonstack.catalog.loader import load_catalog
+from addonstack.constants import FIELD_MANAGER, LABEL_STACK
+from addonstack.controller.cluster import AddonStackResource
+from addonstack.controller.reconcile import APPLY_ORDER
+from addonstack.devcluster import DevCluster, find_binaries, missing_binaries
+from addonstack.devcluster.cluster import fake_node, rss_mib
+from addonstack.plan.secrets import make_rng
+from addonstack.plan.spec import AddonStackSpec
+from addonstack.render.crd import render_crd
+from addonstack.render.kubernetes import render_kubernetes
+from addonstack.render.stack import StackDefaults, plan_stack
+
+RESULTS = Path(__file__).resolve().parent / "results" / "operator-last.json"
+# Light services without a database (so no setup Job), one with a volume (a PVC the provisioner binds).
+SERVICES = ["it-tools", "dozzle", "excalidraw", "gatus", "gotify"]
+TINY = ["it-tools"]
+DEFAULTS = StackDefaults(
+    database_host="postgres.platform.example", database_admin_secret="pg-admin", deletion_policy="Retain"
+)
+# What the operator writes; other controllers write pods, replicasets, events, leases, *-/status, endpoints.
+OPERATOR_RESOURCES = {
+    "addonstacks",
+    "secrets",
+    "configmaps",
+    "services",
+    "persistentvolumeclaims",
+    "deployments",
+    "statefulsets",
+    "jobs",
+    "ingresses",
+    "networkpolicies",
+}
+READ_VERBS = {"GET", "LIST", "WATCH"}
+TARGETS = {"throughput_ratio": 0.5, "resync_writes": 0, "rss_mb": 150.0}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * len(s)) - 1))]
+
+
+def stack_body(name: str, ns: str, services: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "addonstack.dev/v1alpha1",
+        "kind": "AddonStack",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"services": services},
+    }
+
+
+def rendered(name: str, ns: str, services: list[str]) -> list[dict[str, Any]]:
+    """The children the operator would write for a stack (offline render; no owner reference)."""
+    plan, ctx, _ = plan_stack(load_catalog(), AddonStackSpec(services=services), name, ns, DEFAULTS, make_rng(None))
+    objs, _ = render_kubernetes(plan, ctx)
+    return sorted(objs, key=lambda o: APPLY_ORDER.index(o["kind"]))
+
+
+def add_nodes(http: Any, pods: int) -> None:
+    """Fake (kwok) nodes with room for ``pods`` pods (the dev cluster's own two hold 110 each)."""
+    per_node = 1000
+    for i in range(-(-pods // per_node)):
+        node = fake_node(f"bench-node-{i}", "amd64", {}, {"pods": str(per_node), "cpu": "2000", "memory": "8Ti"})
+        http.post("/api/v1/nodes", json=node).raise_for_status()
+
+
+def make_namespaces(client: Client, names: Iterable[str]) -> None:
+    for n in names:
+        client.create(Namespace(metadata=ObjectMeta(name=n, labels={"addonstack.dev/bench": "true"})))
+
+
+def install_crd(client: Client) -> None:
+    client.apply(codecs.from_dict(render_crd()), field_manager="addonstack-bench", force=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        crd = client.get(CustomResourceDefinition, "addonstacks.addonstack.dev")
+        if any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])):
+            return
+        time.sleep(0.2)
+    raise SystemExit("the AddonStack CRD did not become established in 60 s")
+
+
+def ready_stacks(client: Client) -> set[tuple[str, str]]:
+    out = set()
+    for obj in client.list(AddonStackResource, namespace="*"):
+        d = obj.to_dict()
+        st = d.get("status") or {}
+        ok = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
+        if ok and st.get("observedGeneration") == d["metadata"].get("generation"):
+            out.add((d["metadata"]["namespace"], d["metadata"]["name"]))
+    return out
+
+
+def wait_all(what: str, probe: Callable[[], set[Any]], want: set[Any], timeout: float, seen: dict[Any, float]) -> None:
+    """Poll until ``probe`` returns every element of ``want``; record when each was first seen."""
+    deadline = time.monotonic() + timeout
+    last_report = 0.0
+    while True:
+        now = time.monotonic()
+        try:
+            got = probe() & want
+        except Exception as exc:  # a busy API server timing out one poll is not a failed run
+            log(f"  poll failed ({exc.__class__.__name__}); retrying")
+            got = set()
+        for k in got - seen.keys():
+            seen[k] = now
+        if len(seen) >= len(want):
+            return
+        if now > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f} s: {len(seen)}/{len(want)} {what}")
+        if now - last_report > 15:
+            log(f"  {len(seen)}/{len(want)} {what}")
+            last_report = now
+        time.sleep(0.5)
+
+
+def workloads_available(client: Client, namespaces: set[str]) -> set[tuple[str, str]]:
+    out = set()
+    for kind in (Deployment, StatefulSet):
+        for w in client.list(kind, namespace="*"):
+            ns = w.metadata.namespace or ""
+            want = (w.spec.replicas if w.spec and w.spec.replicas is not None else 1) if w.spec else 1
+            ready = (w.status.readyReplicas or 0) if w.status else 0
+            if ns in namespaces and ready >= want:
+                out.add((ns, w.metadata.name or ""))
+    return out
+
+
+# ---- API server metrics ---------------------------------------------------------------------------
+
+_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+
+
+def request_counts(http: Any) -> Counter[tuple[str, str, str]]:
+    """(verb, resource, subresource) -> requests served so far."""
+    text = http.get("/metrics").raise_for_status().text
+    out: Counter[tuple[str, str, str]] = Counter()
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group("labels")))
+        out[(labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))] += int(
+            float(m.group("value"))
+        )
+    return out
+
+
+def operator_writes(delta: Counter[tuple[str, str, str]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (verb, resource, sub), n in delta.items():
+        if n <= 0 or verb in READ_VERBS or resource not in OPERATOR_RESOURCES:
+            continue
+        if sub and resource != "addonstacks":
+            continue  # e.g. deployments/status: written by kube-controller-manager
+        out[f"{verb} {resource}{'/' + sub if sub else ''}"] = n
+    return out
+
+
+def operator_reads(delta: Counter[tuple[str, str, str]]) -> int:
+    return sum(
+        n for (verb, resource, _), n in delta.items() if verb in ("GET", "LIST") and resource in OPERATOR_RESOURCES
+    )
+
+
+# ---- raw client -----------------------------------------------------------------------------------
+
+
+async def raw_apply(kubeconfig: Path, stacks: list[list[dict[str, Any]]], concurrency: int) -> tuple[float, int]:
+    """Server-side apply every object, stacks in parallel (bounded), objects of a stack in order."""
+    client = AsyncClient(config=KubeConfig.from_file(str(kubeconfig)), field_manager=FIELD_MANAGER)
+    sem = asyncio.Semaphore(concurrency)
+    count = 0
+
+    async def one(objs: list[dict[str, Any]]) -> None:
+        nonlocal count
+        async with sem:
+            for obj in objs:
+                await client.apply(codecs.from_dict(obj), force=True)
+                count += 1
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(one(s) for s in stacks))
+    elapsed = time.monotonic() - t0
+    await client.close()
+    return elapsed, count
+
+
+# ---- the run --------------------------------------------------------------------------------------
+
+
+def start_operator(kubeconfig: Path, drift: float, log_path: Path) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).with_name("addonstack")
+    cmd = [str(exe) if exe.exists() else "addonstack", "operator", "run", "--drift-interval", str(drift)]
+    cmd += [
+        "--database-host",
+        DEFAULTS.database_host or "",
+        "--database-admin-secret",
+        DEFAULTS.database_admin_secret or "",
+    ]
+    # The operator as shipped: without the bench-only `kubernetes` package, which kopf imports when it is
+    # installed (about +12 MiB RSS and +0.5 s start-up); a stub that fails to import hides it.
+    stub = log_path.parent / "no-kubernetes" / "kubernetes"
+    stub.mkdir(parents=True, exist_ok=True)
+    (stub / "__init__.py").write_text("raise ImportError('hidden by bench/operator_throughput.py')\n")
+    path = os.pathsep.join(p for p in (str(stub.parent), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "ADDONSTACK_HEALTH_PORT": "0", "PYTHONPATH": path}
+    with log_path.open("wb") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def count_objects(client: Client, namespaces: set[str], kinds: Iterable[Any]) -> int:
+    """Objects labelled as a stack's children (not e.g. the kube-root-ca.crt ConfigMap of each namespace)."""
+    return sum(
+        1
+        for k in kinds
+        for o in client.list(k, namespace="*")
+        if o.metadata.namespace in namespaces and LABEL_STACK in (o.metadata.labels or {})
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stacks", type=int, default=50, help="AddonStacks of 5 services (default 50)")
+    ap.add_argument("--rss-stacks", type=int, default=1000, help="stacks served when RSS is read (0: skip)")
+    ap.add_argument("--drift-interval", type=float, default=20.0, help="the operator's resync period, s")
+    ap.add_argument("--workers", type=int, default=20, help="raw client concurrency (the operator's max_workers)")
+    ap.add_argument("--timeout", type=float, default=900.0)
+    ap.add_argument("--keep", action="store_true", help="leave the work directory (logs) in place")
+    args = ap.parse_args()
+    n = args.stacks
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the cluster
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    bin_dir = find_binaries()
+    if missing := missing_binaries(bin_dir):
+        raise SystemExit(f"missing Kubernetes binaries in {bin_dir}: {', '.join(missing)}; run `make k8s`")
+    work = Path(tempfile.mkdtemp(prefix="addonstack-bench-"))
+    cluster = DevCluster(work / "cluster", bin_dir)
+    log(f"starting the dev cluster in {work}")
+    kubeconfig = cluster.up()
+    op: subprocess.Popen[bytes] | None = None
+    results: dict[str, Any] = {"stacks": n, "services_per_stack": len(SERVICES), "services": SERVICES}
+    try:
+        config = KubeConfig.from_file(str(kubeconfig))
+        client = Client(config=config, field_manager="addonstack-bench", timeout=client_adapter.httpx.Timeout(60))
+        http = client_adapter.Client(
+            config.get(), client_adapter.ConnectionParams(timeout=client_adapter.httpx.Timeout(60))
+        )
+        install_crd(client)
+        # every stack's workloads in both phases, the small stacks, and room to spare
+        add_nodes(http, 2 * n * len(SERVICES) + max(0, args.rss_stacks - n) + 500)
+
+        # -- raw client first (the operator is not running yet, so it cannot interfere)
+        raw_ns = [f"raw-{i:04d}" for i in range(n)]
+        make_namespaces(client, raw_ns)
+        raw_objs = [rendered(f"s{i:04d}", ns, SERVICES) for i, ns in enumerate(raw_ns)]
+        n_objects = sum(len(s) for s in raw_objs)
+        workloads = {
+            (o["metadata"]["namespace"], o["metadata"]["name"])
+            for s in raw_objs
+            for o in s
+            if o["kind"] in ("Deployment", "StatefulSet")
+        }
+        log(f"raw client: applying {n_objects} objects of {n} stacks")
+        t0 = time.monotonic()
+        apply_s, applied = asyncio.run(raw_apply(kubeconfig, raw_objs, args.workers))
+        seen: dict[Any, float] = {}
+        wait_all(
+            "raw workloads available", lambda: workloads_available(client, set(raw_ns)), workloads, args.timeout, seen
+        )
+        raw_s = time.monotonic() - t0
+        results["raw"] = {
+            "objects": applied,
+            "apply_s": round(apply_s, 2),
+            "until_available_s": round(raw_s, 2),
+            "objects_per_s": round(applied / raw_s, 1),
+            "apply_objects_per_s": round(applied / apply_s, 1),
+        }
+        log(f"raw: {applied} objects applied in {apply_s:.1f} s, all workloads available after {raw_s:.1f} s")
+
+        # -- operator
+        op_ns = [f"op-{i:04d}" for i in range(n)]
+        make_namespaces(client, op_ns)
+        op = start_operator(kubeconfig, args.drift_interval, work / "operator.log")
+        time.sleep(3)  # kopf start-up (login, CRD scan) is not what is measured
+        if op.poll() is not None:
+            raise SystemExit(f"the operator exited at start: see {work / 'operator.log'}")
+        log(f"operator: creating {n} AddonStacks of {len(SERVICES)} services")
+        created: dict[tuple[str, str], float] = {}
+        t0 = time.monotonic()
+        for i, ns in enumerate(op_ns):
+            client.create(codecs.from_dict(stack_body(f"s{i:04d}", ns, SERVICES)))
+            created[(ns, f"s{i:04d}")] = time.monotonic()
+        create_s = time.monotonic() - t0
+        ready: dict[Any, float] = {}
+        wait_all("stacks Ready", lambda: ready_stacks(client), set(created), args.timeout, ready)
+        op_s = max(ready.values()) - t0
+        latencies = [ready[k] - created[k] for k in created]
+        kinds = {codecs.from_dict(o).__class__ for o in raw_objs[0]}
+        op_objects = count_objects(client, set(op_ns), kinds)
+        results["operator"] = {
+            "objects": op_objects,
+            "create_requests_s": round(create_s, 2),
+            "until_all_ready_s": round(op_s, 2),
+            "objects_per_s": round(op_objects / op_s, 1),
+            "latency_p50_s": round(statistics.median(latencies), 2),
+            "latency_p99_s": round(percentile(latencies, 0.99), 2),
+            "drift_interval_s": args.drift_interval,
+        }
+        ratio = (op_objects / op_s) / (applied / raw_s)
+        results["throughput_ratio"] = round(ratio, 3)
+        log(f"operator: {op_objects} objects, all {n} stacks Ready after {op_s:.1f} s")
+
+        # -- resync of the converged stacks: one settling period, then one measured period
+        log(f"resync: settling for one drift period ({args.drift_interval:.0f} s), then measuring one period")
+        time.sleep(args.drift_interval + 5)
+        before = request_counts(http)
+        time.sleep(args.drift_interval + 5)
+        delta = request_counts(http)
+        delta.subtract(before)
+        writes = operator_writes(delta)
+        results["resync"] = {
+            "period_s": args.drift_interval + 5,
+            "writes": sum(writes.values()),
+            "writes_by_verb_resource": writes,
+            "reads": operator_reads(delta),
+        }
+        log(f"resync: {sum(writes.values())} writes {writes or ''}, {operator_reads(delta)} reads")
+
+        # -- RSS with --rss-stacks stacks
+        if args.rss_stacks:
+            op_rss_n = rss_mib(op.pid) or 0.0
+            results["rss_mb_at_n"] = round(op_rss_n, 1)
+            extra = max(0, args.rss_stacks - n)
+            tiny_ns = [f"tiny-{i:04d}" for i in range(extra)]
+            log(f"rss: operator RSS {op_rss_n:.0f} MiB at {n} stacks; adding {extra} 1-service stacks")
+            make_namespaces(client, tiny_ns)
+            names = set()
+            for i, ns in enumerate(tiny_ns):
+                client.create(codecs.from_dict(stack_body(f"t{i:04d}", ns, TINY)))
+                names.add((ns, f"t{i:04d}"))
+            seen_t: dict[Any, float] = {}
+            wait_all("small stacks Ready", lambda: ready_stacks(client), names | set(created), args.timeout * 2, seen_t)
+            time.sleep(args.drift_interval + 5)  # a full resync of all of them
+            rss = rss_mib(op.pid) or 0.0
+            hwm = _hwm_mib(op.pid)
+            results["rss"] = {"stacks": n + extra, "rss_mb": round(rss, 1), "peak_rss_mb": round(hwm, 1)}
+            log(f"rss: {rss:.0f} MiB (peak {hwm:.0f} MiB) at {n + extra} stacks")
+        if op.poll() is not None:
+            raise SystemExit(f"the operator exited during the run: see {work / 'operator.log'}")
+    finally:
+        if op is not None and op.poll() is None:
+            op.terminate()
+            try:
+                op.wait(30)
+            except subprocess.TimeoutExpired:
+                op.kill()
+        cluster.down()
+        if not args.keep:
+            for p in sorted(work.rglob("*"), reverse=True):
+                if p.is_file() or p.is_symlink():
+                    p.unlink()
+                else:
+                    p.rmdir()
+            work.rmdir()
+        report(results)
+
+
+def _hwm_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def report(results: dict[str, Any]) -> None:
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+    def vs(path: list[str]) -> str:
+        cur: Any = results
+        prev: Any = previous
+        for p in path:
+            cur = cur.get(p) if isinstance(cur, dict) else None
+            prev = prev.get(p) if isinstance(prev, dict) else None
+        if isinstance(cur, int | float) and isinstance(prev, int | float) and prev:
+            return f"{cur / prev:.2f}x previous"
+        return "no previous run"
+
+    print()
+    print(f"stacks: {results['stacks']} x {results['services_per_stack']} services ({', '.join(results['services'])})")
+    if raw := results.get("raw"):
+        print(
+            f"raw client:  {raw['objects']} objects, applied in {raw['apply_s']} s ({raw['apply_objects_per_s']}/s), "
+            f"workloads available after {raw['until_available_s']} s -> {raw['objects_per_s']} objects/s"
+        )
+    if op := results.get("operator"):
+        print(
+            f"operator:    {op['objects']} objects, all Ready after {op['until_all_ready_s']} s -> "
+            f"{op['objects_per_s']} objects/s; create->Ready p50 {op['latency_p50_s']} s, p99 {op['latency_p99_s']} s "
+            f"(drift interval {op['drift_interval_s']} s)  [{vs(['operator', 'until_all_ready_s'])}]"
+        )
+        ratio = results["throughput_ratio"]
+        print(
+            f"throughput operator/raw: {ratio:.2f} (target >= {TARGETS['throughput_ratio']}: "
+            f"{'met' if ratio >= TARGETS['throughput_ratio'] else 'NOT met'})  [{vs(['throughput_ratio'])}]"
+        )
+    if rs := results.get("resync"):
+        print(
+            f"resync writes in one period: {rs['writes']} (target 0: {'met' if rs['writes'] == 0 else 'NOT met'}) "
+            f"{rs['writes_by_verb_resource'] or ''}; reads {rs['reads']} (shows the resync ran)"
+        )
+    if r := results.get("rss"):
+        print(
+            f"operator RSS at {r['stacks']} stacks: {r['rss_mb']} MiB, peak {r['peak_rss_mb']} MiB "
+            f"(target < {TARGETS['rss_mb']:.0f}: {'met' if r['peak_rss_mb'] < TARGETS['rss_mb'] else 'NOT met'}); "
+            f"{results['rss_mb_at_n']} MiB at {results['stacks']}  [{vs(['rss', 'rss_mb'])}]"
+        )
+    if "operator" not in results:
+        return  # nothing worth keeping as the previous run
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ApiError as exc:
+        raise SystemExit(f"API error: {exc.status.code} {exc.status.message}") from None
