@@ -6,6 +6,7 @@ manager, and every write honours ``dry_run``. Secret values pass through here bu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Iterable
@@ -110,8 +111,9 @@ class Cluster:
     async def list_children(
         self, namespace: str, stack: str, kinds: Iterable[tuple[str, str]] = CHILD_KINDS
     ) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for api_version, kind in kinds:
+
+        async def of_kind(api_version: str, kind: str) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
             try:
                 async for obj in self.client.list(
                     _model(api_version, kind), namespace=namespace, labels={LABEL_STACK: stack}
@@ -119,14 +121,18 @@ class Cluster:
                     d = _to_dict(obj)
                     d.setdefault("apiVersion", api_version)
                     d.setdefault("kind", kind)
-                    out.append(d)
+                    found.append(d)
             except Exception as exc:
                 # A missing CRD answers a plain-text 404, which lightkube raises as its HTTP error, not ApiError.
                 status = getattr(getattr(exc, "response", None), "status_code", None)
                 if status == 404 and (api_version, kind) in OPTIONAL_KINDS:
-                    continue  # the CRD is not installed, so there is nothing of ours to find
+                    return []  # the CRD is not installed, so there is nothing of ours to find
                 raise
-        return out
+            return found
+
+        # One LIST per kind, all in flight together (a reconcile waits for one round trip, not eleven).
+        per_kind = await asyncio.gather(*(of_kind(api_version, kind) for api_version, kind in kinds))
+        return [obj for found in per_kind for obj in found]
 
     async def list_named(self, api_version: str, kind: str, namespace: str) -> dict[str, dict[str, Any]]:
         """Every object of a kind in a namespace, by name (one request instead of a GET per name)."""
