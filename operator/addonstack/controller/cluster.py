@@ -44,6 +44,7 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.k8s.io/v1", "NetworkPolicy"),
     (TRAEFIK_API_VERSION, "Middleware"),
 )
+MAX_IN_FLIGHT = 24  # list and apply requests at once (bench/operator.py: more only adds timeouts here)
 OPTIONAL_KINDS = {(TRAEFIK_API_VERSION, "Middleware")}  # CRD-backed: absent on clusters without Traefik
 
 
@@ -81,6 +82,9 @@ class Cluster:
         self.client = client
         self.dry_run = dry_run
         self.writes = 0  # requests that change state; benchmarks and tests read it
+        # Requests in flight from this process: reconciles apply and list in parallel, and an API server
+        # that is slow to answer must not see hundreds at once (each would hit the client's 10 s timeout).
+        self.inflight = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, dry_run: bool = False) -> Cluster:
@@ -115,13 +119,14 @@ class Cluster:
         async def of_kind(api_version: str, kind: str) -> list[dict[str, Any]]:
             found: list[dict[str, Any]] = []
             try:
-                async for obj in self.client.list(
-                    _model(api_version, kind), namespace=namespace, labels={LABEL_STACK: stack}
-                ):
-                    d = _to_dict(obj)
-                    d.setdefault("apiVersion", api_version)
-                    d.setdefault("kind", kind)
-                    found.append(d)
+                async with self.inflight:
+                    async for obj in self.client.list(
+                        _model(api_version, kind), namespace=namespace, labels={LABEL_STACK: stack}
+                    ):
+                        d = _to_dict(obj)
+                        d.setdefault("apiVersion", api_version)
+                        d.setdefault("kind", kind)
+                        found.append(d)
             except Exception as exc:
                 # A missing CRD answers a plain-text 404, which lightkube raises as its HTTP error, not ApiError.
                 status = getattr(getattr(exc, "response", None), "status_code", None)
@@ -152,9 +157,10 @@ class Cluster:
         """Server-side apply with our field manager; conflicts with other managers are forced only
         for fields we own by design (the caller drops fields another manager owns)."""
         self.writes += 1
-        result = await self.client.apply(
-            codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True, dry_run=self.dry_run
-        )
+        async with self.inflight:
+            result = await self.client.apply(
+                codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True, dry_run=self.dry_run
+            )
         return _to_dict(result)
 
     async def merge_patch(self, obj: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

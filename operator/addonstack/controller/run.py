@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import replace
 
 import kopf
@@ -36,6 +39,39 @@ async def operator(settings: OperatorSettings, stop_flag: asyncio.Event | None =
     )
 
 
+TRIM_INTERVAL = 15.0
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where there is none (musl, macOS)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+async def _trim_heap() -> None:
+    """Hand the heap that a burst of reconciles grew back to the OS now and then.
+
+    Response bodies and rendered objects are large allocations from the C heap; after a burst (hundreds of
+    new stacks at once) glibc keeps the freed pages, so RSS stays at its peak. ``malloc_trim(0)`` returns
+    them (a few ms per call); bench/operator.py measures RSS with it.
+    """
+    trim = _malloc_trim()
+    while trim is not None:
+        await asyncio.sleep(TRIM_INTERVAL)
+        trim(0)
+
+
+async def _serve(settings: OperatorSettings) -> None:
+    trimmer = asyncio.create_task(_trim_heap())
+    try:
+        await operator(settings)
+    finally:
+        trimmer.cancel()
+
+
 def run(settings: OperatorSettings, verbose: bool = False) -> None:
     # kopf's formatter names the object in its per-object messages ("[ns/name] Handler ... succeeded").
     kopf.configure(verbose=verbose, log_prefix=True)
@@ -44,4 +80,4 @@ def run(settings: OperatorSettings, verbose: bool = False) -> None:
         # measurable share of the operator's CPU (bench/operator.py). Its warnings and errors still show.
         for name in ("httpx", "httpx2", "httpcore"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    asyncio.run(operator(settings))
+    asyncio.run(_serve(settings))
