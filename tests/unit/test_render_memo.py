@@ -77,3 +77,19 @@ def test_system_random_secrets_have_the_rule_length_and_alphabet_and_vary() -> N
         assert max(counts.values()) < 1.5 * expected and min(counts.values()) > 0.5 * expected
     seeded = SecretRule(alphabet="alnum", length=24)
     assert generate_secret(seeded, make_rng(7)) == generate_secret(seeded, make_rng(7))  # seeded path unchanged
+
+
+def test_one_tenants_blocks_serve_the_next_with_its_own_instance_id() -> None:
+    ids = _deployable()[:12]
+    for instance in ("tenant-a", "tenant-b", "n8n", "123", "yes", "null", "0x1f", "1e3", "a" * 60):
+        doc = {"x-meta": {"instance": instance},
+               "services": {sid: {"image": "x:1", "labels": {"dev.addonstack.instance": instance,
+                                                            "dev.addonstack.service": sid},
+                                  "depends_on": {instance: {"condition": "service_started"}},
+                                  "command": [instance, f"{instance}-suffix", "n8n"]}
+                            for sid in ids}}  # fmt: skip
+        assert yamlio.dump_sectioned(doc, "services", instance) == yamlio.dump(doc), instance
+    for instance in ("tenant-a", "tenant-b"):
+        result = generate_addon_stack({"instanceId": instance, "services": ids}, seed=3)
+        assert result.compose_override == yamlio.dump(yamlio.load(result.compose_override))
+        assert f"dev.addonstack.instance: {instance}" in result.compose_override

@@ -51,6 +51,8 @@ class StackPlan:
     skills: list[Skill]
     warnings: list[str]
     values: dict[str, dict[str, Value]] = field(default_factory=dict)
+    # Literals already worked out by addonstack.render.values (env file, env views and Compose ask alike).
+    stored: dict[tuple[str, str], str | None] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def ids(self) -> list[str]:

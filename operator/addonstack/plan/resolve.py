@@ -159,6 +159,8 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
 
     order, added = _order(cat, roots)
     accepted: list[Service] = []
+    accepted_ids: set[str] = set()
+    ruled_out: set[str] = set()  # ids some accepted service declares a conflict with
     skipped_ids: set[str] = set()
     for sid in order:
         svc = cat.services[sid]
@@ -172,7 +174,8 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
                     details=f"{svc.name} requires {bad_dep}, which was skipped",
                 )
         if skip is None:
-            rival = next((a for a in accepted if _conflicts(a, svc)), None)
+            clash = svc.id in ruled_out or not accepted_ids.isdisjoint(svc.conflicts)
+            rival = next((a for a in accepted if _conflicts(a, svc)), None) if clash else None
             if rival is not None:
                 skip = SkippedService(
                     service_id=sid,
@@ -185,6 +188,8 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
             skipped_ids.add(sid)
             continue
         accepted.append(svc)
+        accepted_ids.add(svc.id)
+        ruled_out.update(svc.conflicts)
         for rec in svc.recommends:
             if rec not in order and not _is_platform(cat, rec):
                 warnings.append(f"{sid} works best with {rec} (recommended, not added)")

@@ -10,6 +10,7 @@ ever pasted where only a reference belongs. Values already issued are inputs: no
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import secrets
@@ -75,11 +76,13 @@ def literal(text: str, origin: str) -> Value:
     return Value((Lit(text),), origin)
 
 
+@functools.lru_cache(maxsize=1024)
 def env_prefix(service_id: str) -> str:
     """Env-file namespace of a service: ``paperless-ngx`` -> ``PAPERLESS_NGX``."""
     return service_id.upper().replace("-", "_")
 
 
+@functools.lru_cache(maxsize=16384)
 def env_file_key(service_id: str, key: str) -> str:
     return f"{env_prefix(service_id)}__{key}"
 

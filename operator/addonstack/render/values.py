@@ -15,7 +15,10 @@ from addonstack.plan.secrets import Lit, PlatformRef, Ref, Value, env_file_key, 
 
 def stored_value(plan: StackPlan, service_id: str, key: str) -> str | None:
     """The literal a variable stores (env file, Secret), or None when it is built from platform keys."""
-    return flatten(expand(plan.values, service_id, key))
+    memo = (service_id, key)
+    if memo not in plan.stored:
+        plan.stored[memo] = flatten(expand(plan.values, service_id, key))
+    return plan.stored[memo]
 
 
 def stored_items(plan: StackPlan, p: PlannedService) -> Iterator[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import OrderedDict
 from typing import Any
@@ -22,15 +23,38 @@ def dump(data: Any) -> str:
 
 _FRAGMENTS: dict[str, str] = {}
 _FRAGMENT_LIMIT = 4096
+# Stands for the caller's ``variable`` in memoised fragments: a plain scalar that no catalog value holds.
+_PLACEHOLDER = "ADDONSTACKVARIABLEd41d8cd98f00b204"
 
 
-def _entry(section: str, key: str, value: Any) -> str:
+def _templated(value: Any, variable: str) -> Any:
+    """``value`` with every string equal to ``variable`` (values only, never keys) replaced by the placeholder."""
+    if isinstance(value, str):
+        return _PLACEHOLDER if value == variable else value
+    if isinstance(value, dict):
+        return {k: _templated(v, variable) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_templated(v, variable) for v in value]
+    return value
+
+
+@functools.lru_cache(maxsize=256)
+def _scalar(text: str) -> str:
+    """How ``text`` is written as a block mapping value or sequence item."""
+    return dump({"k": text})[3:-1]
+
+
+def _entry(section: str, key: str, value: Any, variable: str | None) -> str:
     """The lines of ``section: {key: value}`` after the first: the entry exactly as it is dumped in place.
 
     Memoised, since a service's block rarely changes between calls. The memo key is the JSON form of
     the entry (cheap, C): the Compose entries it is used for hold only string keys, lists, strings,
-    numbers, booleans and nulls, for which JSON is one-to-one.
+    numbers, booleans and nulls, for which JSON is one-to-one. Strings equal to ``variable`` (the
+    instance id) are memoised as a placeholder and filled in afterwards, so one tenant's blocks serve
+    the next tenant too: a whole scalar's representation does not depend on its neighbours.
     """
+    if variable is not None:
+        value = _templated(value, variable)
     memo = json.dumps([section, key, value], ensure_ascii=False, allow_nan=False)
     text = _FRAGMENTS.get(memo)
     if text is None:
@@ -38,12 +62,15 @@ def _entry(section: str, key: str, value: Any) -> str:
         if len(_FRAGMENTS) >= _FRAGMENT_LIMIT:
             _FRAGMENTS.clear()
         _FRAGMENTS[memo] = text
+    if variable is not None and _PLACEHOLDER in text:
+        text = text.replace(_PLACEHOLDER, _scalar(variable))
     return text
 
 
-def dump_sectioned(data: dict[str, Any], section: str) -> str:
+def dump_sectioned(data: dict[str, Any], section: str, variable: str | None = None) -> str:
     """The same text as :func:`dump` for a top-level mapping, with each entry of ``data[section]``
-    (a mapping with string keys, e.g. Compose ``services``) dumped once and then reused from a memo.
+    (a mapping with string keys, e.g. Compose ``services``) dumped once and then reused from a memo;
+    ``variable`` names a string (the instance id) that may differ between otherwise equal entries.
 
     Entries of a block mapping are independent lines, so dumping them one by one and joining them
     gives the same bytes (a unit test checks this over the whole catalog).
@@ -52,7 +79,7 @@ def dump_sectioned(data: dict[str, Any], section: str) -> str:
     for key, value in data.items():
         if key == section and isinstance(value, dict) and value:
             parts.append(dump({key: None}).replace(" null\n", "\n", 1))
-            parts.extend(_entry(section, k, v) for k, v in value.items())
+            parts.extend(_entry(section, k, v, variable) for k, v in value.items())
         else:
             parts.append(dump({key: value}))
     return "".join(parts)
