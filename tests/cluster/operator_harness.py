@@ -130,3 +130,27 @@ def wait_ready(client: Client, name: str, namespace: str, timeout: float = 120) 
         return f"Ready={ready.get('status')} {ready.get('reason')}: {ready.get('message')}"
 
     return wait_for(f"stack {namespace}/{name} to become Ready", probe, timeout=timeout)
+
+
+def admin_secret(client: Client, ns: str) -> None:
+    """The platform PostgreSQL admin Secret the database Jobs reference (kwok never runs them)."""
+    client.apply(
+        codecs.from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "pg-admin", "namespace": ns},
+                "stringData": {"username": "postgres", "password": "admin-pw"},
+            }
+        ),
+        force=True,
+    )
+
+
+def stack_gone(client: Client, name: str, ns: str) -> bool:
+    """True once the AddonStack is deleted (finalizers done)."""
+    try:
+        get_stack(client, name, ns)
+    except ApiError as exc:
+        return exc.status.code == 404
+    return False

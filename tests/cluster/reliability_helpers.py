@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from lightkube import Client, codecs
+from lightkube import Client
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
@@ -19,23 +19,9 @@ from lightkube.types import PatchType
 
 from addonstack.constants import LABEL_STACK
 from addonstack.controller.cluster import AddonStackResource
+from tests.cluster.operator_harness import admin_secret
 
 FINALIZER = "addonstack.dev/finalizer"
-
-
-def admin_secret(client: Client, ns: str) -> None:
-    """The platform PostgreSQL admin Secret the database Jobs reference (kwok never runs them)."""
-    client.apply(
-        codecs.from_dict(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "pg-admin", "namespace": ns},
-                "stringData": {"username": "postgres", "password": "admin-pw"},
-            }
-        ),
-        force=True,
-    )
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ from lightkube.types import PatchType
 
 from addonstack.constants import LABEL_STACK
 from addonstack.controller.cluster import AddonStackResource
-from tests.cluster.operator_harness import get_stack, stack, wait_for, wait_ready
+from tests.cluster.operator_harness import get_stack, stack, stack_gone, wait_for, wait_ready
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.reliability_helpers import FINALIZER, SecretRecorder, namespaces
 from tests.figures import record
@@ -41,8 +41,8 @@ pytestmark = pytest.mark.cluster
 
 KILLS = 20
 MAX_DELAY = 2.5  # seconds after kopf's startup; a reconcile of these stacks takes about 0.3-1 s
-EARLY_KILLS = 0.15  # share of kills before the operator has finished starting
-APPLYING_KILLS = 0.4  # share of kills just after it began to apply children
+EARLY_KILLS = 0.15  # kills 7 and 14: before the operator has finished starting
+APPLYING_KILLS = 0.4  # the other even kills: just after it began to apply children; odd ones: any time
 APPLYING = "fieldManager=addonstack-operator"  # in the (verbose) log line of every server-side apply request
 
 # (namespace index, stack name) -> services; one database stack per namespace (they share Service/postgresql)
@@ -68,12 +68,6 @@ def _seed() -> int:
     return int(raw) if raw else random.SystemRandom().randrange(2**32)
 
 
-def _gone(client: Client, name: str, ns: str) -> bool:
-    try:
-        get_stack(client, name, ns)
-    except ApiError as exc:
-        return exc.status.code == 404
-    return False
 
 
 def test_sigkill_during_reconciles(client: Client, kubeconfig: Path, tmp_path: Path) -> None:
@@ -101,7 +95,9 @@ def test_sigkill_during_reconciles(client: Client, kubeconfig: Path, tmp_path: P
                 if kill == DELETE_AT:
                     client.delete(AddonStackResource, DOOMED[1], namespace=nss[DOOMED[0]])
                 op.start()
-                point = rng.random()
+                # The mix is fixed (so enough kills land mid-reconcile on a fast or a slow machine); the
+                # delays are random.
+                point = EARLY_KILLS / 2 if kill % 7 == 0 else EARLY_KILLS if kill % 2 == 0 else 1.0
                 if point < EARLY_KILLS:
                     delay = rng.uniform(0.2, 1.5)
                     time.sleep(delay)
@@ -109,7 +105,7 @@ def test_sigkill_during_reconciles(client: Client, kubeconfig: Path, tmp_path: P
                 elif point < EARLY_KILLS + APPLYING_KILLS:
                     # A fresh process has no apply cache, so it re-applies every child: kill in that stretch.
                     op.wait_output(APPLYING)
-                    delay = rng.uniform(0.0, 0.4)
+                    delay = rng.uniform(0.0, 0.15)
                     time.sleep(delay)
                     delays.append(f"{delay:.2f}s after its first apply")
                 else:
@@ -132,7 +128,7 @@ def test_sigkill_during_reconciles(client: Client, kubeconfig: Path, tmp_path: P
                 obj = wait_ready(client, name, nss[i], timeout=180)
                 assert {s["id"] for s in obj["status"]["services"]} == set(services), (name, obj["status"])
             wait_for("the Delete-policy stack to be finalized and gone",
-                     lambda: _gone(client, DOOMED[1], nss[DOOMED[0]]), timeout=120)  # fmt: skip
+                     lambda: stack_gone(client, DOOMED[1], nss[DOOMED[0]]), timeout=120)  # fmt: skip
             converged = time.monotonic() - t0
             live = recorder.compare_live(client, gone_ok=_doomed_secrets(recorder, nss))
         finally:

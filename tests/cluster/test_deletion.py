@@ -26,15 +26,22 @@ from typing import Any
 
 import pytest
 from lightkube import Client, codecs
-from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret, Service
 
 from addonstack.constants import LABEL_STACK
 from addonstack.controller.cluster import AddonStackResource
-from tests.cluster.operator_harness import get_stack, running_operator, stack, wait_for, wait_ready
-from tests.cluster.reliability_helpers import FINALIZER, Seen, admin_secret
+from tests.cluster.operator_harness import (
+    admin_secret,
+    get_stack,
+    running_operator,
+    stack,
+    stack_gone,
+    wait_for,
+    wait_ready,
+)
+from tests.cluster.reliability_helpers import FINALIZER, Seen
 from tests.figures import record
 
 pytestmark = pytest.mark.cluster
@@ -51,12 +58,6 @@ def _kinds(client: Client, ns: str, name: str) -> dict[str, set[str]]:
     return out
 
 
-def _gone(client: Client, name: str, ns: str) -> bool:
-    try:
-        get_stack(client, name, ns)
-    except ApiError as exc:
-        return exc.status.code == 404
-    return False
 
 
 def _drop_jobs(seen: Seen) -> list[Any]:
@@ -73,7 +74,7 @@ def test_retain_keeps_secrets_claims_and_database(client: Client, kubeconfig: Pa
         secrets = {s.metadata.name: s.data for s in client.list(Secret, namespace=ns, labels={LABEL_STACK: "keep"})}
         t0 = time.monotonic()
         client.delete(AddonStackResource, "keep", namespace=ns)
-        wait_for("the stack to be gone", lambda: _gone(client, "keep", ns), timeout=60)
+        wait_for("the stack to be gone", lambda: stack_gone(client, "keep", ns), timeout=60)
         took = time.monotonic() - t0
         wait_for("owned children to be garbage-collected",
                  lambda: not ({"Deployment", "StatefulSet", "Service", "ConfigMap"} & set(_kinds(client, ns, "keep"))),
@@ -100,7 +101,7 @@ def test_delete_drops_database_and_removes_everything(client: Client, kubeconfig
         assert _kinds(client, ns, "wipe")["PersistentVolumeClaim"]
         t0 = time.monotonic()
         client.delete(AddonStackResource, "wipe", namespace=ns)
-        wait_for("the stack to be finalized and gone", lambda: _gone(client, "wipe", ns), timeout=120)
+        wait_for("the stack to be finalized and gone", lambda: stack_gone(client, "wipe", ns), timeout=120)
         took = time.monotonic() - t0
         wait_for("every child to be gone", lambda: not _kinds(client, ns, "wipe") or None, timeout=90)
     drops = _drop_jobs(jobs)
@@ -111,7 +112,7 @@ def test_delete_drops_database_and_removes_everything(client: Client, kubeconfig
 
 
 @pytest.mark.parametrize("policy", ["Retain", "Delete"])
-def test_finalizer_escape_when_the_operator_is_gone(
+def test_finalizer_escape_when_the_operator_isstack_gone(
     client: Client, kubeconfig: Path, namespace: str, policy: str
 ) -> None:
     ns = namespace
@@ -135,7 +136,7 @@ def test_finalizer_escape_when_the_operator_is_gone(
         capture_output=True, text=True,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    wait_for("the stack to be gone", lambda: _gone(client, "orphan", ns), timeout=30)
+    wait_for("the stack to be gone", lambda: stack_gone(client, "orphan", ns), timeout=30)
     kept = {"Secret", "PersistentVolumeClaim"} if policy == "Retain" else set()
 
     def collected() -> dict[str, set[str]] | str:

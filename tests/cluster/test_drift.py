@@ -24,8 +24,8 @@ from lightkube.resources.core_v1 import Secret
 from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
 
-from tests.cluster.operator_harness import running_operator, stack, wait_for, wait_ready
-from tests.cluster.reliability_helpers import admin_secret, decode
+from tests.cluster.operator_harness import admin_secret, running_operator, stack, wait_for, wait_ready
+from tests.cluster.reliability_helpers import decode
 from tests.figures import record
 
 pytestmark = pytest.mark.cluster

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from lightkube import Client, codecs
-from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Secret, Service
@@ -18,10 +17,12 @@ from lightkube.resources.networking_v1 import NetworkPolicy
 
 from addonstack.controller.cluster import AddonStackResource
 from tests.cluster.operator_harness import (
+    admin_secret,
     condition,
     get_stack,
     running_operator,
     stack,
+    stack_gone,
     wait_for,
     wait_ready,
 )
@@ -36,18 +37,6 @@ def operator_proc(kubeconfig: Path, client: Client) -> Iterator[None]:
         yield
 
 
-def _admin_secret(client: Client, ns: str) -> None:
-    client.apply(
-        codecs.from_dict(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "pg-admin", "namespace": ns},
-                "stringData": {"username": "postgres", "password": "admin-pw"},
-            }
-        ),
-        force=True,
-    )
 
 
 def _children(client: Client, ns: str, name: str) -> dict[tuple[str, str], Any]:
@@ -69,7 +58,7 @@ def test_stack_converges_grows_shrinks_and_heals(
     client: Client, operator_proc: None, namespace: str, kubeconfig: Path
 ) -> None:
     ns = namespace
-    _admin_secret(client, ns)
+    admin_secret(client, ns)
     client.create(codecs.from_dict(stack("demo", ns, {"services": ["n8n", "qdrant", "meilisearch"]})))
     obj = wait_ready(client, "demo", ns, timeout=180)
     st = obj["status"]
@@ -240,13 +229,7 @@ def test_delete_with_retain_keeps_secrets(client: Client, operator_proc: None, n
     client.create(codecs.from_dict(stack("keep", namespace, {"services": ["gotify"]})))
     wait_ready(client, "keep", namespace)
     client.delete(AddonStackResource, "keep", namespace=namespace)
-    wait_for("the stack to be gone", lambda: _gone(client, "keep", namespace), timeout=60)
+    wait_for("the stack to be gone", lambda: stack_gone(client, "keep", namespace), timeout=60)
     assert client.get(Secret, "gotify-env", namespace=namespace) is not None
 
 
-def _gone(client: Client, name: str, ns: str) -> bool:
-    try:
-        get_stack(client, name, ns)
-    except ApiError as exc:
-        return exc.status.code == 404
-    return False
