@@ -179,3 +179,31 @@ def test_names_and_labels_the_api_server_refuses(
     with pytest.raises(ApiError) as err:
         client.create(codecs.from_dict(stack(name, namespace, spec)))
     assert expect in str(err.value.status.message), err.value.status.message
+
+
+def test_traefik_ingress_without_traefik_says_what_to_install(client: Client, kubeconfig: Path, namespace: str) -> None:
+    # Last in this module: it removes the Middleware CRD that the module's fixture installed.
+    from lightkube.core.exceptions import ApiError
+    from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+
+    client.delete(CustomResourceDefinition, "middlewares.traefik.io")
+
+    def crd_gone() -> bool:
+        try:
+            client.get(CustomResourceDefinition, "middlewares.traefik.io")
+        except ApiError as exc:
+            return exc.status.code == 404
+        return False
+
+    wait_for("the Middleware CRD to go", crd_gone, timeout=60)
+    ingress = {"className": "traefik", "host": "apps.example.com"}
+    with running_operator(kubeconfig):
+        client.create(codecs.from_dict(stack("plain", namespace, {"services": ["qdrant"], "ingress": ingress})))
+
+        def stalled() -> dict[str, Any] | str:
+            st = condition(get_stack(client, "plain", namespace), "Stalled")
+            return st if st.get("reason") == "ApplyFailed" else f"Stalled={st}"
+
+        st = wait_for("the stack to say Traefik is missing", stalled, timeout=60)
+    assert "Middleware/qdrant-strip: Traefik's CRDs (traefik.io/v1alpha1) are not installed" in st["message"]
+    assert client.get(Service, "qdrant", namespace=namespace) is not None  # the rest of the stack still deploys

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.meta_v1 import Status
 from lightkube.types import CascadeType, PatchType
 
 from addonstack.constants import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, LABEL_STACK, PLURAL, TRAEFIK_API_VERSION
@@ -70,6 +72,25 @@ def _to_dict(obj: Any) -> dict[str, Any]:
     return result
 
 
+# The HTTP library's status error that ApiError extends (httpx or httpx2, by lightkube version).
+_HTTPStatusError: type[Exception] = ApiError.__mro__[1]
+
+
+@contextlib.contextmanager
+def _api_errors() -> Iterator[None]:
+    """Every HTTP error as lightkube's ApiError. Errors without a JSON Status body (a path the server does not
+    serve, e.g. a CRD that is not installed, answers a plain-text 404) otherwise surface as the HTTP library's
+    own error, which callers checking ``ApiError`` would miss."""
+    try:
+        yield
+    except ApiError:
+        raise
+    except _HTTPStatusError as exc:
+        resp = exc.response  # type: ignore[attr-defined]
+        message = f"{resp.status_code} {resp.reason_phrase}"
+        raise ApiError(status=Status(code=resp.status_code, reason=resp.reason_phrase, message=message)) from exc
+
+
 def decode_secret(obj: dict[str, Any]) -> dict[str, str]:
     data = obj.get("data") or {}
     return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
@@ -101,7 +122,8 @@ class Cluster:
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj = await self.client.get(_model(api_version, kind), name, namespace=namespace)
+            with _api_errors():
+                obj = await self.client.get(_model(api_version, kind), name, namespace=namespace)
         except ApiError as exc:
             if exc.status.code == 404:
                 return None
@@ -112,65 +134,56 @@ class Cluster:
         obj = await self.get("v1", "Secret", namespace, name)
         return decode_secret(obj) if obj is not None else None
 
-    async def list_children(
-        self, namespace: str, stack: str, kinds: Iterable[tuple[str, str]] = CHILD_KINDS
+    async def _list(
+        self, api_version: str, kind: str, namespace: str, labels: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
-
-        async def of_kind(api_version: str, kind: str) -> list[dict[str, Any]]:
-            found: list[dict[str, Any]] = []
-            try:
-                async with self.inflight:
-                    async for obj in self.client.list(
-                        _model(api_version, kind), namespace=namespace, labels={LABEL_STACK: stack}
-                    ):
+        """Objects of one kind in a namespace; none when the kind is an optional CRD the cluster lacks."""
+        found: list[dict[str, Any]] = []
+        try:
+            async with self.inflight:
+                with _api_errors():
+                    async for obj in self.client.list(_model(api_version, kind), namespace=namespace, labels=labels):
                         d = _to_dict(obj)
                         d.setdefault("apiVersion", api_version)
                         d.setdefault("kind", kind)
                         found.append(d)
-            except Exception as exc:
-                # A missing CRD answers a plain-text 404, which lightkube raises as its HTTP error, not ApiError.
-                status = getattr(getattr(exc, "response", None), "status_code", None)
-                if status == 404 and (api_version, kind) in OPTIONAL_KINDS:
-                    return []  # the CRD is not installed, so there is nothing of ours to find
-                raise
-            return found
+        except ApiError as exc:
+            if exc.status.code == 404 and (api_version, kind) in OPTIONAL_KINDS:
+                return []  # the CRD is not installed, so nothing of that kind exists
+            raise
+        return found
 
+    async def list_children(
+        self, namespace: str, stack: str, kinds: Iterable[tuple[str, str]] = CHILD_KINDS
+    ) -> list[dict[str, Any]]:
         # One LIST per kind, all in flight together (a reconcile waits for one round trip, not eleven).
-        per_kind = await asyncio.gather(*(of_kind(api_version, kind) for api_version, kind in kinds))
+        per_kind = await asyncio.gather(*(self._list(av, kind, namespace, {LABEL_STACK: stack}) for av, kind in kinds))
         return [obj for found in per_kind for obj in found]
 
     async def list_named(self, api_version: str, kind: str, namespace: str) -> dict[str, dict[str, Any]]:
         """Every object of a kind in a namespace, by name (one request instead of a GET per name)."""
-        out: dict[str, dict[str, Any]] = {}
-        try:
-            async for obj in self.client.list(_model(api_version, kind), namespace=namespace):
-                d = _to_dict(obj)
-                out[d["metadata"]["name"]] = d
-        except Exception as exc:
-            status = getattr(getattr(exc, "response", None), "status_code", None)
-            if status == 404 and (api_version, kind) in OPTIONAL_KINDS:
-                return {}  # the CRD is not installed: nothing of that kind exists
-            raise
-        return out
+        return {d["metadata"]["name"]: d for d in await self._list(api_version, kind, namespace)}
 
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply with our field manager; conflicts with other managers are forced only
         for fields we own by design (the caller drops fields another manager owns)."""
         self.writes += 1
         async with self.inflight:
-            result = await self.client.apply(
-                codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True, dry_run=self.dry_run
-            )
+            with _api_errors():
+                result = await self.client.apply(
+                    codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True, dry_run=self.dry_run
+                )
         return _to_dict(result)
 
     async def merge_patch(self, obj: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         """JSON merge patch (lists replaced whole) of the live object named like ``obj``, as our manager."""
         self.writes += 1
         meta = obj["metadata"]
-        result = await self.client.patch(
-            _model(obj["apiVersion"], obj["kind"]), meta["name"], patch, namespace=meta.get("namespace"),
-            patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER, dry_run=self.dry_run,
-        )  # fmt: skip
+        with _api_errors():
+            result = await self.client.patch(
+                _model(obj["apiVersion"], obj["kind"]), meta["name"], patch, namespace=meta.get("namespace"),
+                patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER, dry_run=self.dry_run,
+            )  # fmt: skip
         return _to_dict(result)
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
@@ -179,9 +192,10 @@ class Cluster:
             return
         self.writes += 1
         try:
-            await self.client.delete(
-                _model(api_version, kind), name, namespace=namespace, cascade=CascadeType.BACKGROUND
-            )
+            with _api_errors():
+                await self.client.delete(
+                    _model(api_version, kind), name, namespace=namespace, cascade=CascadeType.BACKGROUND
+                )
         except ApiError as exc:
             if exc.status.code != 404:
                 raise
