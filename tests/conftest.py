@@ -21,8 +21,9 @@ from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
-from addonstack.devcluster import DevCluster, DevClusterError, find_binaries, missing_binaries
+from addonstack.devcluster import DevCluster, find_binaries, missing_binaries
 from tests import hypothesis_setup  # noqa: F401  (registers the Hypothesis profiles before the plugin loads one)
+from tests.devclusters import started
 from tests.figures import FIGURES
 
 CLUSTER_TESTS = Path(__file__).parent / "cluster"
@@ -62,14 +63,8 @@ def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster
         )
     cluster = DevCluster(tmp_path_factory.mktemp("devcluster"), bin_dir)
     _log_dirs.append(cluster.log_dir)
-    try:
-        cluster.up()
-    except DevClusterError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with started(cluster):
         yield cluster
-    finally:
-        cluster.down()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Collection, Iterator
-from typing import Any
+from typing import Any, Self
 
 from lightkube import Client
 from lightkube.config.kubeconfig import KubeConfig
@@ -49,7 +49,44 @@ def decode(secret: Any) -> dict[str, bytes]:
     return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
 
-class SecretRecorder:
+class _Watch:
+    """Lists one kind, then watches it from that version in a background thread, for the length of a
+    ``with`` block; subclasses take each object in :meth:`_on` (``ADDED`` for the listed ones)."""
+
+    def __init__(self, kubeconfig: str, resource: Any, namespace: str, name: str) -> None:
+        self._resource, self._namespace = resource, namespace
+        self._client = Client(config=KubeConfig.from_file(kubeconfig), field_manager="addonstack-tests")
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._client.close()  # ends the blocking watch read in the thread
+        self._thread.join(timeout=1)  # a watch read may not notice the close until its next event
+
+    def _on(self, op: str, obj: Any) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        listing = self._client.list(self._resource, namespace=self._namespace)
+        for obj in listing:
+            self._on("ADDED", obj)
+        rv = listing.resourceVersion
+        self._ready.set()
+        with contextlib.suppress(Exception):  # the client is closed to stop the watch
+            for op, obj in self._client.watch(self._resource, namespace=self._namespace, resource_version=rv):
+                if self._stop.is_set():
+                    return
+                self._on(op, obj)
+
+
+class SecretRecorder(_Watch):
     """Watches the Secrets of some namespaces from now on and remembers the first value of every key.
 
     Every later version of a Secret is compared byte for byte with those first values, so a value that
@@ -62,35 +99,10 @@ class SecretRecorder:
         self.changed: list[str] = []  # "ns/secret key" (never the values)
         self.lost_keys: list[str] = []
         self.events = 0
-        self._client = Client(config=KubeConfig.from_file(kubeconfig), field_manager="addonstack-tests")
-        self._stop = threading.Event()
-        self._ready = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="secret-recorder", daemon=True)
+        super().__init__(kubeconfig, Secret, "*", "secret-recorder")
 
-    def __enter__(self) -> SecretRecorder:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._client.close()  # ends the blocking watch read in the thread
-        self._thread.join(timeout=1)  # a watch read may not notice the close until its next event
-
-    def _run(self) -> None:
-        listing = self._client.list(Secret, namespace="*")
-        for s in listing:
-            self._record("ADDED", s)
-        rv = listing.resourceVersion
-        self._ready.set()
-        with contextlib.suppress(Exception):  # the client is closed to stop the watch
-            for op, s in self._client.watch(Secret, namespace="*", resource_version=rv):
-                if self._stop.is_set():
-                    return
-                self._record(op, s)
-
-    def _record(self, op: str, s: Any) -> None:
+    def _on(self, op: str, s: Any) -> None:
         ns, name = s.metadata.namespace, s.metadata.name
         if ns not in self.namespaces or LABEL_STACK not in (s.metadata.labels or {}):
             return
@@ -126,32 +138,13 @@ class SecretRecorder:
         return differ
 
 
-class Seen:
+class Seen(_Watch):
     """Every object of one kind that appears in a namespace from now on, by name (first version seen), so a
     test can tell that something existed even if it was deleted again before the test looked."""
 
     def __init__(self, kubeconfig: str, resource: Any, namespace: str) -> None:
-        self.resource, self.namespace = resource, namespace
         self.objects: dict[str, Any] = {}
-        self._client = Client(config=KubeConfig.from_file(kubeconfig), field_manager="addonstack-tests")
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="seen", daemon=True)
+        super().__init__(kubeconfig, resource, namespace, "seen")
 
-    def __enter__(self) -> Seen:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._client.close()
-        self._thread.join(timeout=1)  # a watch read may not notice the close until its next event
-
-    def _run(self) -> None:
-        listing = self._client.list(self.resource, namespace=self.namespace)
-        for obj in listing:
-            self.objects.setdefault(obj.metadata.name, obj)
-        rv = listing.resourceVersion
-        self._ready.set()
-        with contextlib.suppress(Exception):  # the client is closed to stop the watch
-            for _, obj in self._client.watch(self.resource, namespace=self.namespace, resource_version=rv):
-                self.objects.setdefault(obj.metadata.name, obj)
+    def _on(self, op: str, obj: Any) -> None:
+        self.objects.setdefault(obj.metadata.name, obj)

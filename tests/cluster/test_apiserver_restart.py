@@ -27,9 +27,10 @@ from lightkube.resources.core_v1 import Namespace
 from lightkube.types import PatchType
 
 from addonstack.controller.cluster import AddonStackResource
-from addonstack.devcluster import DevCluster, DevClusterError, find_binaries
-from tests.cluster.operator_harness import get_stack, install_crd, stack, wait_for, wait_ready
+from addonstack.devcluster import DevCluster, find_binaries
+from tests.cluster.operator_harness import admin_secret, get_stack, install_crd, stack, wait_for, wait_ready
 from tests.cluster.operator_process import OperatorProcess
+from tests.devclusters import started
 from tests.figures import record
 
 pytestmark = pytest.mark.cluster
@@ -45,15 +46,8 @@ ROUNDS: dict[str, tuple[tuple[str, ...], bool]] = {
 
 @pytest.fixture(scope="module")
 def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
-    cluster = DevCluster(tmp_path_factory.mktemp("restart-cluster"), find_binaries())
-    try:
-        cluster.up()
-    except DevClusterError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with started(DevCluster(tmp_path_factory.mktemp("restart-cluster"), find_binaries())) as cluster:
         yield cluster
-    finally:
-        cluster.down()
 
 
 @pytest.fixture(scope="module")
@@ -67,17 +61,7 @@ def own_client(own_cluster: DevCluster) -> Iterator[Client]:
 def _namespace(client: Client, stem: str) -> str:
     name = f"r-{stem}-{uuid.uuid4().hex[:6]}"
     client.create(Namespace(metadata=ObjectMeta(name=name)))
-    client.apply(
-        codecs.from_dict(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "pg-admin", "namespace": name},
-                "stringData": {"username": "postgres", "password": "admin-pw"},
-            }
-        ),
-        force=True,
-    )
+    admin_secret(client, name)
     return name
 
 
