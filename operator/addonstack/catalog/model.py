@@ -9,6 +9,7 @@ wire (YAML, JSON) and snake_case in Python, like every other model in AddonStack
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,6 +26,16 @@ Platform = Literal["linux/amd64", "linux/arm64"]
 Protocol = Literal["http", "grpc", "tcp", "udp"]
 Maturity = Literal["stable", "beta", "experimental"]
 GpuNeed = Literal["none", "optional", "required"]
+PodSecurityLevel = Literal["restricted", "baseline", "privileged"]
+# Placeholders a public-URL template may use; the planner fills them from spec.ingress or publicBaseUrl.
+PUBLIC_URL_PLACEHOLDERS: tuple[str, ...] = (
+    "PUBLIC_URL",  # scheme://host[/path] the service is served at, no trailing slash
+    "PUBLIC_ORIGIN",  # scheme://host
+    "PUBLIC_HOST",  # host name only
+    "PUBLIC_PATH",  # the path prefix ("" when the service has its own host), no trailing slash
+    "PUBLIC_SCHEME",  # http or https
+)
+CAPABILITY_PATTERN = r"^[A-Z][A-Z_]*$"
 ALL_PLATFORMS: tuple[Platform, ...] = ("linux/amd64", "linux/arm64")
 
 
@@ -157,12 +168,73 @@ class PostgresNeed(CatalogModel):
     role: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
     password_var: Annotated[str, Field(pattern=ENV_KEY_PATTERN)]
     extensions: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(default_factory=list)
+    createdb: bool = Field(
+        default=False,
+        description="Grant CREATEDB to the role: the app's start creates databases itself (Rails db:create, "
+        "test databases).",
+    )
+    schemas: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]] = Field(
+        default_factory=list, description="Schemas created in the database and owned by the role."
+    )
+
+
+class PublicUrlVar(CatalogModel):
+    """A variable that tells the app its public address.
+
+    ``value`` is a template over ``${PUBLIC_URL}``, ``${PUBLIC_ORIGIN}``, ``${PUBLIC_HOST}``,
+    ``${PUBLIC_PATH}`` and ``${PUBLIC_SCHEME}``; the planner sets the variable (declared in ``env``) to it
+    whenever the stack has a public address (``spec.ingress`` host, or the library's ``publicBaseUrl``).
+    """
+
+    key: Annotated[str, Field(pattern=ENV_KEY_PATTERN)]
+    value: str
+
+
+class PublicUrl(CatalogModel):
+    """How the app learns the address users reach it at, and whether it can live under a path."""
+
+    sub_path: bool = Field(
+        default=False,
+        description="Serves correctly under a path prefix (passed through, not stripped) once told it; "
+        "false routes the service on its own host <service>.<host>.",
+    )
+    env: list[PublicUrlVar] = Field(default_factory=list)
+
+
+class PodSecurity(CatalogModel):
+    """What the image needs from the pod's security context, read from upstream (Dockerfile USER, entrypoint)."""
+
+    level: PodSecurityLevel = Field(
+        description="The strictest Pod Security Standard the image runs under: restricted, or baseline "
+        "(needs root or extra capabilities; give reason)."
+    )
+    reason: str | None = Field(
+        default=None, description="One sentence from upstream evidence; required below restricted."
+    )
+    run_as_group: Annotated[int, Field(ge=0)] | None = None
+    fs_group: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="Group that owns freshly provisioned volumes (fsGroupChangePolicy: OnRootMismatch)."
+    )
+    read_only_root_filesystem: bool = False
+    writable_paths: list[Annotated[str, Field(pattern=r"^/")]] = Field(
+        default_factory=list, description="Scratch paths mounted as emptyDir when the root filesystem is read-only."
+    )
+    add_capabilities: list[Annotated[str, Field(pattern=CAPABILITY_PATTERN)]] = Field(
+        default_factory=list, description="Added back after dropping ALL (e.g. NET_BIND_SERVICE)."
+    )
+
+    @model_validator(mode="after")
+    def _reason(self) -> PodSecurity:
+        if self.level != "restricted" and not self.reason:
+            raise ValueError(f"level {self.level} needs a reason (one sentence from upstream evidence)")
+        return self
 
 
 class BuildSource(CatalogModel):
     """Where the image is built from, for services without a published image."""
 
     repository: str
+    ref: str | None = Field(default=None, description="Git tag or commit the build is pinned to.")
     dockerfile: str = "Dockerfile"
     context: str = "."
 
@@ -200,11 +272,31 @@ class Service(CatalogModel):
     env: list[EnvVar] = Field(default_factory=list)
     command: list[str] | None = Field(default=None, description="Overrides the image entrypoint.")
     args: list[str] | None = Field(default=None, description="Overrides the image command.")
+    init_command: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Runs to completion before the service starts, with the same image, environment and "
+        "volumes (migrations): a Kubernetes initContainer, a one-shot Compose service.",
+    )
     memory_mb: Annotated[int, Field(ge=16, le=65536)]
     maturity: Maturity = "stable"
     proxy_path: Annotated[str, Field(pattern=r"^/[a-z0-9/_-]*$")] | None = None
     cap_drop_compatible: bool = False
     run_as_user: Annotated[int, Field(ge=0)] | None = None
+    pod_security: PodSecurity | None = None
+    public_url: PublicUrl | None = None
+    docker_socket: bool = Field(
+        default=False,
+        description="Needs the Docker engine's socket: skipped on Kubernetes; Compose mounts it only when "
+        "the input sets allowDockerSocket.",
+    )
+    maturity_note: str | None = Field(
+        default=None, description="For beta and experimental entries: the known limits, or what is missing."
+    )
+    sources: list[str] = Field(
+        default_factory=list, description="Upstream files read to verify this entry (Dockerfile, compose, chart)."
+    )
+    verified: date | None = Field(default=None, description="When the entry was last checked against sources.")
     health_check: HealthCheck | None = None
     gpu: GpuNeed = "none"
     platforms: list[Platform] = Field(default_factory=lambda: list(ALL_PLATFORMS), min_length=1)
