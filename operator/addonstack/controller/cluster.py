@@ -7,11 +7,9 @@ manager, and every write honours ``dry_run``. Secret values pass through here bu
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +22,7 @@ from lightkube.models.meta_v1 import Status
 from lightkube.types import CascadeType, PatchType
 
 from addonstack.constants import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, LABEL_STACK, PLURAL, TRAEFIK_API_VERSION
+from addonstack.controller.objects import decode_secret
 
 log = logging.getLogger("addonstack.cluster")
 
@@ -48,19 +47,6 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
 )
 MAX_IN_FLIGHT = 24  # list and apply requests at once (bench/operator.py: more only adds timeouts here)
 OPTIONAL_KINDS = {(TRAEFIK_API_VERSION, "Middleware")}  # CRD-backed: absent on clusters without Traefik
-
-
-@dataclass(frozen=True)
-class ObjectKey:
-    api_version: str
-    kind: str
-    namespace: str
-    name: str
-
-    @classmethod
-    def of(cls, obj: dict[str, Any]) -> ObjectKey:
-        meta = obj["metadata"]
-        return cls(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
 
 
 def _model(api_version: str, kind: str) -> Any:
@@ -89,11 +75,6 @@ def _api_errors() -> Iterator[None]:
         resp = exc.response  # type: ignore[attr-defined]
         message = f"{resp.status_code} {resp.reason_phrase}"
         raise ApiError(status=Status(code=resp.status_code, reason=resp.reason_phrase, message=message)) from exc
-
-
-def decode_secret(obj: dict[str, Any]) -> dict[str, str]:
-    data = obj.get("data") or {}
-    return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
 
 
 class Cluster:

@@ -136,7 +136,7 @@ async def on_delete(body: kopf.Body, memo: Any, **_: Any) -> None:
     assert state.cluster is not None
     async with state.lock(body.metadata.uid or body.metadata.name or ""):
         await finalize(dict(body), state.cluster, state.settings.defaults)
-    state.cache.forget_stack(body.metadata.namespace or "", set())
+    state.cache.forget_stack(body.metadata.namespace or "", body.metadata.name or "")
 
 
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:

@@ -1,0 +1,35 @@
+"""Plain-dict helpers for Kubernetes objects shared by the decision and the cluster client.
+
+Kept apart from ``cluster.py`` so the pure decision (``decide.py``) needs no Kubernetes client to import.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ObjectKey", "decode_secret", "labels_of"]
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> ObjectKey:
+        meta = obj["metadata"]
+        return cls(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def decode_secret(obj: dict[str, Any]) -> dict[str, str]:
+    data = obj.get("data") or {}
+    return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+
+
+def labels_of(obj: dict[str, Any] | None) -> dict[str, str]:
+    labels: dict[str, str] = ((obj or {}).get("metadata") or {}).get("labels") or {}
+    return labels
