@@ -167,6 +167,27 @@ class Cluster:
             )  # fmt: skip
         return _to_dict(result)
 
+    async def get_stack(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The AddonStack itself (None when it is gone)."""
+        try:
+            with _api_errors():
+                obj = await self.client.get(AddonStackResource, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise
+        return _to_dict(obj)
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the stack's status subresource (a key set to None is removed)."""
+        self.writes += 1
+        async with self.inflight:
+            with _api_errors():
+                await self.client.patch(
+                    AddonStackResource.Status, name, {"status": status}, namespace=namespace,
+                    patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER,
+                )  # fmt: skip
+
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         if self.dry_run:
             log.info("dry-run: would delete %s/%s in %s", kind, name, namespace)

@@ -1,7 +1,9 @@
 """kopf handlers. Each is a few lines: take the stack's lock, call :func:`reconcile`, patch status.
 
-Only AddonStack objects are watched; drift in children is corrected by the timer, not by watching
-Deployments or Secrets cluster-wide.
+The stack's own changes (create, spec update, resume) run a reconcile at once; a child's change runs one
+through ``watch.py`` (debounced per stack); the timer only repairs drift that no event announced. Status is
+patched inside the stack's lock by whichever run computed it, so an older run can never overwrite the
+status of a newer one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import kopf
 
 from addonstack.constants import API_GROUP, FIELD_MANAGER, PLURAL
-from addonstack.controller import admission
+from addonstack.controller import admission, watch
 from addonstack.controller.cluster import Cluster
 from addonstack.controller.finalize import finalize
 from addonstack.controller.reconcile import ApplyCache, reconcile
@@ -35,19 +37,20 @@ class State:
     settings: OperatorSettings
     cluster: Cluster | None = None
     cache: ApplyCache = field(default_factory=ApplyCache)
-    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # by "namespace/name"
     reconciles: int = 0
     # kopf runs async handlers of all objects at once; this bounds how many reconciles talk to the API server
     # together, so 200 new stacks are served a few at a time instead of all timing out together.
     slots: asyncio.Semaphore | None = None
+    debouncer: watch.Debouncer | None = None
 
     def slot(self) -> asyncio.Semaphore:
         if self.slots is None:
             self.slots = asyncio.Semaphore(self.settings.max_workers)
         return self.slots
 
-    def lock(self, uid: str) -> asyncio.Lock:
-        return self.locks.setdefault(uid, asyncio.Lock())
+    def lock(self, namespace: str, name: str) -> asyncio.Lock:
+        return self.locks.setdefault(f"{namespace}/{name}", asyncio.Lock())
 
 
 def _state(memo: Any) -> State:
@@ -94,49 +97,80 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
 
 async def cleanup(memo: Any, **_: Any) -> None:
     state = _state(memo)
+    if state.debouncer is not None:
+        await state.debouncer.close()
     if state.cluster is not None:
         await state.cluster.close()
 
 
-async def _run(body: kopf.Body, patch: kopf.Patch, memo: Any) -> None:
-    state = _state(memo)
+async def publish(state: State, raw: dict[str, Any]) -> None:
+    """Reconcile one stack and patch its status (when it changed) and Events, all under the stack's lock."""
     assert state.cluster is not None
-    raw = dict(body)
-    async with state.lock(body.metadata.uid or body.metadata.name or ""), state.slot():
+    meta = raw["metadata"]
+    async with state.lock(meta["namespace"], meta["name"]), state.slot():
+        # kopf's body may be older than the status another run just wrote (and a watch event brings only
+        # the stack's name): read the stack again, so status transitions and Events are computed once.
+        fresh = await state.cluster.get_stack(meta["namespace"], meta["name"])
+        if fresh is None or (fresh.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        raw = fresh
         outcome = await reconcile(raw, state.cluster, state.settings.defaults, state.cache)
         state.reconciles += 1
-    prev = dict(body.get("status") or {})
-    if state.settings.dry_run:
-        # Children went through the API server's dry run: a status would describe objects that do not exist.
-        summary = outcome.status.get("summary", "")
-        log.info("dry-run: %s/%s planned (%s services); status left unchanged", raw["metadata"].get("namespace"),
-                 raw["metadata"].get("name"), summary)  # fmt: skip
-        return
-    if outcome.status != prev:
-        for key in prev.keys() - outcome.status.keys():
-            patch.status[key] = None  # merge patch: drop keys the new status no longer has
-        for key, value in outcome.status.items():
-            patch.status[key] = value
-    for type_, reason, message in outcome.events:
-        await state.cluster.event(raw, type_, reason, message)
+        if state.settings.dry_run:
+            # Children went through the API server's dry run: a status would describe objects that do not exist.
+            log.info("dry-run: %s/%s planned (%s services); status left unchanged", meta.get("namespace"),
+                     meta.get("name"), outcome.status.get("summary", ""))  # fmt: skip
+            return
+        prev = dict(raw.get("status") or {})
+        if outcome.status != prev:
+            patch: dict[str, Any] = {key: None for key in prev.keys() - outcome.status.keys()}
+            patch.update(outcome.status)  # merge patch: keys the new status no longer has are dropped
+            await state.cluster.patch_status(meta["namespace"], meta["name"], patch)
+        for type_, reason, message in outcome.events:
+            await state.cluster.event(raw, type_, reason, message)
 
 
-async def on_change(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
-    await _run(body, patch, memo)
+async def _run(body: kopf.Body, memo: Any) -> None:
+    await publish(_state(memo), dict(body))
 
 
-async def on_timer(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
+async def on_change(body: kopf.Body, memo: Any, **_: Any) -> None:
+    await _run(body, memo)
+
+
+async def on_timer(body: kopf.Body, memo: Any, **_: Any) -> None:
     if body.metadata.get("deletionTimestamp"):
         return
-    await _run(body, patch, memo)
+    await _run(body, memo)
 
 
 async def on_delete(body: kopf.Body, memo: Any, **_: Any) -> None:
     state = _state(memo)
     assert state.cluster is not None
-    async with state.lock(body.metadata.uid or body.metadata.name or ""):
+    async with state.lock(body.metadata.namespace or "", body.metadata.name or ""):
         await finalize(dict(body), state.cluster, state.settings.defaults)
-    state.cache.forget_stack(body.metadata.namespace or "", body.metadata.name or "")
+
+
+async def on_stack_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """A stack that is gone (with or without a finalizer) leaves nothing in memory."""
+    if type != "DELETED":
+        return
+    state = _state(memo)
+    ns, name = body.metadata.namespace or "", body.metadata.name or ""
+    state.cache.forget_stack(ns, name)
+    state.locks.pop(f"{ns}/{name}", None)
+    debouncer(memo).cancel(ns, name)
+
+
+def debouncer(memo: Any) -> watch.Debouncer:
+    state = _state(memo)
+    if state.debouncer is None:
+
+        async def run(namespace: str, name: str) -> None:
+            await publish(state, {"metadata": {"namespace": namespace, "name": name}})
+
+        state.debouncer = watch.Debouncer(run)
+    return state.debouncer
 
 
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
@@ -170,6 +204,8 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         registry=reg,
     )(on_timer)
     kopf.on.delete(*RESOURCE, when=needs_finalizer, backoff=RETRY_BACKOFF, registry=reg)(on_delete)
+    kopf.on.event(*RESOURCE, registry=reg)(on_stack_event)
+    watch.register(reg, debouncer)
     if settings.webhook is not None:
         admission.register(reg, *RESOURCE)
     return reg

@@ -10,7 +10,8 @@ app.kubernetes.io/part-of: addonstack
 app.kubernetes.io/name: {{ include "addonstack.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
-{{/* The rules the operator needs in a namespace it manages: exactly what reconcile and finalize call. */}}
+{{/* The rules the operator needs in a namespace it manages: exactly what reconcile and finalize call, and the
+watches (controller/watch.py) that re-evaluate a stack when one of its children changes. */}}
 {{- define "addonstack.rules" -}}
 - apiGroups: [addonstack.dev]
   resources: [addonstacks]
@@ -20,7 +21,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: [get, patch]
 - apiGroups: [""]
   resources: [secrets, configmaps, services, persistentvolumeclaims]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
+# Pods are only read: their container states carry the reasons (image pull, crash loop, OOM, unschedulable).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
 # Events on the AddonStack (core/v1; best effort, so a missing grant would only show as absent events).
 - apiGroups: [""]
   resources: [events]
@@ -30,10 +35,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: [get, list, create, patch, delete]
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [networking.k8s.io]
   resources: [ingresses, networkpolicies]
   verbs: [get, list, create, patch, delete]

@@ -1,0 +1,55 @@
+"""Readiness and repair from watches: with the drift timer out of the way (10 minutes), a child's change
+still reaches the stack's status and a deleted child comes back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lightkube import Client, codecs
+from lightkube.resources.apps_v1 import Deployment
+
+from tests.cluster.operator_harness import get_stack, running_operator, stack, wait_for, wait_ready
+
+pytestmark = pytest.mark.cluster
+TIMER = 600.0  # no timer pass after the first one (5 s after a stack is seen) happens during these tests
+
+
+@pytest.fixture(scope="module")
+def operator_proc(kubeconfig: Path, client: Client) -> Iterator[None]:
+    with running_operator(kubeconfig, drift_interval=TIMER):
+        yield
+
+
+def test_deleted_and_edited_children_are_repaired_on_the_event(
+    client: Client, operator_proc: None, namespace: str
+) -> None:
+    ns = namespace
+    client.create(codecs.from_dict(stack("w", ns, {"services": ["gatus", "dozzle"]})))
+    wait_ready(client, "w", ns, timeout=60)
+    reconciled_ready = get_stack(client, "w", ns)["status"]["conditions"]
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in reconciled_ready)
+
+    old = client.get(Deployment, "dozzle", namespace=ns)
+    client.delete(Deployment, "dozzle", namespace=ns)
+    wait_for(
+        "the deleted Deployment to be created again",
+        lambda: client.get(Deployment, "dozzle", namespace=ns).metadata.uid != old.metadata.uid,
+        timeout=60,
+    )
+    wait_ready(client, "w", ns, timeout=60)
+
+    # A hand edit of the pod template is taken back (the Deployment's generation moved).
+    image = client.get(Deployment, "gatus", namespace=ns).spec.template.spec.containers[0].image
+    client.patch(
+        Deployment,
+        "gatus",
+        {"spec": {"template": {"spec": {"containers": [{"name": "gatus", "image": "busybox:1"}]}}}},
+        namespace=ns,
+    )
+    wait_for(
+        "the edited Deployment to get its image back",
+        lambda: client.get(Deployment, "gatus", namespace=ns).spec.template.spec.containers[0].image == image,
+        timeout=60,
+    )
