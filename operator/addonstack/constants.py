@@ -22,6 +22,9 @@ LABEL_STACK: Final = f"{API_GROUP}/stack"
 LABEL_SERVICE: Final = f"{API_GROUP}/service"
 ANNOTATION_CONFIG_HASH: Final = f"{API_GROUP}/config-hash"
 ANNOTATION_GENERATED_BY: Final = f"{API_GROUP}/generated-by"
+# cert-manager's ingress-shim issues a certificate for an Ingress's tls hosts when one of these is set.
+ANNOTATION_CERT_MANAGER_CLUSTER_ISSUER: Final = "cert-manager.io/cluster-issuer"
+ANNOTATION_CERT_MANAGER_ISSUER: Final = "cert-manager.io/issuer"
 MANAGED_BY: Final = "addonstack"
 
 # Services the platform runs itself; a request for one is dropped with a warning.

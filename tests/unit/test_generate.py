@@ -9,12 +9,17 @@ from addonstack import AddonStackInput, generate_addon_stack, get_all_services
 from addonstack.api import AddonStackError
 from addonstack.catalog.loader import load_catalog
 from addonstack.constants import PLATFORM_ENV_KEYS
+from addonstack.plan.build import build_plan
+from addonstack.plan.models import StackOptions
+from addonstack.plan.secrets import make_rng
 from addonstack.render import envfile, yamlio
 from tests.schemas import compose_errors, compose_refs
 
 
 def gen(services: list[str], seed: int = 7, **kw: object) -> object:
-    return generate_addon_stack({"instanceId": "t1", "services": services, **kw}, seed=seed)
+    # Every entry renders here, opt-in ones included (test_maturity.py checks the defaults that skip them).
+    opt_in = {"allowExperimental": True, "allowDockerSocket": True}
+    return generate_addon_stack({"instanceId": "t1", "services": services, **opt_in, **kw}, seed=seed)
 
 
 def env_keys(text: str) -> dict[str, str]:
@@ -52,9 +57,7 @@ def test_infrastructure_is_dropped_with_warning() -> None:
     assert r.metadata.resolved_services == ["n8n"]
     assert any("redis" in w and "postgresql" in w for w in r.warnings)
     assert (
-        "redis:"
-        not in r.compose_override.split("services:", 1)[1].split("volumes:")[0].replace("redis://", "")
-        or True
+        "redis:" not in r.compose_override.split("services:", 1)[1].split("volumes:")[0].replace("redis://", "") or True
     )
     assert "redis" not in yamlio.load(r.compose_override)["services"]
 
@@ -311,11 +314,8 @@ def test_prebuilt_image_keeps_registry_port_and_tag() -> None:
     cat = load_catalog()
     built = next(s for s in cat.addons() if s.needs_build)
     r = gen([built.id], prebuiltImages={built.id: "registry.local:5000/team/app:2.3.4"})
-    assert r.metadata.skipped_services == [] or all(
-        s.service_id != built.id for s in r.metadata.skipped_services
-    )
-    assert (
-        yamlio.load(r.compose_override)["services"][built.id]["image"] == "registry.local:5000/team/app:2.3.4"
-    )
-    r2 = gen([built.id])
-    assert r2.metadata.skipped_services[0].reason == "no_image"
+    assert r.metadata.skipped_services == [] or all(s.service_id != built.id for s in r.metadata.skipped_services)
+    assert yamlio.load(r.compose_override)["services"][built.id]["image"] == "registry.local:5000/team/app:2.3.4"
+    # Kubernetes cannot build: without prebuiltImages the entry is skipped (Compose builds a pinned ref).
+    plan = build_plan(cat, "t1", [built.id], StackOptions(allow_experimental=True), make_rng(1), target="kubernetes")
+    assert [s.reason for s in plan.skipped] == ["no_image"]

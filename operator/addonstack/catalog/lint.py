@@ -6,10 +6,11 @@ is consistent. The test suite runs :func:`lint` with no exceptions list.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from addonstack.catalog.loader import Catalog
-from addonstack.catalog.model import Service
+from addonstack.catalog.model import PUBLIC_URL_PLACEHOLDERS, Service
 from addonstack.constants import PLATFORM_ENV_KEYS
 
 
@@ -98,6 +99,50 @@ def _service_postgres(cat: Catalog, svc: Service) -> Iterator[str]:
             yield f"{where}: postgres.passwordVar: {var.key!r} must be a generated secret"
 
 
+_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+
+
+def unknown_placeholders(template: str) -> list[str]:
+    """Placeholders in a public-URL template that the planner does not fill."""
+    return [m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1) not in PUBLIC_URL_PLACEHOLDERS]
+
+
+def _service_public_url(cat: Catalog, svc: Service) -> Iterator[str]:
+    if svc.public_url is None:
+        return
+    where = _where(cat, "service", svc.id)
+    for i, var in enumerate(svc.public_url.env):
+        if svc.env_var(var.key) is None:
+            yield f"{where}: publicUrl.env.{i}.key: {var.key!r} is not declared in env (declare it with its default)"
+        for name in unknown_placeholders(var.value):
+            yield (
+                f"{where}: publicUrl.env.{i}.value: ${{{name}}} is not a public-URL placeholder "
+                f"(use {', '.join('${' + p + '}' for p in PUBLIC_URL_PLACEHOLDERS)})"
+            )
+    if svc.public_url.env and not any(p.protocol == "http" and p.exposed for p in svc.ports):
+        yield f"{where}: publicUrl: set, but the service has no exposed HTTP port, so it is never routed"
+
+
+# The truth rules (pinned builds, sources + verified, maturityNote) hold for every entry once the truth pass is
+# done; until then only for entries that carry ``verified`` (already checked). Set True to enforce everywhere.
+TRUTH_RULES_FOR_ALL = False
+
+
+def _service_truth(cat: Catalog, svc: Service, everywhere: bool) -> Iterator[str]:
+    if svc.platform_provided or not (everywhere or svc.verified is not None):
+        return
+    where = _where(cat, "service", svc.id)
+    if svc.build is not None and not svc.build.ref:
+        yield f"{where}: build.ref: pin the build to a git tag or commit so it is reproducible"
+    if svc.maturity in ("stable", "beta"):
+        if not svc.sources:
+            yield f"{where}: sources: a {svc.maturity} entry lists the upstream files it was verified against"
+        if svc.verified is None:
+            yield f"{where}: verified: a {svc.maturity} entry records when it was verified (YYYY-MM-DD)"
+    if svc.maturity in ("beta", "experimental") and not svc.maturity_note:
+        yield f"{where}: maturityNote: a {svc.maturity} entry states its known limits or what it lacks"
+
+
 def _cycles(cat: Catalog) -> Iterator[str]:
     state: dict[str, int] = {}
 
@@ -162,12 +207,17 @@ def _shared_databases(cat: Catalog) -> Iterator[str]:
             seen.setdefault(value, svc.id)
 
 
-def lint(cat: Catalog) -> list[str]:
-    """Every cross-reference and consistency problem in the catalog."""
+def lint(cat: Catalog, truth_everywhere: bool | None = None) -> list[str]:
+    """Every cross-reference and consistency problem in the catalog.
+
+    ``truth_everywhere`` applies the truth rules to unverified entries too (default: ``TRUTH_RULES_FOR_ALL``).
+    """
+    everywhere = TRUTH_RULES_FOR_ALL if truth_everywhere is None else truth_everywhere
     problems: list[str] = []
     for svc in cat.services.values():
-        for check in (_service_refs, _service_env, _service_ports, _service_postgres):
+        for check in (_service_refs, _service_env, _service_ports, _service_postgres, _service_public_url):
             problems.extend(check(cat, svc))
+        problems.extend(_service_truth(cat, svc, everywhere))
     problems.extend(_cycles(cat))
     problems.extend(_shared_databases(cat))
     problems.extend(_packs_and_skills(cat))

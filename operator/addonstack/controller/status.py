@@ -164,12 +164,9 @@ def stack_status(
     routes = []
     for r in plan.routes:
         url = None
-        if r.protocol == "http" and r.path and ctx.ingress.enabled and ctx.ingress.host:
-            scheme = "https" if ctx.ingress.tls_secret_name else "http"
-            if ctx.ingress.per_service_hosts:
-                url = f"{scheme}://{r.service_id}.{ctx.ingress.host.removeprefix('*.')}/"
-            else:
-                url = f"{scheme}://{ctx.ingress.host}{ctx.ingress.path_prefix.rstrip('/')}{r.path}/"
+        address = plan.public.get(r.service_id) if r.protocol == "http" and ctx.ingress.enabled else None
+        if address is not None:
+            url = f"{address.url}/"  # the URL the service was told, as the Ingress serves it
         routes.append(RouteStatus(service_id=r.service_id, protocol=r.protocol, port=r.port, path=r.path, url=url))
     return AddonStackStatus(
         observed_generation=generation,

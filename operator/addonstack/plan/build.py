@@ -8,6 +8,7 @@ is how a re-plan keeps every secret.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -16,8 +17,9 @@ from addonstack.catalog.model import Service, Skill
 from addonstack.plan.databases import DatabaseNeed, database_needs
 from addonstack.plan.models import ProxyRoute, SkippedService, StackOptions
 from addonstack.plan.ports import PortAssignment, allocate_ports
+from addonstack.plan.public import PublicAddress, Routing, plan_routes, public_values
 from addonstack.plan.resolve import Resolution, ResolveRequest, resolve
-from addonstack.plan.secrets import ServiceValues, Value, env_file_key, plan_values
+from addonstack.plan.secrets import ServiceValues, Value, env_file_key, literal, plan_values
 
 
 class PlanError(ValueError):
@@ -32,6 +34,8 @@ class PlannedService:
     ports: list[PortAssignment]
     gpu: bool
     database: DatabaseNeed | None
+    # Variables set by an env override that the catalog does not declare (passed to the container as secrets).
+    extra_env: list[str] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -51,6 +55,8 @@ class StackPlan:
     skills: list[Skill]
     warnings: list[str]
     values: dict[str, dict[str, Value]] = field(default_factory=dict)
+    public: dict[str, PublicAddress] = field(default_factory=dict)  # routed web services with a public address
+    routing: Routing = field(default_factory=Routing)
     # Literals already worked out by addonstack.render.values (env file, env views and Compose ask alike).
     stored: dict[tuple[str, str], str | None] = field(default_factory=dict, repr=False, compare=False)
 
@@ -68,8 +74,16 @@ class StackPlan:
         return sum(p.service.memory_mb for p in self.services)
 
 
+def built_image(service_id: str, git_ref: str) -> str:
+    """Local tag of an image Compose builds from a git ref (tags allow [A-Za-z0-9_.-])."""
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "-", git_ref)[:128]
+    return f"addonstack-build/{service_id}:{tag}"
+
+
 def _image(svc: Service, prebuilt: Mapping[str, str], warnings: list[str]) -> str:
     ref = prebuilt.get(svc.id)
+    if ref is None and svc.image_ref is None and svc.build is not None and svc.build.ref:
+        return built_image(svc.id, svc.build.ref)  # Compose builds it from the pinned git ref
     if ref is None:
         assert svc.image_ref is not None  # resolution skips services that need a build
         return svc.image_ref
@@ -79,37 +93,6 @@ def _image(svc: Service, prebuilt: Mapping[str, str], warnings: list[str]) -> st
     elif last.endswith(":latest"):
         warnings.append(f"prebuiltImages.{svc.id}: {ref!r} uses the floating tag 'latest'")
     return ref
-
-
-def _routes(services: Sequence[PlannedService]) -> list[ProxyRoute]:
-    routes: list[ProxyRoute] = []
-    for p in services:
-        http_done = False
-        for port in p.service.ports:
-            if not port.exposed:
-                continue
-            if port.protocol == "http" and not http_done:
-                http_done = True
-                routes.append(
-                    ProxyRoute(
-                        service_id=p.id,
-                        path=p.service.proxy_path or f"/{p.id}",
-                        port=port.container,
-                        protocol="http",
-                        strip_prefix=True,
-                    )
-                )
-            elif port.protocol != "http":
-                routes.append(
-                    ProxyRoute(
-                        service_id=p.id,
-                        path=None,
-                        port=port.container,
-                        protocol=port.protocol,
-                        strip_prefix=False,
-                    )
-                )
-    return routes
 
 
 def _skills(cat: Catalog, deployed: set[str], packs: Sequence[str]) -> list[Skill]:
@@ -146,6 +129,43 @@ def _check_credentials(cat: Catalog, credentials: Mapping[str, Mapping[str, str]
                 raise PlanError(f"credentials.{sid}.{key}: the value has a NUL or invalid Unicode character; remove it")
 
 
+def _apply_env_overrides(
+    planned: Sequence[PlannedService], options: StackOptions, field_name: str, warnings: list[str]
+) -> None:
+    """User overrides, applied after every other value (``field_name`` is how the input spells the field)."""
+    by_id = {p.id: p for p in planned}
+    for sid, env in options.env_overrides.items():
+        where = field_name.format(sid=sid)
+        p = by_id.get(sid)
+        if p is None:
+            if env:
+                warnings.append(f"{where}: {sid} is not deployed in this stack; its overrides are ignored")
+            continue
+        for key, value in env.items():
+            if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+                raise PlanError(f"{where}.{key}: the value has a NUL or invalid Unicode character; remove it")
+            var = p.service.env_var(key)
+            if var is not None and var.generate is not None:
+                warnings.append(
+                    f"{where}.{key}: a plain value replaces a generated secret; keep secrets out of the stack "
+                    "definition (Kubernetes: overrides.<id>.envFrom with a Secret)"
+                )
+            if var is None and key not in p.extra_env:
+                p.extra_env.append(key)
+            p.values.values[key] = literal(value, "override")
+
+
+def _apply_public(
+    planned: Sequence[PlannedService], public: Mapping[str, PublicAddress], supplied: StackOptions
+) -> None:
+    """Public-URL variables: they win over defaults and earlier values (a host change reaches the app),
+    not over a value the caller supplied for that variable."""
+    for p in planned:
+        for key, value in public_values(p.service, public.get(p.id)).items():
+            if key not in supplied.credentials.get(p.id, {}):
+                p.values.values[key] = literal(value, "public")
+
+
 def build_plan(
     cat: Catalog,
     instance_id: str,
@@ -154,9 +174,17 @@ def build_plan(
     rng: random.Random,
     existing_values: Mapping[str, Mapping[str, str]] | None = None,
     existing_ports: Mapping[str, int] | None = None,
+    routing: Routing | None = None,
+    target: str = "compose",
+    override_field: str = "envOverrides.{sid}",
 ) -> StackPlan:
-    """Resolve, allocate ports, choose values and routes. Raises :class:`PlanError` on bad input."""
+    """Resolve, allocate ports, choose values and routes. Raises :class:`PlanError` on bad input.
+
+    ``routing`` defaults to the input's ``publicBaseUrl``; the Kubernetes path passes the one from
+    ``spec.ingress``. ``target`` decides what Docker-socket services get.
+    """
     existing_values = existing_values or {}
+    routing = routing if routing is not None else Routing.from_base_url(options.public_base_url)
     _check_credentials(cat, options.credentials)
     known = {
         sid: {**existing_values.get(sid, {}), **options.credentials.get(sid, {})}
@@ -171,6 +199,9 @@ def build_plan(
             gpu=options.gpu,
             prebuilt_images=options.prebuilt_images,
             known_values=known,
+            allow_experimental=options.allow_experimental,
+            target=target,
+            allow_docker_socket=options.allow_docker_socket,
         ),
     )
     warnings = list(res.warnings)
@@ -227,6 +258,9 @@ def build_plan(
                 database=needs.get(svc.id),
             )
         )
+    routes, public = plan_routes(planned, routing, warnings)
+    _apply_public(planned, public, options)
+    _apply_env_overrides(planned, options, override_field, warnings)
     return StackPlan(
         instance_id=instance_id,
         requested=list(services),
@@ -235,8 +269,10 @@ def build_plan(
         added_dependencies=res.added_dependencies,
         packs=res.packs,
         databases=list(needs.values()),
-        routes=_routes(planned),
+        routes=routes,
         skills=_skills(cat, deployed, res.packs),
         warnings=warnings,
         values=values,
+        public=public,
+        routing=routing,
     )

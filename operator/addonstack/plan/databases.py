@@ -26,6 +26,8 @@ class DatabaseNeed:
     role: str
     password_key: str  # the service's variable holding the password
     extensions: tuple[str, ...] = ()
+    createdb: bool = False
+    schemas: tuple[str, ...] = ()
 
     @property
     def password_env(self) -> str:
@@ -39,10 +41,14 @@ def database_needs(services: list[Service]) -> list[DatabaseNeed]:
         if svc.postgres is None:
             continue
         pg = svc.postgres
-        for name in (pg.database, pg.role, *pg.extensions):
+        for name in (pg.database, pg.role, *pg.extensions, *pg.schemas):
             if not _NAME.fullmatch(name):  # the catalog schema already guarantees this; never trust input
                 raise ValueError(f"{svc.id}: unsafe PostgreSQL name {name!r}")
-        out.append(DatabaseNeed(svc.id, pg.database, pg.role, pg.password_var, tuple(pg.extensions)))
+        out.append(
+            DatabaseNeed(
+                svc.id, pg.database, pg.role, pg.password_var, tuple(pg.extensions), pg.createdb, tuple(pg.schemas)
+            )
+        )
     return out
 
 
@@ -55,14 +61,28 @@ done
 """
 
 
+def _in_database(need: DatabaseNeed) -> str:
+    """Extensions and schemas, created inside the service's database (schemas owned by its role)."""
+    if not need.extensions and not need.schemas:
+        return ""
+    lines = [f"\\connect {need.database}"]
+    lines += [f'CREATE EXTENSION IF NOT EXISTS "{e}";' for e in need.extensions]
+    for schema in need.schemas:
+        lines.append(f'CREATE SCHEMA IF NOT EXISTS "{schema}" AUTHORIZATION :"role";')
+        lines.append(f'ALTER SCHEMA "{schema}" OWNER TO :"role";')
+    return "\n".join(lines) + "\n"
+
+
 def _create_block(need: DatabaseNeed) -> str:
-    ext = "".join(f'\\connect {need.database}\nCREATE EXTENSION IF NOT EXISTS "{e}";\n' for e in need.extensions)
+    ext = _in_database(need)
+    # CREATEDB for apps whose start creates databases (Rails db:create); the admin holds CREATEDB itself.
+    createdb = 'ALTER ROLE :"role" CREATEDB;\n' if need.createdb else ""
     return f"""\
 echo "database {need.database} for {need.service_id}"
 psql -v ON_ERROR_STOP=1 -v db={need.database} -v role={need.role} -v pw="${need.password_env}" <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role')\\gexec
 ALTER ROLE :"role" WITH LOGIN PASSWORD :'pw';
-GRANT :"role" TO CURRENT_USER;
+{createdb}GRANT :"role" TO CURRENT_USER;
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db')\\gexec
 ALTER DATABASE :"db" OWNER TO :"role";
 GRANT ALL PRIVILEGES ON DATABASE :"db" TO :"role";

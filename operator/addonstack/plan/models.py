@@ -70,6 +70,22 @@ Id = Annotated[
     ),
 ]
 EnvKey = Annotated[str, Field(pattern=ENV_KEY_PATTERN)]
+# Override keys get a message with the fix; the JSON Schema (and the CRD's CEL rule) keeps the pattern.
+OverrideKey = Annotated[
+    str,
+    _matching(ENV_KEY_PATTERN, "variable names are letters, digits and '_', not starting with a digit"),
+    WithJsonSchema({"type": "string", "pattern": ENV_KEY_PATTERN, "maxLength": 253}),
+]
+PUBLIC_BASE_URL_PATTERN = (
+    r"^https?://[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:[0-9]{1,5})?(/[a-z0-9/_-]*)?$"
+)
+PublicBaseUrl = Annotated[
+    str,
+    _matching(
+        PUBLIC_BASE_URL_PATTERN, "give scheme and host, optionally a port and a path, e.g. https://box.example.com"
+    ),
+    WithJsonSchema({"type": "string", "pattern": PUBLIC_BASE_URL_PATTERN, "maxLength": 300}),
+]
 HostPort = Annotated[int, Field(ge=1, le=65535)]
 PlatformName = Literal["linux/amd64", "linux/arm64"]
 SkipReason = Literal[
@@ -80,6 +96,8 @@ SkipReason = Literal[
     "platform_unsupported",
     "conflict",
     "dependency_skipped",
+    "experimental",
+    "docker_socket",
 ]
 
 
@@ -107,6 +125,20 @@ class StackOptions(ApiModel):
     platform: PlatformName = "linux/amd64"
     gpu: bool = False
     existing_services: list[Id] = Field(default_factory=list)
+    public_base_url: PublicBaseUrl | None = Field(
+        default=None,
+        description="Where users reach the stack (e.g. https://box.example.com): services are told their "
+        "public URL under it; those that cannot live under a path get <service>.<host>.",
+    )
+    env_overrides: dict[Id, dict[OverrideKey, str]] = Field(
+        default_factory=dict, description="{serviceId: {KEY: value}}, applied after every other value."
+    )
+    allow_experimental: bool = Field(
+        default=False, description="Deploy experimental catalog entries (skipped by default)."
+    )
+    allow_docker_socket: bool = Field(
+        default=False, description="Mount /var/run/docker.sock into services that need the Docker engine."
+    )
 
     @field_validator("port_overrides")
     @classmethod
@@ -168,6 +200,9 @@ class ProxyRoute(ApiModel):
     port: int
     protocol: Literal["http", "grpc", "tcp", "udp"]
     strip_prefix: bool
+    host: str | None = Field(
+        default=None, description="Host the route matches (the service's own host); None: the stack's shared host."
+    )
 
 
 class EnvVarView(ApiModel):

@@ -27,6 +27,9 @@ class ResolveRequest:
     prebuilt_images: Mapping[str, str] = field(default_factory=dict)
     # Keys already known per service: user credentials plus values issued earlier.
     known_values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    allow_experimental: bool = False
+    target: str = "compose"  # "compose" | "kubernetes": Docker-socket services run only under Compose
+    allow_docker_socket: bool = False
 
 
 @dataclass
@@ -87,8 +90,37 @@ def _conflicts(a: Service, b: Service) -> bool:
     return b.id in a.conflicts or a.id in b.conflicts
 
 
+def _maturity_skip(svc: Service, req: ResolveRequest) -> SkippedService | None:
+    """Experimental entries and Docker-socket services are opt-in: they cannot work as offered by default."""
+    if svc.maturity == "experimental" and not req.allow_experimental:
+        why = f": {svc.maturity_note}" if svc.maturity_note else ""
+        return SkippedService(
+            service_id=svc.id,
+            reason="experimental",
+            details=f"{svc.name} is experimental{why}; set allowExperimental: true to deploy it anyway",
+        )
+    if svc.docker_socket and req.target == "kubernetes":
+        return SkippedService(
+            service_id=svc.id,
+            reason="docker_socket",
+            details=f"{svc.name} drives containers through the Docker engine's socket, which Kubernetes "
+            "pods do not get; run it with the Compose target",
+        )
+    if svc.docker_socket and not req.allow_docker_socket:
+        return SkippedService(
+            service_id=svc.id,
+            reason="docker_socket",
+            details=f"{svc.name} needs /var/run/docker.sock (control of the host's Docker engine); "
+            "set allowDockerSocket: true to mount it",
+        )
+    return None
+
+
 def _skip_reason(svc: Service, req: ResolveRequest) -> SkippedService | None:
-    if svc.needs_build and svc.id not in req.prebuilt_images:
+    if (skip := _maturity_skip(svc, req)) is not None:
+        return skip
+    compose_builds = req.target == "compose" and svc.build is not None and svc.build.ref is not None
+    if svc.needs_build and svc.id not in req.prebuilt_images and not compose_builds:
         repo = svc.build.repository if svc.build else "its source repository"
         return SkippedService(
             service_id=svc.id,
@@ -184,6 +216,8 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
                 )
                 warnings.append(f"{sid} skipped: it conflicts with {rival.id}")
         if skip is not None:
+            if skip.reason in ("experimental", "docker_socket"):
+                warnings.append(f"{sid} skipped: {skip.details}")
             skipped.append(skip)
             skipped_ids.add(sid)
             continue

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from addonstack.plan.models import Id, PlatformName, SkipReason
+from addonstack.plan.models import Id, OverrideKey, PlatformName, SkipReason
 
 K8sName = Annotated[
     str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)
@@ -57,6 +57,10 @@ class Resources(SpecModel):
     limits: ResourceList | None = None
 
 
+class EnvFromSource(SpecModel):
+    secret_ref: SecretRef
+
+
 class ServiceOverride(SpecModel):
     """Per-service changes to the catalog defaults."""
 
@@ -66,6 +70,15 @@ class ServiceOverride(SpecModel):
     )
     resources: Resources | None = None
     storage_size: Quantity | None = Field(default=None, description="Size of each of the service's volumes.")
+    env: dict[OverrideKey, Annotated[str, Field(max_length=32768)]] | None = Field(
+        default=None,
+        description="Environment variables set after every catalog and generated value (plain text: put "
+        "secrets in a Secret and use envFrom).",
+    )
+    env_from: Annotated[list[EnvFromSource], Field(max_length=20)] | None = Field(
+        default=None,
+        description="Secrets whose keys become variables; catalog variables of the same name take precedence.",
+    )
 
 
 class Ingress(SpecModel):
@@ -81,7 +94,15 @@ class Ingress(SpecModel):
         ]
         | None
     ) = None
-    tls_secret_name: K8sName | None = Field(default=None, description="TLS Secret for the host.")
+    tls_secret_name: K8sName | None = Field(
+        default=None, description="TLS Secret for the hosts (cert-manager fills it when an issuer is set)."
+    )
+    cluster_issuer: K8sName | None = Field(
+        default=None, description="cert-manager ClusterIssuer that issues the certificate for every host."
+    )
+    issuer: K8sName | None = Field(
+        default=None, description="cert-manager Issuer in the stack's namespace (instead of clusterIssuer)."
+    )
     path_prefix: Annotated[str, Field(pattern=r"^/[a-z0-9/_-]*$", max_length=100)] | None = None
     per_service_hosts: bool | None = Field(
         default=None, description="Route <service>.<host> per service instead of <host>/<service>."
@@ -110,9 +131,7 @@ class PeerSelector(SpecModel):
     """Pods allowed to reach the stack's services."""
 
     namespace: K8sName | None = Field(default=None, description="Namespace of the peers.")
-    pod_labels: dict[LabelKey, LabelValue] | None = Field(
-        default=None, description="Labels of the peer pods."
-    )
+    pod_labels: dict[LabelKey, LabelValue] | None = Field(default=None, description="Labels of the peer pods.")
 
 
 class NetworkPolicySpec(SpecModel):
@@ -142,6 +161,9 @@ class AddonStackSpec(SpecModel):
     ingress: Ingress | None = Field(default=None, description="HTTP routes for services with a web UI or API.")
     gpu: bool | None = Field(
         default=None, description="Nodes have NVIDIA GPUs: GPU-only services run and get nvidia.com/gpu."
+    )
+    allow_experimental: bool | None = Field(
+        default=None, description="Deploy experimental catalog entries (skipped by default)."
     )
     platform: PlatformName | None = Field(
         default=None, description="Node architecture; services without an image for it are skipped."

@@ -21,13 +21,14 @@ from addonstack.constants import (
     POSTGRES_SETUP_ID,
     VERSION,
 )
-from addonstack.plan.build import PlannedService, StackPlan
+from addonstack.plan.build import PlannedService, StackPlan, built_image
 from addonstack.plan.databases import setup_script
 from addonstack.plan.secrets import env_file_key
 from addonstack.render import envfile
 from addonstack.render.values import compose_escape, compose_expression, stored_items
 
 GENERATOR = f"addonstack/{VERSION}"
+DOCKER_SOCKET = "/var/run/docker.sock"
 MARKER = "x-addonstack"
 
 
@@ -50,42 +51,93 @@ def _healthcheck(hc: HealthCheck | None) -> dict[str, Any] | None:
     }
 
 
-def _service(plan: StackPlan, p: PlannedService, healthy: set[str]) -> dict[str, Any]:
+def init_id(service_id: str) -> str:
+    """The one-shot Compose service that runs a service's ``initCommand`` (migrations) first."""
+    return f"{service_id}-init"
+
+
+def _build(p: PlannedService) -> dict[str, Any] | None:
+    """A git build context pinned to the catalog's ref (``<repo>.git#<ref>[:<dir>]``), for unpublished images."""
+    b = p.service.build
+    if b is None or b.ref is None or p.image != built_image(p.id, b.ref):
+        return None
+    repo = b.repository if b.repository.endswith(".git") else f"{b.repository.rstrip('/')}.git"
+    sub = b.context.strip("/")
+    context = f"{repo}#{b.ref}" + (f":{sub}" if sub not in ("", ".") else "")
+    return {"context": compose_escape(context), "dockerfile": compose_escape(b.dockerfile)}
+
+
+def _base(plan: StackPlan, p: PlannedService) -> dict[str, Any]:
+    """What a service and its init step share: image (or build), environment, volumes, network."""
     svc = p.service
-    out: dict[str, Any] = {"image": p.image, "restart": "unless-stopped"}
-    if svc.command:
-        out["entrypoint"] = [compose_escape(c) for c in svc.command]
-    if svc.args:
-        out["command"] = [compose_escape(c) for c in svc.args]
+    out: dict[str, Any] = {"image": p.image}
+    if (build := _build(p)) is not None:
+        out["build"] = build
     env = {
         var.key: compose_expression(plan.values, plan, p.id, var.key)
         for var in svc.env
         if var.in_container and var.key in p.values.values
     }
+    env.update({key: compose_expression(plan.values, plan, p.id, key) for key in p.extra_env})
     if env:
         out["environment"] = env
+    volumes = [f"{volume_key(p.id, v.name)}:{v.container_path}" for v in svc.volumes]
+    if svc.docker_socket:  # resolution keeps these services only when the input sets allowDockerSocket
+        volumes.append(f"{DOCKER_SOCKET}:{DOCKER_SOCKET}")
+    if volumes:
+        out["volumes"] = volumes
+    out["networks"] = [COMPOSE_NETWORK]
+    return out
+
+
+def _depends(plan: StackPlan, p: PlannedService, healthy: set[str]) -> dict[str, Any]:
+    deps: dict[str, Any] = {}
+    if p.database is not None:
+        deps[POSTGRES_SETUP_ID] = {"condition": "service_completed_successfully"}
+    for dep in p.service.requires:
+        if dep in plan.values:
+            deps[dep] = {"condition": "service_healthy" if dep in healthy else "service_started"}
+    return deps
+
+
+def _hardening(p: PlannedService) -> dict[str, Any]:
+    out: dict[str, Any] = {"security_opt": ["no-new-privileges:true"]}
+    if p.service.cap_drop_compatible:
+        out["cap_drop"] = ["ALL"]
+    return out
+
+
+def _init_service(plan: StackPlan, p: PlannedService, healthy: set[str]) -> dict[str, Any]:
+    out = {**_base(plan, p), "restart": "no", "entrypoint": [compose_escape(c) for c in p.service.init_command or []]}
+    out.pop("build", None)  # the service itself builds the image; both use the same tag
+    if deps := _depends(plan, p, healthy):
+        out["depends_on"] = deps
+    out.update(_hardening(p))
+    out["labels"] = {"dev.addonstack.instance": plan.instance_id, "dev.addonstack.service": init_id(p.id)}
+    return out
+
+
+def _service(plan: StackPlan, p: PlannedService, healthy: set[str]) -> dict[str, Any]:
+    svc = p.service
+    out: dict[str, Any] = {**_base(plan, p), "restart": "unless-stopped"}
+    if svc.command:
+        out["entrypoint"] = [compose_escape(c) for c in svc.command]
+    if svc.args:
+        out["command"] = [compose_escape(c) for c in svc.args]
     if p.ports:
         proto = {port.container: port.protocol for port in svc.ports}
         out["ports"] = [
             f"{a.host}:{a.container}" + ("/udp" if proto.get(a.container) == "udp" else "") for a in p.ports
         ]
-    if svc.volumes:
-        out["volumes"] = [f"{volume_key(p.id, v.name)}:{v.container_path}" for v in svc.volumes]
-    out["networks"] = [COMPOSE_NETWORK]
     hc = _healthcheck(svc.health_check)
     if hc:
         out["healthcheck"] = hc
-    deps: dict[str, Any] = {}
-    if p.database is not None:
-        deps[POSTGRES_SETUP_ID] = {"condition": "service_completed_successfully"}
-    for dep in svc.requires:
-        if dep in plan.values:
-            deps[dep] = {"condition": "service_healthy" if dep in healthy else "service_started"}
+    deps = _depends(plan, p, healthy)
+    if svc.init_command:
+        deps[init_id(p.id)] = {"condition": "service_completed_successfully"}
     if deps:
         out["depends_on"] = deps
-    out["security_opt"] = ["no-new-privileges:true"]
-    if svc.cap_drop_compatible:
-        out["cap_drop"] = ["ALL"]
+    out.update(_hardening(p))
     if p.gpu:
         out["deploy"] = {
             "resources": {"reservations": {"devices": [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}}
@@ -123,6 +175,8 @@ def render_compose(plan: StackPlan) -> dict[str, Any]:
     if plan.databases:
         services[POSTGRES_SETUP_ID] = _postgres_setup(plan)
     for p in plan.services:
+        if p.service.init_command:
+            services[init_id(p.id)] = _init_service(plan, p, healthy)
         services[p.id] = _service(plan, p, healthy)
     doc: dict[str, Any] = {
         MARKER: {

@@ -8,6 +8,7 @@ and platform hosts (``postgresql``, ``redis``) resolve to the platform's servers
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import ipaddress
 import json
@@ -16,6 +17,8 @@ from typing import Any
 
 from addonstack.catalog.model import HealthCheck, Service
 from addonstack.constants import (
+    ANNOTATION_CERT_MANAGER_CLUSTER_ISSUER,
+    ANNOTATION_CERT_MANAGER_ISSUER,
     ANNOTATION_CONFIG_HASH,
     LABEL_COMPONENT,
     LABEL_INSTANCE,
@@ -32,6 +35,7 @@ from addonstack.constants import (
 )
 from addonstack.plan.build import PlannedService, StackPlan
 from addonstack.plan.databases import drop_script, setup_script
+from addonstack.plan.models import ProxyRoute
 from addonstack.plan.secrets import Lit, PlatformRef, Ref, expand, flatten
 from addonstack.plan.spec import PeerSelector, ServiceOverride
 from addonstack.render.compose import volume_key
@@ -49,6 +53,12 @@ class IngressSettings:
     tls_secret_name: str | None = None
     path_prefix: str = ""
     per_service_hosts: bool = False
+    cluster_issuer: str | None = None
+    issuer: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_secret_name or self.cluster_issuer or self.issuer)
 
 
 @dataclass(frozen=True)
@@ -182,6 +192,8 @@ def _container_env(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings
                         defined.add(name)
                 parts.append(f"$({name})")
         body.append({"name": var.key, "value": "".join(parts)})
+    # Variables only an env override sets: stored in the service's Secret like any undeclared value.
+    body += [{"name": k, "valueFrom": {"secretKeyRef": {"name": secret_name(p.id), "key": k}}} for k in p.extra_env]
     return head + body
 
 
@@ -260,6 +272,16 @@ def _replicas(svc: Service, override: ServiceOverride | None, warnings: list[str
     return override.replicas
 
 
+def _init_containers(svc: Service, container: dict[str, Any]) -> dict[str, Any]:
+    """``initCommand`` (migrations) as an initContainer: same image, environment, volumes and security."""
+    if not svc.init_command:
+        return {}
+    keep = ("image", "imagePullPolicy", "env", "envFrom", "resources", "securityContext", "volumeMounts")
+    init = {"name": f"{svc.id}-init"[:63], **{k: copy.deepcopy(container[k]) for k in keep if k in container}}
+    init["command"] = [_k8s_escape(c) for c in svc.init_command]
+    return {"initContainers": [init]}
+
+
 def _pvc_spec(size: str) -> dict[str, Any]:
     return {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
 
@@ -292,6 +314,8 @@ def _workload(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: lis
     env = _container_env(plan, ctx, p, warnings)
     if env:
         container["env"] = env
+    if ov and ov.env_from:
+        container["envFrom"] = [{"secretRef": {"name": src.secret_ref.name}} for src in ov.env_from]
     container["resources"] = _resources(svc, p, ov)
     container["securityContext"] = _security(svc)
     if svc.health_check is not None:
@@ -304,6 +328,7 @@ def _workload(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: lis
     secret, config = _stored(plan, p)
     pod_annotations = {ANNOTATION_CONFIG_HASH: _hash([secret, config])}
     pod_spec: dict[str, Any] = {
+        **_init_containers(svc, container),
         "containers": [container],
         "nodeSelector": {"kubernetes.io/arch": ctx.platform.split("/", 1)[1]},
         "automountServiceAccountToken": False,
@@ -447,7 +472,12 @@ def _host_service(ctx: K8sContext, name: str, host: str, port: int) -> list[dict
 
 
 def db_job_name(ctx: K8sContext, plan: StackPlan, action: str = "setup") -> str:
-    digest = _hash([[n.database, n.role, n.extensions] for n in plan.databases])[:8]
+    digest = _hash(
+        [
+            [n.database, n.role, n.extensions, *([n.createdb, n.schemas] if n.createdb or n.schemas else [])]
+            for n in plan.databases
+        ]
+    )[:8]
     return f"{ctx.stack}-db-{action}-{digest}"[:63].rstrip("-")
 
 
@@ -533,40 +563,71 @@ def _strip_middleware(ctx: K8sContext, service_id: str, prefix: str) -> dict[str
     }
 
 
+def _tls(plan: StackPlan, ctx: K8sContext) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """cert-manager annotation and one ``tls`` block covering every host the stack's Ingresses use.
+
+    Every Ingress carries the same block (same hosts, same Secret), so cert-manager issues one certificate
+    for the stack whichever Ingress it reads, and each host is served with it.
+    """
+    ing = ctx.ingress
+    hosts = sorted({h for r in plan.routes if (h := _route_host(plan, ctx, r)) is not None})
+    if not ing.tls or not hosts:
+        return {}, []
+    annotations: dict[str, str] = {}
+    if ing.cluster_issuer:
+        annotations[ANNOTATION_CERT_MANAGER_CLUSTER_ISSUER] = ing.cluster_issuer
+    elif ing.issuer:
+        annotations[ANNOTATION_CERT_MANAGER_ISSUER] = ing.issuer
+    secret = ing.tls_secret_name or f"{ctx.stack}-tls"
+    return annotations, [{"hosts": hosts, "secretName": secret}]
+
+
+def _route_host(plan: StackPlan, ctx: K8sContext, route: ProxyRoute) -> str | None:
+    if route.protocol != "http" or route.path is None:
+        return None
+    return route.host or plan.routing.host or ctx.ingress.host
+
+
+def _ingress_path(
+    ctx: K8sContext, route: ProxyRoute, out: list[dict[str, Any]], warnings: list[str]
+) -> tuple[str, str, dict[str, str]]:
+    """Path, pathType and annotations of a route; the prefix is stripped only when the plan says so."""
+    class_name = ctx.ingress.class_name or ""
+    assert route.path is not None
+    if route.host is not None:
+        return "/", "Prefix", {}
+    if not route.strip_prefix:  # the app was told its prefix: passed through as is
+        return route.path, "Prefix", {}
+    if class_name.endswith("nginx"):
+        return (
+            f"{route.path}(/|$)(.*)",
+            "ImplementationSpecific",
+            {"nginx.ingress.kubernetes.io/rewrite-target": "/$2", "nginx.ingress.kubernetes.io/use-regex": "true"},
+        )
+    if "traefik" in class_name:
+        strip = _strip_middleware(ctx, route.service_id, route.path)
+        out.append(strip)
+        ref = f"{ctx.namespace}-{strip['metadata']['name']}@kubernetescrd"
+        return route.path, "Prefix", {"traefik.ingress.kubernetes.io/router.middlewares": ref}
+    warnings.append(
+        f"ingress: class {class_name!r} has no known prefix stripping; "
+        f"{route.service_id} gets {route.path} unstripped (use perServiceHosts)"
+    )
+    return route.path, "Prefix", {}
+
+
 def _ingress(plan: StackPlan, ctx: K8sContext, warnings: list[str]) -> list[dict[str, Any]]:
+    """One Ingress per routed web service, following the plan's routes (the URLs services were told)."""
     ing = ctx.ingress
     if not ing.enabled:
         return []
-    out = []
-    nginx = (ing.class_name or "").endswith("nginx")
-    traefik = "traefik" in (ing.class_name or "")
+    out: list[dict[str, Any]] = []
+    tls_annotations, tls = _tls(plan, ctx)
     for route in plan.routes:
+        host = _route_host(plan, ctx, route)
         if route.protocol != "http" or route.path is None:
             continue
-        annotations: dict[str, str] = {}
-        host = ing.host
-        if ing.per_service_hosts and ing.host:
-            host = f"{route.service_id}.{ing.host.removeprefix('*.')}"
-            path, path_type = "/", "Prefix"
-        else:
-            prefix = f"{ing.path_prefix.rstrip('/')}{route.path}"
-            if nginx:
-                path, path_type = f"{prefix}(/|$)(.*)", "ImplementationSpecific"
-                annotations["nginx.ingress.kubernetes.io/rewrite-target"] = "/$2"
-                annotations["nginx.ingress.kubernetes.io/use-regex"] = "true"
-            elif traefik:
-                path, path_type = prefix, "Prefix"
-                strip = _strip_middleware(ctx, route.service_id, prefix)
-                out.append(strip)
-                annotations["traefik.ingress.kubernetes.io/router.middlewares"] = (
-                    f"{ctx.namespace}-{strip['metadata']['name']}@kubernetescrd"
-                )
-            else:
-                path, path_type = prefix, "Prefix"
-                warnings.append(
-                    f"ingress: class {ing.class_name!r} has no known prefix stripping; "
-                    f"{route.service_id} gets {prefix} unstripped (use perServiceHosts)"
-                )
+        path, path_type, annotations = _ingress_path(ctx, route, out, warnings)
         rule: dict[str, Any] = {
             "http": {
                 "paths": [
@@ -583,8 +644,9 @@ def _ingress(plan: StackPlan, ctx: K8sContext, warnings: list[str]) -> list[dict
         spec: dict[str, Any] = {"rules": [rule]}
         if ing.class_name:
             spec["ingressClassName"] = ing.class_name
-        if ing.tls_secret_name and host:
-            spec["tls"] = [{"hosts": [host], "secretName": ing.tls_secret_name}]
+        if tls:
+            spec["tls"] = copy.deepcopy(tls)
+        annotations.update(tls_annotations)
         meta = _meta(ctx, route.service_id, route.service_id)
         if annotations:
             meta["annotations"] = annotations

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from addonstack.catalog.loader import Catalog
 from addonstack.plan.build import PlanError, StackPlan, build_plan
 from addonstack.plan.models import StackOptions
+from addonstack.plan.public import Routing
 from addonstack.plan.spec import MAX_STACK_NAME, AddonStackSpec, Effective, PeerSelector
 from addonstack.render.kubernetes import IngressSettings, K8sContext
 
@@ -65,7 +66,19 @@ def options_from_spec(
         prebuilt_images=spec.prebuilt_images or {},
         platform=spec.platform or defaults.platform,
         gpu=spec.gpu if spec.gpu is not None else defaults.gpu,
+        allow_experimental=bool(spec.allow_experimental),
+        env_overrides={sid: dict(ov.env) for sid, ov in (spec.overrides or {}).items() if ov.env},
     )
+
+
+def routing_from_spec(spec: AddonStackSpec, defaults: StackDefaults) -> Routing:
+    """Public address from spec.ingress: its host when Ingresses are created, https when TLS is configured."""
+    ing = spec.ingress
+    enabled = ing.enabled if ing and ing.enabled is not None else bool(ing) or defaults.ingress_enabled
+    if not enabled or ing is None:
+        return Routing()
+    tls = bool(ing.tls_secret_name or ing.cluster_issuer or ing.issuer)
+    return Routing.from_ingress(ing.host, ing.path_prefix, bool(ing.per_service_hosts), tls)
 
 
 def context_from_spec(spec: AddonStackSpec, name: str, namespace: str, defaults: StackDefaults) -> K8sContext:
@@ -85,6 +98,8 @@ def context_from_spec(spec: AddonStackSpec, name: str, namespace: str, defaults:
             tls_secret_name=ing.tls_secret_name if ing else None,
             path_prefix=(ing.path_prefix or "") if ing else "",
             per_service_hosts=bool(ing and ing.per_service_hosts),
+            cluster_issuer=ing.cluster_issuer if ing else None,
+            issuer=ing.issuer if ing else None,
         ),
         database_host=(db.host if db and db.host else defaults.database_host),
         database_port=(db.port if db and db.port else defaults.database_port),
@@ -142,6 +157,16 @@ def plan_stack(
         )
     creds, warnings = credentials_from_secret(cat, credential_data or {})
     options = options_from_spec(spec, defaults, creds)
-    plan = build_plan(cat, name, spec.services, options, rng, existing_values=existing_values)
+    plan = build_plan(
+        cat,
+        name,
+        spec.services,
+        options,
+        rng,
+        existing_values=existing_values,
+        routing=routing_from_spec(spec, defaults),
+        target="kubernetes",
+        override_field="overrides.{sid}.env",
+    )
     plan.warnings[:0] = warnings
     return plan, context_from_spec(spec, name, namespace, defaults), options
