@@ -124,7 +124,7 @@ def catalog_list(category: str | None, as_json: bool) -> None:
         fail(f"--category: unknown category {category!r}; see `addonstack catalog categories`")
     services = get_services_by_category(category) if category else get_all_services()
     if as_json:
-        emit_json([s.model_dump(by_alias=True, exclude_none=True) for s in services])
+        emit_json([s.model_dump(by_alias=True, exclude_none=True, mode="json") for s in services])
         return
     out.print(_services_table(services, f"{len(services)} services"))
 
@@ -168,7 +168,7 @@ def catalog_show(service_id: str, as_json: bool) -> None:
     if svc is None:
         fail(f"no service {service_id!r}; try `addonstack catalog search {service_id}`")
     if as_json:
-        emit_json(svc.model_dump(by_alias=True, exclude_none=True))
+        emit_json(svc.model_dump(by_alias=True, exclude_none=True, mode="json"))
         return
     out.print(f"[bold]{svc.icon} {svc.name}[/] ({svc.id}) - {svc.category}, {svc.maturity}")
     out.print(svc.description)
@@ -211,7 +211,7 @@ def catalog_search(words: tuple[str, ...], as_json: bool) -> None:
         if all(t in " ".join([s.id, s.name, s.description, s.category, *s.tags]).lower() for t in terms)
     ]
     if as_json:
-        emit_json([s.model_dump(by_alias=True, exclude_none=True) for s in hits])
+        emit_json([s.model_dump(by_alias=True, exclude_none=True, mode="json") for s in hits])
         return
     out.print(_services_table(hits, f"{len(hits)} matches"))
 
