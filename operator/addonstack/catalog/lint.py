@@ -132,7 +132,8 @@ def _service_truth(cat: Catalog, svc: Service, everywhere: bool) -> Iterator[str
     if svc.platform_provided or not (everywhere or svc.verified is not None):
         return
     where = _where(cat, "service", svc.id)
-    if svc.build is not None and not svc.build.ref:
+    # Experimental entries may lack one (e.g. no Dockerfile upstream): Compose builds only pinned refs anyway.
+    if svc.build is not None and not svc.build.ref and svc.maturity != "experimental":
         yield f"{where}: build.ref: pin the build to a git tag or commit so it is reproducible"
     if svc.maturity in ("stable", "beta"):
         if not svc.sources:

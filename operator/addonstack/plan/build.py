@@ -166,6 +166,33 @@ def _apply_public(
                 p.values.values[key] = literal(value, "public")
 
 
+def _planned_service(
+    svc: Service,
+    options: StackOptions,
+    existing_values: Mapping[str, Mapping[str, str]],
+    rng: random.Random,
+    ports: list[PortAssignment],
+    database: DatabaseNeed | None,
+    warnings: list[str],
+) -> PlannedService:
+    sv = plan_values(
+        svc, options.credentials.get(svc.id, {}), existing_values.get(svc.id, {}), options.generate_secrets, rng
+    )
+    if sv.unset_secrets:
+        warnings.append(
+            f"{svc.id}: generateSecrets is false and no value was supplied for "
+            f"{', '.join(sv.unset_secrets)}; set them before starting the service"
+        )
+    return PlannedService(
+        service=svc,
+        image=_image(svc, options.prebuilt_images, warnings),
+        values=sv,
+        ports=ports,
+        gpu=options.gpu and svc.gpu != "none",
+        database=database,
+    )
+
+
 def build_plan(
     cat: Catalog,
     instance_id: str,
@@ -232,32 +259,11 @@ def build_plan(
         by_service.setdefault(a.service_id, []).append(a)
 
     needs = {n.service_id: n for n in database_needs(res.services)}
-    planned: list[PlannedService] = []
-    values: dict[str, dict[str, Value]] = {}
-    for svc in res.services:
-        sv = plan_values(
-            svc,
-            options.credentials.get(svc.id, {}),
-            existing_values.get(svc.id, {}),
-            options.generate_secrets,
-            rng,
-        )
-        if sv.unset_secrets:
-            warnings.append(
-                f"{svc.id}: generateSecrets is false and no value was supplied for "
-                f"{', '.join(sv.unset_secrets)}; set them before starting the service"
-            )
-        values[svc.id] = sv.values
-        planned.append(
-            PlannedService(
-                service=svc,
-                image=_image(svc, options.prebuilt_images, warnings),
-                values=sv,
-                ports=by_service.get(svc.id, []),
-                gpu=options.gpu and svc.gpu != "none",
-                database=needs.get(svc.id),
-            )
-        )
+    planned = [
+        _planned_service(svc, options, existing_values, rng, by_service.get(svc.id, []), needs.get(svc.id), warnings)
+        for svc in res.services
+    ]
+    values = {p.id: p.values.values for p in planned}
     routes, public = plan_routes(planned, routing, warnings)
     _apply_public(planned, public, options)
     _apply_env_overrides(planned, options, override_field, warnings)
