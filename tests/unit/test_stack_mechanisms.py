@@ -187,7 +187,9 @@ def test_docker_socket_services(catalog: Catalog) -> None:
 
 def test_compose_builds_a_pinned_entry_from_its_git_ref(catalog: Catalog) -> None:
     built = next(
-        s for s in catalog.addons() if s.build and s.build.ref and s.gpu == "none" and not any(e.required for e in s.env)
+        s
+        for s in catalog.addons()
+        if s.build and s.build.ref and s.gpu == "none" and not any(e.required for e in s.env)
     )
     r = _gen(catalog, services=[built.id], allowExperimental=True, allowDockerSocket=True)
     doc = yamlio.load(r.compose_override)
