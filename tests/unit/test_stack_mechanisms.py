@@ -241,3 +241,15 @@ def test_lint_truth_rules(catalog: Catalog) -> None:
         assert not [p for p in catalog_lint.lint(cat) if unverified[0].id in p]
         assert [p for p in catalog_lint.lint(cat, truth_everywhere=True) if unverified[0].id in p]
     assert catalog_lint.lint(catalog) == []
+
+
+def test_render_compose_skips_docker_socket_services_for_the_opt_in(tmp_path: Any, catalog: Catalog) -> None:
+    sid = next(s.id for s in catalog.addons() if s.docker_socket)
+    manifest = tmp_path / "stack.yaml"
+    spec = {"services": [sid], "allowExperimental": True}
+    manifest.write_text(yamlio.dump({"apiVersion": "addonstack.dev/v1alpha1", "kind": "AddonStack",
+                                     "metadata": {"name": "demo"}, "spec": spec}))  # fmt: skip
+    for target, says in (("compose", "allowDockerSocket"), ("k8s", "Compose target")):
+        res = CliRunner().invoke(cli, ["render", "--target", target, "-f", str(manifest), "--seed", "1"])
+        assert res.exit_code == 0, res.output
+        assert says in " ".join(res.output.split()), res.output

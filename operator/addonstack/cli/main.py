@@ -413,8 +413,11 @@ def render(target: str, path: str, seed: int | None, namespace: str | None) -> N
     from addonstack.render.stack import StackDefaults, plan_stack
 
     spec, name, ns = _load_stack(path)
+    target_name = "compose" if target == "compose" else "kubernetes"
     try:
-        plan, ctx, _ = plan_stack(load_catalog(), spec, name, namespace or ns, StackDefaults(), make_rng(seed))
+        plan, ctx, _ = plan_stack(
+            load_catalog(), spec, name, namespace or ns, StackDefaults(), make_rng(seed), target=target_name
+        )
     except PlanError as exc:
         fail(str(exc))
     for w in plan.warnings:

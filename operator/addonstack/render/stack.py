@@ -148,8 +148,12 @@ def plan_stack(
     rng: random.Random,
     credential_data: Mapping[str, str] | None = None,
     existing_values: Mapping[str, Mapping[str, str]] | None = None,
+    target: str = "kubernetes",
 ) -> tuple[StackPlan, K8sContext, StackOptions]:
-    """Plan a stack resource. Raises ``PlanError`` for specs that cannot be planned."""
+    """Plan a stack resource. Raises ``PlanError`` for specs that cannot be planned.
+
+    ``target`` "compose" is for ``addonstack render --target compose`` (Docker-socket services are then
+    skipped for the missing opt-in rather than for being on Kubernetes)."""
     if len(name) > MAX_STACK_NAME:
         raise PlanError(
             f"metadata.name: {name!r} is {len(name)} characters; at most {MAX_STACK_NAME}, because it prefixes "
@@ -165,7 +169,7 @@ def plan_stack(
         rng,
         existing_values=existing_values,
         routing=routing_from_spec(spec, defaults),
-        target="kubernetes",
+        target=target,
         override_field="overrides.{sid}.env",
     )
     plan.warnings[:0] = warnings
