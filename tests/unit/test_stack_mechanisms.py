@@ -37,8 +37,11 @@ def _with(cat: Catalog, sid: str, **update: Any) -> Catalog:
     return dataclasses.replace(cat, services={**cat.services, sid: cat.services[sid].model_copy(update=update)})
 
 
+_DB = {"database": {"host": "pg.example", "adminSecretRef": {"name": "pg-admin"}}}
+
+
 def _k8s(cat: Catalog, spec: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
-    full = {"database": {"host": "pg.example", "adminSecretRef": {"name": "pg-admin"}}, **spec}
+    full = {**_DB, **spec}
     plan, ctx, _ = plan_stack(cat, AddonStackSpec.model_validate(full), "s1", "tenant", StackDefaults(), make_rng(5))
     objs, _ = render_kubernetes(plan, ctx)
     return plan, objs
@@ -253,3 +256,33 @@ def test_render_compose_skips_docker_socket_services_for_the_opt_in(tmp_path: An
         res = CliRunner().invoke(cli, ["render", "--target", target, "-f", str(manifest), "--seed", "1"])
         assert res.exit_code == 0, res.output
         assert says in " ".join(res.output.split()), res.output
+
+
+def test_a_removed_override_and_a_new_host_reach_the_service_on_the_next_reconcile(catalog: Catalog) -> None:
+    """The operator re-plans with the live Secrets and ConfigMaps as existing values: secrets are kept,
+    plain values are worked out again."""
+    svc = catalog.services["n8n"]
+    public_keys = {v.key for v in svc.public_url.env} if svc.public_url else set()
+    plain = next(
+        v for v in svc.env if not v.secret and v.default and "${" not in v.default and v.key not in public_keys
+    )
+    secret = next(v for v in svc.env if v.generate is not None)
+    _, first = _k8s(catalog, {"services": ["n8n"], "overrides": {"n8n": {"env": {plain.key: "overridden"}}}})
+    live = {
+        "n8n": {
+            **_obj(first, "ConfigMap", "n8n-config")["data"],
+            **_obj(first, "Secret", "n8n-env")["stringData"],
+        }
+    }
+    assert live["n8n"][plain.key] == "overridden"
+    full = {"services": ["n8n"], "ingress": {"host": "apps.example.com"}, **_DB}
+    plan, ctx, _ = plan_stack(
+        catalog, AddonStackSpec.model_validate(full), "s1", "tenant", StackDefaults(), make_rng(9), existing_values=live
+    )
+    objs, _ = render_kubernetes(plan, ctx)
+    assert _obj(objs, "ConfigMap", "n8n-config")["data"][plain.key] == plain.default
+    assert _obj(objs, "Secret", "n8n-env")["stringData"][secret.key] == live["n8n"][secret.key]
+    told = svc.public_url.env[0] if svc.public_url and svc.public_url.env else None
+    if told is not None:
+        stored = {**_obj(objs, "ConfigMap", "n8n-config")["data"], **_obj(objs, "Secret", "n8n-env")["stringData"]}
+        assert "n8n.apps.example.com" in stored[told.key]

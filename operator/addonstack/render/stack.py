@@ -139,6 +139,20 @@ def effective(ctx: K8sContext, options: StackOptions) -> Effective:
     )
 
 
+def issued_values(cat: Catalog, live: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """The live values a re-plan must keep: those of secret variables (generated or built from secrets).
+
+    Plain values (the ConfigMaps) are worked out again on every reconcile, so a changed catalog default, a
+    removed env override or a new public host reaches the service instead of the first value sticking.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for sid, values in live.items():
+        svc = cat.services.get(sid)
+        if svc is not None:
+            out[sid] = {k: v for k, v in values.items() if (var := svc.env_var(k)) is not None and var.secret}
+    return out
+
+
 def plan_stack(
     cat: Catalog,
     spec: AddonStackSpec,
@@ -167,7 +181,7 @@ def plan_stack(
         spec.services,
         options,
         rng,
-        existing_values=existing_values,
+        existing_values=issued_values(cat, existing_values or {}),
         routing=routing_from_spec(spec, defaults),
         target=target,
         override_field="overrides.{sid}.env",
