@@ -229,3 +229,38 @@ def test_library_public_base_url_tells_services_and_routes_the_proxy(catalog: Ca
 def test_public_base_url_is_validated() -> None:
     with pytest.raises(ValueError, match="publicBaseUrl"):
         generate_addon_stack({"instanceId": "t1", "services": ["n8n"], "publicBaseUrl": "box.example.com"})
+
+
+def test_every_routed_service_is_told_the_url_its_proxy_route_serves(catalog: Catalog) -> None:
+    """The Compose side over the whole catalog: the URL each proxy route serves (its host, or the base
+    URL plus its path) is what the env file tells the service."""
+    told = 0
+    for ids in _stacks(catalog):
+        creds = {sid: {v.key: "user-value" for v in catalog.services[sid].env if v.required} for sid in ids}
+        r = generate_addon_stack(
+            {
+                "instanceId": "t1",
+                "services": ids,
+                "publicBaseUrl": "https://box.example.com/apps",
+                "allowExperimental": True,
+                "gpu": True,
+                "credentials": {k: v for k, v in creds.items() if v},
+            },
+            seed=2,
+        )
+        env = {k: v for section in envfile.parse(r.env_file).values.values() for k, v in section.items()}
+        for route in r.proxy_routes:
+            svc = catalog.services[route.service_id]
+            if route.protocol != "http" or svc.public_url is None or not svc.public_url.env:
+                continue
+            if route.host is not None:
+                host, path = route.host, ""
+                assert route.path == "/"
+            else:
+                host, path = "box.example.com", route.path or ""
+                assert path.startswith("/apps/") and not route.strip_prefix
+            for var in svc.public_url.env:
+                assert env[env_file_key(svc.id, var.key)] == _fill(var.value, "https", host, path), (svc.id, var.key)
+            told += 1
+    assert told > 0
+    record(f"publicBaseUrl: {told} services told the URL their proxy route serves")
