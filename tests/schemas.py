@@ -22,9 +22,7 @@ def _compose_validator() -> Any:
 
 def compose_errors(doc: Any) -> list[str]:
     """Schema violations of a Compose document (empty when valid)."""
-    return [
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in _compose_validator().iter_errors(doc)
-    ]
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in _compose_validator().iter_errors(doc)]
 
 
 def compose_refs(text: str) -> set[str]:

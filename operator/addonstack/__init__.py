@@ -6,6 +6,7 @@ query the catalog. Everything here is pure; the operator lives in :mod:`addonsta
 
 from addonstack.api import (
     SERVICE_CATEGORIES,
+    AddonStackError,
     generate_addon_stack,
     get_all_services,
     get_all_skill_packs,
@@ -20,19 +21,34 @@ from addonstack.plan.models import (
     AddonStackResult,
     AddonStackUpdateInput,
     AddonStackUpdateResult,
+    EnvVarView,
+    PrePullImage,
     ProxyRoute,
+    ServiceEnv,
     SkippedService,
+    StackMetadata,
+    StackOptions,
+    StreamRoute,
+    UpdateMetadata,
 )
 
 __version__ = VERSION
 __all__ = [
     "SERVICE_CATEGORIES",
+    "AddonStackError",
     "AddonStackInput",
     "AddonStackResult",
     "AddonStackUpdateInput",
     "AddonStackUpdateResult",
+    "EnvVarView",
+    "PrePullImage",
     "ProxyRoute",
+    "ServiceEnv",
     "SkippedService",
+    "StackMetadata",
+    "StackOptions",
+    "StreamRoute",
+    "UpdateMetadata",
     "generate_addon_stack",
     "get_all_services",
     "get_all_skill_packs",

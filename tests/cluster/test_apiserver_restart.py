@@ -132,7 +132,9 @@ def test_operator_recovers_from_apiserver_and_etcd_restarts(
     assert op.starts == 1, "the operator was never restarted by hand"
     record(
         f"\nrecovery after restart (downtime {DOWNTIME:.0f}s each; from the component healthy again): operator "
-        "handled a new stack in " + ", ".join(f"{k} {v:.1f}s" for k, v in reacted.items())
-        + "; every stack Ready in " + ", ".join(f"{k} {v:.1f}s" for k, v in figures.items())
+        "handled a new stack in "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in reacted.items())
+        + "; every stack Ready in "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in figures.items())
         + " (Ready also waits for kube-controller-manager's controllers to catch up)"
     )

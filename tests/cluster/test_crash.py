@@ -68,8 +68,6 @@ def _seed() -> int:
     return int(raw) if raw else random.SystemRandom().randrange(2**32)
 
 
-
-
 def test_sigkill_during_reconciles(client: Client, kubeconfig: Path, tmp_path: Path) -> None:
     seed = _seed()
     rng = random.Random(seed)

@@ -58,8 +58,6 @@ def _kinds(client: Client, ns: str, name: str) -> dict[str, set[str]]:
     return out
 
 
-
-
 def _drop_jobs(seen: Seen) -> list[Any]:
     return [j for name, j in seen.objects.items() if "db-drop" in name]
 

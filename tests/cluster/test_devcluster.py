@@ -128,9 +128,7 @@ def test_job_pod_completes(admin_client: Client, namespace: str) -> None:
 
 def test_namespace_deletion_finishes(admin_client: Client) -> None:
     name = f"t-delete-{uuid.uuid4().hex[:6]}"
-    admin_client.create(
-        codecs.from_dict({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    )
+    admin_client.create(codecs.from_dict({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
     admin_client.create(codecs.from_dict(deployment("doomed", name, replicas=1)))
     wait_for(
         "a pod of the doomed Deployment",

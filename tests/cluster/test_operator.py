@@ -37,8 +37,6 @@ def operator_proc(kubeconfig: Path, client: Client) -> Iterator[None]:
         yield
 
 
-
-
 def _children(client: Client, ns: str, name: str) -> dict[tuple[str, str], Any]:
     out: dict[tuple[str, str], Any] = {}
     for res in (Deployment, StatefulSet, Service, Secret, ConfigMap, Job, NetworkPolicy):
@@ -138,21 +136,13 @@ def test_stack_converges_grows_shrinks_and_heals(
     client.patch(
         Deployment,
         "gotify",
-        {
-            "spec": {
-                "template": {
-                    "spec": {"containers": [{"name": "gotify", "image": "example.invalid/hijacked:1"}]}
-                }
-            }
-        },
+        {"spec": {"template": {"spec": {"containers": [{"name": "gotify", "image": "example.invalid/hijacked:1"}]}}}},
         namespace=ns,
         patch_type=_strategic(),
     )
     wait_for(
         "the image to be restored",
-        lambda: (
-            client.get(Deployment, "gotify", namespace=ns).spec.template.spec.containers[0].image == image
-        ),
+        lambda: client.get(Deployment, "gotify", namespace=ns).spec.template.spec.containers[0].image == image,
         timeout=60,
     )
 
@@ -213,14 +203,10 @@ def test_invalid_state_is_stalled_not_crashing(client: Client, operator_proc: No
     # is caught by the planner and reported as Stalled with the reason.
     client.create(
         codecs.from_dict(
-            stack(
-                "creds", namespace, {"services": ["n8n"], "credentialsSecretRef": {"name": "missing-secret"}}
-            )
+            stack("creds", namespace, {"services": ["n8n"], "credentialsSecretRef": {"name": "missing-secret"}})
         )
     )
-    obj = wait_for(
-        "a status", lambda: get_stack(client, "creds", namespace).get("status") or None, timeout=60
-    )
+    obj = wait_for("a status", lambda: get_stack(client, "creds", namespace).get("status") or None, timeout=60)
     warnings = obj.get("warnings", [])
     assert any("missing-secret" in w for w in warnings), warnings
 
@@ -231,5 +217,3 @@ def test_delete_with_retain_keeps_secrets(client: Client, operator_proc: None, n
     client.delete(AddonStackResource, "keep", namespace=namespace)
     wait_for("the stack to be gone", lambda: stack_gone(client, "keep", namespace), timeout=60)
     assert client.get(Secret, "gotify-env", namespace=namespace) is not None
-
-

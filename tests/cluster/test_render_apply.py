@@ -87,8 +87,9 @@ def traefik_crd(client: Client) -> None:
     wait_for("the Middleware CRD", established, timeout=30)
 
 
-def test_offline_render_is_accepted_by_the_api_server(client: Client, kubeconfig: Path, namespace: str,
-                                                      tmp_path: Path) -> None:
+def test_offline_render_is_accepted_by_the_api_server(
+    client: Client, kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
     cat = load_catalog()
     ids = sorted(s.id for s in cat.services.values() if not s.platform_provided)
     manifest = stack("everything", namespace, {

@@ -119,9 +119,7 @@ def test_undefined_template_variable_is_reported(tmp_path: Path) -> None:
 def test_cycle_is_reported(tmp_path: Path) -> None:
     cat = _copy_catalog(tmp_path)
     path = cat / "services" / "qdrant.yaml"
-    path.write_text(
-        path.read_text().replace("workload: StatefulSet", "workload: StatefulSet\nrequires: [n8n]")
-    )
+    path.write_text(path.read_text().replace("workload: StatefulSet", "workload: StatefulSet\nrequires: [n8n]"))
     n8n = cat / "services" / "n8n.yaml"
     n8n.write_text(n8n.read_text().replace("requires: [postgresql]", "requires: [postgresql, qdrant]"))
     problems = lint(load_catalog_from(cat))

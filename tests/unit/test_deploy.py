@@ -29,9 +29,7 @@ def _helm(major: int) -> Path:
 def test_committed_crd_is_current() -> None:
     assert crd_path().read_text(encoding="utf-8") == crd_yaml(), "run `make crd`"
     for src, copy in chart_copies():
-        assert copy.read_text(encoding="utf-8") == src.read_text(encoding="utf-8"), (
-            f"{copy} is stale: `make crd`"
-        )
+        assert copy.read_text(encoding="utf-8") == src.read_text(encoding="utf-8"), f"{copy} is stale: `make crd`"
 
 
 @pytest.mark.parametrize("major", [3, 4])

@@ -59,7 +59,11 @@ def shell_env() -> dict[str, str]:
 
 def run_shell(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=shell_env(), capture_output=True, text=True,
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=shell_env(),
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 
@@ -177,14 +181,26 @@ def test_links_and_paths_exist(doc: Path) -> None:
 
 
 def test_the_docs_the_issue_asks_for_exist_and_are_linked() -> None:
-    pages = ["quickstart", "concepts", "api-reference", "library", "contributing-catalog", "troubleshooting",
-             "catalog", "integrations/caddy", "integrations/traefik", "integrations/ingress-nginx",
-             "integrations/argocd", "integrations/helm"]
+    pages = [
+        "quickstart",
+        "concepts",
+        "api-reference",
+        "library",
+        "contributing-catalog",
+        "troubleshooting",
+        "catalog",
+        "integrations/caddy",
+        "integrations/traefik",
+        "integrations/ingress-nginx",
+        "integrations/argocd",
+        "integrations/helm",
+    ]
     quickstart = links(DOCS / "quickstart.md") + links(ROOT / "README.md")
     for page in pages:
         assert (DOCS / f"{page}.md").is_file(), page
-    reachable = {h.split("#")[0].removeprefix("docs/") for d in (DOCS / "quickstart.md", ROOT / "README.md")
-                 for h in links(d)}
+    reachable = {
+        h.split("#")[0].removeprefix("docs/") for d in (DOCS / "quickstart.md", ROOT / "README.md") for h in links(d)
+    }
     assert "quickstart.md" in {Path(h).name for h in quickstart}, "the README links the quickstart"
     missing = [p for p in pages if f"{p}.md" not in reachable and p != "quickstart"]
     assert not missing, f"not linked from the README or the quickstart: {missing}"
@@ -241,7 +257,8 @@ def test_python_examples_run(doc: Path, tmp_path: Path, monkeypatch: pytest.Monk
         compose = yaml.safe_load((out / "docker-compose.override.yml").read_text())
         assert "meilisearch" in compose["services"] and "qdrant" not in compose["services"]
         assert "MEILISEARCH__MEILI_MASTER_KEY=" in env.read_text()
-        assert list(out.glob("skills/*/SKILL.md")), "skill files were written"
+        assert list(out.glob("openclaw/workspace/skills/*/SKILL.md")), "skill files were written"
+        assert "N8N_HOST=n8n" in (out / ".env.gateway").read_text()
         caddy = (out / "Caddyfile.addons").read_text()
         assert "handle_path /meilisearch/* {" in caddy or "/meilisearch" in caddy
         assert "qdrant" not in caddy
@@ -329,8 +346,17 @@ def service_phases() -> set[str]:
 
 def test_reason_scan_finds_the_known_reasons() -> None:
     """Guards the scanner itself: if it found nothing, the coverage test below would pass vacuously."""
-    assert {"Ready", "Progressing", "Idle", "InvalidSpec", "ApplyFailed", "DatabaseSetupFailed",
-            "RolloutFailed", "ServiceSkipped", "ServiceResumed"} <= condition_reasons()
+    assert {
+        "Ready",
+        "Progressing",
+        "Idle",
+        "InvalidSpec",
+        "ApplyFailed",
+        "DatabaseSetupFailed",
+        "RolloutFailed",
+        "ServiceSkipped",
+        "ServiceResumed",
+    } <= condition_reasons()
     assert {"Ready", "Progressing", "Pending", "WaitingForDatabase", "Failed", "Paused"} <= service_phases()
 
 
@@ -366,8 +392,12 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (wd / "examples").symlink_to(ROOT / "examples")
     (wd / "stack.json").write_text(json.dumps({"instanceId": "demo", "services": ["qdrant"]}))
     made = generate_addon_stack({"instanceId": "demo", "services": ["n8n"]}, seed=1)
-    change = {"instanceId": "demo", "addServices": ["qdrant"], "currentCompose": made.compose_override,
-              "currentEnv": made.env_file}
+    change = {
+        "instanceId": "demo",
+        "addServices": ["qdrant"],
+        "currentCompose": made.compose_override,
+        "currentEnv": made.env_file,
+    }
     (wd / "change.json").write_text(json.dumps(change))
     return wd
 

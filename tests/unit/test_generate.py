@@ -36,7 +36,7 @@ def assert_valid(result: object) -> None:
     assert not missing, f"referenced but not defined: {sorted(missing)}"
     # No stored value of a secret variable may appear in the Compose file.
     for group in result.env_vars:  # type: ignore[attr-defined]
-        for var in group.variables:
+        for var in group.vars:
             if var.secret and var.env_key and var.value and len(var.value) >= 8:
                 assert var.value not in compose, f"{group.service_id}.{var.key} leaked into compose"
 
@@ -196,11 +196,11 @@ def test_port_override_clash_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({"instanceId": "Bad_Name", "services": []}, "instanceId"),
-        ({"instanceId": "-x", "services": []}, "instanceId"),
+        ({"instanceId": "bad\nname", "services": []}, "instanceId"),
+        ({"instanceId": "", "services": []}, "instanceId"),
         ({"instanceId": "ok", "services": ["n8n"], "colour": "red"}, "colour"),
         ({"instanceId": "ok", "services": "n8n"}, "services"),
-        ({"instanceId": "ok", "services": ["N8N!"]}, "services.0"),
+        ({"instanceId": "ok", "services": [""]}, "services.0"),
         ({"instanceId": "ok", "services": [], "reservedPorts": [70000]}, "reservedPorts.0"),
         ({"instanceId": "ok", "services": [], "platform": "linux/s390x"}, "platform"),
         ({"instanceId": "ok", "services": [], "portOverrides": {"n8n": {"abc": 1}}}, "portOverrides"),
@@ -220,13 +220,17 @@ def test_empty_result_is_valid() -> None:
 
 def test_json_uses_contract_names() -> None:
     d = gen(["n8n"]).model_dump(by_alias=True)
+    # Every field of @better-openclaw/core's generate result, plus ours (streamRoutes, gatewayEnv).
     assert set(d) == {
         "composeOverride",
         "envFile",
         "envVars",
         "proxyRoutes",
+        "streamRoutes",
         "skillFiles",
         "openclawConfigPatch",
+        "additionalFiles",
+        "gatewayEnv",
         "metadata",
         "warnings",
     }
@@ -239,9 +243,13 @@ def test_json_uses_contract_names() -> None:
         "generatedSecretKeys",
         "estimatedMemoryMB",
         "skillCount",
+        "prePullImages",
+        "instanceSlug",
     }
     assert d["openclawConfigPatch"] == {"skills": {"entries": {"n8n-trigger": {"enabled": True}}}}
-    assert "n8n-trigger/SKILL.md" in d["skillFiles"]
+    assert "openclaw/workspace/skills/n8n-trigger/SKILL.md" in d["skillFiles"]
+    group = d["envVars"][0]
+    assert group["serviceName"] == "n8n" and {"key", "description", "value", "secret"} <= set(group["vars"][0])
 
 
 def test_non_http_ports_are_not_http_routes() -> None:
@@ -255,9 +263,11 @@ def test_non_http_ports_are_not_http_routes() -> None:
         and not any(e.required for e in s.env)
     )
     r = gen([svc.id])
-    for route in r.proxy_routes:
-        if route.protocol != "http":
-            assert route.path is None
+    d = r.model_dump(by_alias=True, mode="json")
+    assert all(isinstance(route["path"], str) and route["protocol"] == "http" for route in d["proxyRoutes"])
+    streams = {(s["port"], s["protocol"]) for s in d["streamRoutes"]}
+    wanted = {(p.container, p.protocol) for p in svc.ports if p.exposed and p.protocol != "http"}
+    assert streams == wanted
 
 
 def _deployable() -> list[str]:

@@ -19,6 +19,7 @@ import importlib.util
 import os
 import pwd
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -417,8 +419,21 @@ def test_compose_reads_back_any_legal_value(composecheck: Path, values: list[str
 # ---- names: only from the catalog -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["t'; DROP ROLE x; --", 'a"b', "a;b", "a$b", "a\\b", "A", "a\n"])
-def test_hostile_instance_id_is_rejected_before_planning(bad: str) -> None:
+@pytest.mark.parametrize("bad", ["t'; DROP ROLE x; --", 'a"b', "a;b", "a$b", "a\\b", "Tenant_ONE"])
+def test_hostile_instance_id_reaches_names_only_as_its_slug(bad: str) -> None:
+    """Any printable instance id is accepted (as @better-openclaw/core does); names, labels and the SQL
+    script never see it: labels carry the DNS slug, and the state block holds it as a YAML string."""
+    result = generate_addon_stack({"instanceId": bad, "services": ["n8n"]}, seed=0)
+    slug = result.metadata.instance_slug
+    assert re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", slug)
+    doc = yaml.safe_load(result.compose_override)
+    assert doc["x-addonstack"]["instance"] == bad
+    assert {s["labels"]["dev.addonstack.instance"] for s in doc["services"].values()} == {slug}
+    assert bad not in doc["services"]["postgres-setup"]["command"][0]
+
+
+@pytest.mark.parametrize("bad", ["a\n", "", "\x00"])
+def test_instance_id_with_control_characters_is_rejected_before_planning(bad: str) -> None:
     with pytest.raises(ValueError, match="instanceId"):
         AddonStackInput.model_validate({"instanceId": bad, "services": ["n8n"]})
 

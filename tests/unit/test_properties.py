@@ -53,7 +53,9 @@ NEEDS_BUILD = [s.id for s in ADDONS if s.needs_build]
 PLATFORM_IDS = sorted({*INFRASTRUCTURE_IDS, *(s.id for s in CAT.services.values() if s.platform_provided)})
 PACKS = sorted(CAT.packs)
 ALL_DEFAULT_HOST_PORTS = {p.default_host for s in CAT.services.values() for p in s.ports}
-ENV_KEYS = {s.id: [e.key for e in s.env] for s in CAT.services.values()}
+# Keys a credential sets directly: a value built from others (a URL around a password) is refused, and an
+# alias (``${SOURCE}``) sets its source (tests/unit/test_library_contract.py covers both).
+ENV_KEYS = {s.id: [e.key for e in s.env if not e.references()] for s in CAT.services.values()}
 
 # ---- shared strategies -------------------------------------------------------------------------
 
@@ -234,7 +236,7 @@ def assert_compose_valid(result: Any, inp: dict[str, Any]) -> None:
     missing = compose_refs(result.compose_override) - set(env) - PLATFORM_ENV_KEYS
     assert not missing, f"referenced but not defined: {sorted(missing)}"
     for group in result.env_vars:
-        for var in group.variables:
+        for var in group.vars:
             if var.env_key:
                 assert env[var.env_key] == var.value, f"{var.env_key} does not read back"
             if var.generated and var.secret:
@@ -406,6 +408,8 @@ BAD_IDS = st.one_of(
     st.sampled_from(["", "N8N", "n8n ", "-n8n", "n8n-", "n8n_x", "a" * 41, "n8n;drop", "../x", "n8n\n", "ü"]),
     st.text(max_size=12).filter(lambda s: re.fullmatch(ID_PATTERN, s) is None),
 )
+# Requested ids (services, skillPacks) are any text up to 100 characters: an unknown one is a skip.
+BAD_REQUESTED = st.sampled_from(["", "a" * 101])
 BAD_BOOL = st.one_of(
     st.sampled_from(["maybe", 2, -1, 0.5, "", "tru"]),
     _not(bool, int, float, str),
@@ -423,17 +427,20 @@ def _mutations() -> dict[str, tuple[str, Any]]:
         "instanceId": (
             "instanceId",
             st.one_of(
-                st.sampled_from(["", "Tenant", "-a", "a-", "a_b", "a" * 64, "a'; DROP TABLE x; --", "t 1"]),
+                # Any printable text is an id, as in @better-openclaw/core; names use its slug.
+                st.sampled_from(["", "a\n", "\x00", "t\t1", "a" * 254]),
                 _not(str),
             ),
         ),
         "services": (
             "services",
             st.one_of(
-                _not(list), st.lists(BAD_IDS, min_size=1, max_size=3), st.lists(_not(str), min_size=1, max_size=2)
+                _not(list),
+                st.lists(BAD_REQUESTED, min_size=1, max_size=3),
+                st.lists(_not(str), min_size=1, max_size=2),
             ),
         ),
-        "skillPacks": ("skillPacks", st.one_of(_not(list), st.lists(BAD_IDS, min_size=1, max_size=2))),
+        "skillPacks": ("skillPacks", st.one_of(_not(list), st.lists(BAD_REQUESTED, min_size=1, max_size=2))),
         "reservedPorts": ("reservedPorts", st.one_of(_not(list), st.lists(BAD_PORTS, min_size=1, max_size=3))),
         "portOverrides": (
             "portOverrides",

@@ -48,10 +48,10 @@ def test_cli_json_keeps_secret_values_in_the_env_file_only(tmp_path: Path) -> No
     out = json.loads(result.stdout)
     library = generate_addon_stack(data, seed=3)
     assert out["envFile"] == library.env_file
-    secret_vars = [v for g in out["envVars"] for v in g["variables"] if v["secret"] and v["envKey"]]
+    secret_vars = [v for g in out["envVars"] for v in g["vars"] if v["secret"] and v["envKey"]]
     assert secret_vars
     for var in secret_vars:
         assert var["value"] == f"(secret: see {var['envKey']} in envFile)"
-    values = [v.value for g in library.env_vars for v in g.variables if v.secret and v.env_key]
+    values = [v.value for g in library.env_vars for v in g.vars if v.secret and v.env_key]
     body = json.dumps({k: v for k, v in out.items() if k != "envFile"})
     assert all(v not in body for v in values if len(v) >= 8)

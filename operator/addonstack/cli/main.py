@@ -142,7 +142,7 @@ def catalog_categories(as_json: bool) -> None:
 
     cats = list(SERVICE_CATEGORIES)
     if as_json:
-        emit_json([c.model_dump(by_alias=True) for c in cats])
+        emit_json([c.model_dump(by_alias=True, mode="json") for c in cats])
         return
     table = Table(header_style="bold cyan")
     for col in ("id", "name", "services"):
@@ -242,7 +242,7 @@ def packs_list(as_json: bool) -> None:
 
     items = get_all_skill_packs()
     if as_json:
-        emit_json([p.model_dump(by_alias=True) for p in items])
+        emit_json([p.model_dump(by_alias=True, mode="json") for p in items])
         return
     table = Table("id", "name", "services", "skills", title=f"{len(items)} packs", header_style="bold cyan")
     for p in items:
@@ -267,7 +267,7 @@ def packs_show(pack_id: str, as_json: bool) -> None:
     if pack is None:
         fail(f"no skill pack {pack_id!r}; see `addonstack packs list`")
     if as_json:
-        emit_json(pack.model_dump(by_alias=True))
+        emit_json(pack.model_dump(by_alias=True, mode="json"))
         return
     out.print(f"[bold]{pack.icon} {pack.name}[/] ({pack.id})\n{pack.description}")
     out.print(f"required: {', '.join(pack.required_services)}")
@@ -282,6 +282,8 @@ def packs_show(pack_id: str, as_json: bool) -> None:
 
 
 def _write_outputs(result: Any, out_dir: Path) -> list[Path]:
+    from addonstack.render import envfile
+
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     compose = out_dir / "docker-compose.override.yml"
@@ -293,11 +295,18 @@ def _write_outputs(result: Any, out_dir: Path) -> list[Path]:
         fh.write(result.env_file)
     os.chmod(env, 0o600)
     written.append(env)
-    for rel, text in result.skill_files.items():
-        path = out_dir / "skills" / rel
+    for rel, text in result.skill_files.items():  # openclaw/workspace/skills/<skillId>/SKILL.md
+        path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
+    # The variables the skills use, for the gateway's env_file; an access token may be among them: 0600.
+    gateway = out_dir / ".env.gateway"
+    fd = os.open(gateway, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("".join(f"{k}={envfile.quote(v)}\n" for k, v in result.gateway_env.items()))
+    os.chmod(gateway, 0o600)
+    written.append(gateway)
     patch = out_dir / "openclaw.patch.json"
     patch.write_text(json.dumps(result.openclaw_config_patch, indent=2) + "\n", encoding="utf-8")
     written.append(patch)
@@ -337,8 +346,13 @@ def _without_secret_values(data: dict[str, Any]) -> dict[str, Any]:
     Output printed to a terminal lands in scrollback, CI logs and pasted bug reports; the env file is the
     one place meant to hold values (and ``--out`` writes it 0600). The library API still returns them.
     """
+    secret_values = {v["value"] for g in data.get("envVars") or [] for v in g.get("vars") or [] if v.get("secret")}
+    gateway = data.get("gatewayEnv") or {}
+    for key, value in gateway.items():
+        if value in secret_values:
+            gateway[key] = "(secret: see .env.gateway written by --out)"
     for group in data.get("envVars") or []:
-        for var in group.get("variables") or []:
+        for var in group.get("vars") or []:
             if var.get("secret") and var.get("envKey"):
                 var["value"] = f"(secret: see {var['envKey']} in envFile)"
     return data

@@ -15,11 +15,19 @@ from dataclasses import dataclass, field
 from addonstack.catalog.loader import Catalog
 from addonstack.catalog.model import Service, Skill
 from addonstack.plan.databases import DatabaseNeed, database_needs
-from addonstack.plan.models import ProxyRoute, SkippedService, StackOptions
+from addonstack.plan.models import SkippedService, StackOptions, instance_slug
 from addonstack.plan.ports import PortAssignment, allocate_ports
-from addonstack.plan.public import PublicAddress, Routing, plan_routes, public_values
+from addonstack.plan.public import PublicAddress, Route, Routing, plan_routes, public_values
 from addonstack.plan.resolve import Resolution, ResolveRequest, resolve
-from addonstack.plan.secrets import ServiceValues, Value, env_file_key, literal, plan_values
+from addonstack.plan.secrets import (
+    CredentialError,
+    ServiceValues,
+    Value,
+    env_file_key,
+    literal,
+    plan_values,
+    route_credentials,
+)
 
 
 class PlanError(ValueError):
@@ -51,7 +59,7 @@ class StackPlan:
     added_dependencies: list[str]
     packs: list[str]
     databases: list[DatabaseNeed]
-    routes: list[ProxyRoute]
+    routes: list[Route]
     skills: list[Skill]
     warnings: list[str]
     values: dict[str, dict[str, Value]] = field(default_factory=dict)
@@ -63,6 +71,11 @@ class StackPlan:
     @property
     def ids(self) -> list[str]:
         return [p.id for p in self.services]
+
+    @property
+    def slug(self) -> str:
+        """The instance id as a DNS label, for names and labels."""
+        return instance_slug(self.instance_id)
 
     def port_assignments(self) -> dict[str, int]:
         return {a.key: a.host for p in self.services for a in p.ports}
@@ -95,7 +108,8 @@ def _image(svc: Service, prebuilt: Mapping[str, str], warnings: list[str]) -> st
     return ref
 
 
-def _skills(cat: Catalog, deployed: set[str], packs: Sequence[str]) -> list[Skill]:
+def select_skills(cat: Catalog, deployed: set[str], packs: Sequence[str]) -> list[Skill]:
+    """The skills of deployed services (auto-installed) and of the packs whose services are there."""
     ids: dict[str, None] = {}
     for sid in sorted(deployed):
         for ref in cat.services[sid].skills:
@@ -115,7 +129,9 @@ def _skills(cat: Catalog, deployed: set[str], packs: Sequence[str]) -> list[Skil
     return sorted(out, key=lambda s: s.id)
 
 
-def _check_credentials(cat: Catalog, credentials: Mapping[str, Mapping[str, str]]) -> None:
+def _check_credentials(cat: Catalog, credentials: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """Check every credential and route each to the variable it feeds (see ``route_credentials``)."""
+    routed: dict[str, dict[str, str]] = {}
     for sid, values in credentials.items():
         svc = cat.services.get(sid)
         if svc is None:
@@ -127,6 +143,11 @@ def _check_credentials(cat: Catalog, credentials: Mapping[str, Mapping[str, str]
             # An environment variable cannot hold NUL, and a lone surrogate cannot be written as UTF-8.
             if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
                 raise PlanError(f"credentials.{sid}.{key}: the value has a NUL or invalid Unicode character; remove it")
+        try:
+            routed[sid] = route_credentials(svc, values)
+        except CredentialError as exc:
+            raise PlanError(str(exc)) from None
+    return routed
 
 
 def _apply_env_overrides(
@@ -212,10 +233,11 @@ def build_plan(
     """
     existing_values = existing_values or {}
     routing = routing if routing is not None else Routing.from_base_url(options.public_base_url)
-    _check_credentials(cat, options.credentials)
+    credentials = _check_credentials(cat, options.credentials)
+    options = options.model_copy(update={"credentials": credentials})  # each credential on its source variable
     known = {
-        sid: {**existing_values.get(sid, {}), **options.credentials.get(sid, {})}
-        for sid in set(existing_values) | set(options.credentials)
+        sid: {**existing_values.get(sid, {}), **credentials.get(sid, {})}
+        for sid in set(existing_values) | set(credentials)
     }
     res: Resolution = resolve(
         cat,
@@ -229,6 +251,7 @@ def build_plan(
             allow_experimental=options.allow_experimental,
             target=target,
             allow_docker_socket=options.allow_docker_socket,
+            generate_secrets=options.generate_secrets,
         ),
     )
     warnings = list(res.warnings)
@@ -276,7 +299,7 @@ def build_plan(
         packs=res.packs,
         databases=list(needs.values()),
         routes=routes,
-        skills=_skills(cat, deployed, res.packs),
+        skills=select_skills(cat, deployed, res.packs),
         warnings=warnings,
         values=values,
         public=public,

@@ -7,6 +7,7 @@ unknown fields, wrong types, malformed ids and out-of-range ports are rejected w
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Annotated, Any, Literal
 
@@ -69,6 +70,16 @@ Id = Annotated[
         }
     ),
 ]
+# Ids a request names: any short text. One that is not in the catalog is a skip (``unknown_service``) with
+# a did-you-mean, as the TypeScript package does, not a rejection of the whole request.
+RequestedId = Annotated[str, Field(min_length=1, max_length=100)]
+# What the TypeScript package accepts as an instance id (``My_Instance_123``); names and labels use
+# :func:`instance_slug`. Control characters are refused: the id is written into the env file's header.
+LooseInstanceId = Annotated[
+    str,
+    Field(min_length=1, max_length=253),
+    _matching(r"[^\x00-\x1f\x7f]+", "use printable characters only (no newline or control character)"),
+]
 EnvKey = Annotated[str, Field(pattern=ENV_KEY_PATTERN)]
 # Override keys get a message with the fix; the JSON Schema (and the CRD's CEL rule) keeps the pattern.
 OverrideKey = Annotated[
@@ -101,6 +112,19 @@ SkipReason = Literal[
 ]
 
 
+def instance_slug(instance_id: str) -> str:
+    """A DNS label for names and labels: ``My_Instance_123`` -> ``my-instance-123``.
+
+    An id that is already a DNS label is its own slug. Otherwise the slug gets a short hash of the id, so
+    two ids that differ only in case or punctuation (``A_b`` and ``a-b``) never share a slug.
+    """
+    if re.fullmatch(INSTANCE_PATTERN, instance_id):
+        return instance_id
+    base = re.sub(r"[^a-z0-9]+", "-", instance_id.lower()).strip("-")[:54].strip("-")
+    digest = hashlib.sha256(instance_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{base}-{digest}" if base else f"i-{digest}"
+
+
 class ApiModel(BaseModel):
     """camelCase on the wire, snake_case in Python, unknown fields rejected."""
 
@@ -113,7 +137,7 @@ class ApiModel(BaseModel):
 class StackOptions(ApiModel):
     """Options shared by generate and update."""
 
-    skill_packs: list[Id] = Field(default_factory=list)
+    skill_packs: list[RequestedId] = Field(default_factory=list)
     reserved_ports: list[HostPort] = Field(default_factory=list)
     port_overrides: dict[Id, dict[str, HostPort]] = Field(
         default_factory=dict,
@@ -138,6 +162,10 @@ class StackOptions(ApiModel):
     )
     allow_docker_socket: bool = Field(
         default=False, description="Mount /var/run/docker.sock into services that need the Docker engine."
+    )
+    openclaw_version: str = Field(default="latest", max_length=100, description="Recorded; changes nothing today.")
+    ai_providers: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, description="Recorded; changes nothing today."
     )
 
     @field_validator("port_overrides")
@@ -171,18 +199,30 @@ class StackOptions(ApiModel):
 class AddonStackInput(StackOptions):
     """What a platform asks for."""
 
-    instance_id: InstanceId
-    services: list[Id]
+    instance_id: LooseInstanceId
+    services: list[RequestedId]
 
 
 class AddonStackUpdateInput(StackOptions):
-    """Change an existing stack: the files it produced plus what to add and remove."""
+    """Change an existing stack: the files it produced plus what to add and remove.
 
-    instance_id: InstanceId
+    Options left out keep the value the stack was generated with (the ``x-addonstack`` state block);
+    options given replace it.
+    """
+
+    instance_id: LooseInstanceId
     current_compose: str
     current_env: str
-    add_services: list[Id] = Field(default_factory=list)
-    remove_services: list[Id] = Field(default_factory=list)
+    add_services: list[RequestedId] = Field(default_factory=list)
+    remove_services: list[RequestedId] = Field(default_factory=list)
+    upgrade: bool = Field(
+        default=False, description="Move services that stay to the catalog's current image (else they keep theirs)."
+    )
+    regenerate_missing_secrets: bool = Field(
+        default=False,
+        description="Issue a new value for a secret missing from currentEnv whose loss breaks stored data "
+        "(an encryption key); without it such a gap is an error.",
+    )
 
 
 class SkippedService(ApiModel):
@@ -193,34 +233,51 @@ class SkippedService(ApiModel):
 
 
 class ProxyRoute(ApiModel):
-    """How a proxy reaches a service: ``path`` is set for HTTP routes, None for other protocols."""
+    """An HTTP route a reverse proxy serves: ``path`` is always set."""
 
     service_id: str
-    path: str | None
+    path: str
     port: int
-    protocol: Literal["http", "grpc", "tcp", "udp"]
+    protocol: Literal["http"] = "http"
     strip_prefix: bool
     host: str | None = Field(
         default=None, description="Host the route matches (the service's own host); None: the stack's shared host."
     )
 
 
+class StreamRoute(ApiModel):
+    """A gRPC, TCP or UDP port: not an HTTP route; a proxy needs a TCP/UDP (layer 4) entry point for it."""
+
+    service_id: str
+    port: int = Field(description="Container port.")
+    host_port: int | None = Field(description="Host port on the Compose target; None when not published.")
+    protocol: Literal["grpc", "tcp", "udp"]
+
+
 class EnvVarView(ApiModel):
-    """One variable as a platform UI shows it."""
+    """One variable as a platform UI shows it (``key, description, value, secret`` as in the TypeScript package)."""
 
     key: str
-    env_key: str | None = Field(description="Name in the env file; None when Compose builds it.")
+    description: str
     value: str
     secret: bool
+    env_key: str | None = Field(description="Name in the env file; None when Compose builds it.")
     generated: bool
     credential: bool
-    description: str
 
 
 class ServiceEnv(ApiModel):
+    service_name: str = Field(description="The service's display name.")
     service_id: str
-    name: str
-    variables: list[EnvVarView]
+    vars: list[EnvVarView]
+
+
+class PrePullImage(ApiModel):
+    """An image worth pulling before ``docker compose up``; priority 1 first (the largest services)."""
+
+    service_id: str
+    image: str
+    priority: int = Field(ge=1, le=3)
 
 
 class StackMetadata(ApiModel):
@@ -232,6 +289,8 @@ class StackMetadata(ApiModel):
     generated_secret_keys: list[str]
     estimated_memory_mb: int = Field(alias="estimatedMemoryMB")
     skill_count: int
+    pre_pull_images: list[PrePullImage]
+    instance_slug: str = Field(description="DNS-safe form of instanceId used in names and labels.")
 
 
 class RenderedOutputs(ApiModel):
@@ -241,8 +300,11 @@ class RenderedOutputs(ApiModel):
     env_file: str
     env_vars: list[ServiceEnv]
     proxy_routes: list[ProxyRoute]
-    skill_files: dict[str, str]
+    stream_routes: list[StreamRoute]
+    skill_files: dict[str, str] = Field(description="openclaw/workspace/skills/<skillId>/SKILL.md -> Markdown")
     openclaw_config_patch: dict[str, object]
+    additional_files: dict[str, str] = Field(description="Config files a service needs beside the Compose file.")
+    gateway_env: dict[str, str] = Field(description="Variables the OpenClaw gateway needs for the skills.")
 
 
 class AddonStackResult(RenderedOutputs):
@@ -254,9 +316,15 @@ class UpdateMetadata(StackMetadata):
     added: list[str]
     removed: list[str]
     unchanged: list[str]
+    estimated_memory_delta: int = Field(description="MB of added minus removed services.")
 
 
 class AddonStackUpdateResult(RenderedOutputs):
     images_to_pull: list[str]
+    new_skill_files: dict[str, str]
+    removed_skill_slugs: list[str]
+    add_proxy_routes: list[ProxyRoute]
+    remove_proxy_routes: list[str] = Field(description="Service ids whose routes go away.")
+    restart_required: list[str]
     metadata: UpdateMetadata
     warnings: list[str]

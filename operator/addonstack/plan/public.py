@@ -17,10 +17,22 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from addonstack.catalog.model import Service
-from addonstack.plan.models import ProxyRoute
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _BASE_URL = re.compile(r"^(https?)://([^/]+)(/.*)?$")
+
+
+@dataclass(frozen=True)
+class Route:
+    """A port a proxy may reach. HTTP routes have a ``path`` (and ``host`` when on their own host); gRPC,
+    TCP and UDP ports have none. The library splits them into ``proxyRoutes`` and ``streamRoutes``."""
+
+    service_id: str
+    path: str | None
+    port: int
+    protocol: str
+    strip_prefix: bool
+    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,9 +103,9 @@ class _Planned(Protocol):
 
 def plan_routes(
     services: Sequence[_Planned], routing: Routing, warnings: list[str]
-) -> tuple[list[ProxyRoute], dict[str, PublicAddress]]:
+) -> tuple[list[Route], dict[str, PublicAddress]]:
     """Every route of the stack, and the public address of each routed web service."""
-    routes: list[ProxyRoute] = []
+    routes: list[Route] = []
     public: dict[str, PublicAddress] = {}
     for p in services:
         svc = p.service
@@ -103,9 +115,7 @@ def plan_routes(
                 continue
             if port.protocol != "http":
                 routes.append(
-                    ProxyRoute(
-                        service_id=svc.id, path=None, port=port.container, protocol=port.protocol, strip_prefix=False
-                    )
+                    Route(service_id=svc.id, path=None, port=port.container, protocol=port.protocol, strip_prefix=False)
                 )
                 continue
             if http_done:
@@ -118,12 +128,10 @@ def plan_routes(
     return routes, public
 
 
-def _http_route(
-    svc: Service, port: int, routing: Routing, warnings: list[str]
-) -> tuple[ProxyRoute, PublicAddress | None]:
+def _http_route(svc: Service, port: int, routing: Routing, warnings: list[str]) -> tuple[Route, PublicAddress | None]:
     path = f"{routing.path_prefix}{svc.proxy_path or f'/{svc.id}'}"
     if routing.host is None:
-        return ProxyRoute(service_id=svc.id, path=path, port=port, protocol="http", strip_prefix=True), None
+        return Route(service_id=svc.id, path=path, port=port, protocol="http", strip_prefix=True), None
     if routing.own_hosts or not sub_path_ok(svc):
         host = f"{svc.id}.{routing.host}"
         if not routing.own_hosts:
@@ -131,9 +139,9 @@ def _http_route(
                 f"{svc.id}: cannot be served under a path, so it is routed on its own host: point the DNS name "
                 f"{host.split(':', 1)[0]} (or a wildcard *.{routing.host.split(':', 1)[0]}) at the ingress"
             )
-        route = ProxyRoute(service_id=svc.id, path="/", port=port, protocol="http", strip_prefix=False, host=host)
+        route = Route(service_id=svc.id, path="/", port=port, protocol="http", strip_prefix=False, host=host)
         return route, PublicAddress(routing.scheme, host, "")
-    route = ProxyRoute(service_id=svc.id, path=path, port=port, protocol="http", strip_prefix=False)
+    route = Route(service_id=svc.id, path=path, port=port, protocol="http", strip_prefix=False)
     return route, PublicAddress(routing.scheme, routing.host, path)
 
 

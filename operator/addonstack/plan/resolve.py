@@ -7,7 +7,8 @@ whose hard dependency is skipped. Platform infrastructure is the platform's and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from addonstack.catalog.loader import Catalog
@@ -30,6 +31,8 @@ class ResolveRequest:
     allow_experimental: bool = False
     target: str = "compose"  # "compose" | "kubernetes": Docker-socket services run only under Compose
     allow_docker_socket: bool = False
+    # False: a secret with neither a known value nor a generated one makes its service a skip.
+    generate_secrets: bool = True
 
 
 @dataclass
@@ -43,6 +46,12 @@ class Resolution:
     @property
     def ids(self) -> list[str]:
         return [s.id for s in self.services]
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'n8n'?)`` for a near miss, else ""; never the whole list of ids."""
+    close = difflib.get_close_matches(word.lower(), list(choices), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def _dedupe(ids: Sequence[str], warnings: list[str], what: str) -> list[str]:
@@ -140,15 +149,35 @@ def _skip_reason(svc: Service, req: ResolveRequest) -> SkippedService | None:
             details=f"{svc.image_ref or svc.name} is published for {', '.join(svc.platforms)}, not {req.platform}",
         )
     known = req.known_values.get(svc.id, {})
-    missing = [e.key for e in svc.env if e.credential and e.required and not known.get(e.key)]
+    missing = [
+        e.key
+        for e in svc.env
+        if not known.get(e.key)
+        and ((e.credential and e.required) or (e.generate is not None and not req.generate_secrets))
+    ]
     if missing:
+        why = "" if req.generate_secrets else " (generateSecrets is false, so none is generated)"
         return SkippedService(
             service_id=svc.id,
             reason="missing_credentials",
-            details=f"{svc.name} needs {', '.join(missing)}; supply them in credentials.{svc.id}",
+            details=f"{svc.name} needs {', '.join(missing)}{why}; supply them in credentials.{svc.id}",
             required_credentials=missing,
         )
     return None
+
+
+def _needed(cat: Catalog, roots: Sequence[str], accepted: Sequence[Service]) -> set[str]:
+    """Accepted ids reachable from an accepted requested service over ``requires``."""
+    ok = {s.id for s in accepted}
+    seen: set[str] = set()
+    todo = [r for r in roots if r in ok]
+    while todo:
+        sid = todo.pop()
+        if sid in seen:
+            continue
+        seen.add(sid)
+        todo.extend(d for d in cat.services[sid].requires if d in ok)
+    return seen
 
 
 def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
@@ -161,7 +190,9 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
     for pack_id in _dedupe(req.skill_packs, warnings, "skill packs"):
         pack = cat.packs.get(pack_id)
         if pack is None:
-            warnings.append(f"Unknown skill pack {pack_id!r} ignored; see `addonstack packs list`")
+            warnings.append(
+                f"Unknown skill pack {pack_id!r} ignored{did_you_mean(pack_id, cat.packs)}; see `addonstack packs list`"
+            )
             continue
         packs.append(pack_id)
         extra = [s for s in pack.required_services if s not in requested]
@@ -183,7 +214,8 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
                 SkippedService(
                     service_id=sid,
                     reason="unknown_service",
-                    details=f"{sid!r} is not in the catalog; see `addonstack catalog list`",
+                    details=f"{sid!r} is not in the catalog{did_you_mean(sid, cat.services)}; "
+                    "see `addonstack catalog list`",
                 )
             )
             continue
@@ -227,12 +259,18 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
         for rec in svc.recommends:
             if rec not in order and not _is_platform(cat, rec):
                 warnings.append(f"{sid} works best with {rec} (recommended, not added)")
+    needed = _needed(cat, roots, accepted)
+    orphans = [s.id for s in accepted if s.id not in needed]
+    if orphans:
+        # Dependencies pulled in only for services that were then skipped serve nobody.
+        warnings.append(f"Not deployed: {', '.join(orphans)}, added only for skipped services")
+        accepted = [s for s in accepted if s.id in needed]
     if not accepted:
         warnings.append("No service can be deployed; the stack is empty")
     return Resolution(
         services=accepted,
         skipped=skipped,
-        added_dependencies=[a for a in added if a not in skipped_ids],
+        added_dependencies=[a for a in added if a not in skipped_ids and a in needed],
         packs=packs,
         warnings=warnings,
     )

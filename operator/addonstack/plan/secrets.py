@@ -144,6 +144,48 @@ class ServiceValues:
     unset_secrets: list[str] = field(default_factory=list)
 
 
+class CredentialError(ValueError):
+    """A credential for a variable that is built from others; the message names the source variable."""
+
+
+def route_credentials(svc: Service, supplied: Mapping[str, str]) -> dict[str, str]:
+    """Send each credential to the variable its value comes from, so everything derived from it agrees.
+
+    A variable whose default is exactly ``${SOURCE}`` (n8n's ``DB_POSTGRESDB_PASSWORD`` is
+    ``${N8N_DB_PASSWORD}``) is an alias: its credential is given to ``SOURCE``, which the database setup,
+    the URLs and the alias all read. A variable built from a secret and other text (a database URL) cannot
+    be split back into its parts, so a credential for it is refused with the source named.
+    """
+    out: dict[str, str] = {}
+    for key, value in supplied.items():
+        var = svc.env_var(key)
+        target = key
+        seen = {key}
+        while var is not None and var.default is not None:
+            refs = var.references()
+            own = [k for other, k in refs if other in ("", svc.id) and svc.env_var(k) is not None]
+            if len(refs) == 1 and var.default == f"${{{refs[0][1]}}}" and own:
+                target = own[0]
+                if target in seen:
+                    break
+                seen.add(target)
+                var = svc.env_var(target)
+                continue
+            secret_sources = [k for k in own if (src := svc.env_var(k)) is not None and src.secret]
+            if secret_sources:
+                raise CredentialError(
+                    f"credentials.{svc.id}.{key}: {key} is built from {', '.join(secret_sources)}; "
+                    f"supply credentials.{svc.id}.{secret_sources[0]} instead and {key} follows"
+                )
+            break
+        if target in out and out[target] != value:
+            raise CredentialError(
+                f"credentials.{svc.id}.{key}: {key} and another credential both set {target} to different values"
+            )
+        out[target] = value
+    return out
+
+
 def plan_values(
     svc: Service,
     supplied: Mapping[str, str],

@@ -142,7 +142,7 @@ def _service(plan: StackPlan, p: PlannedService, healthy: set[str]) -> dict[str,
         out["deploy"] = {
             "resources": {"reservations": {"devices": [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}}
         }
-    out["labels"] = {"dev.addonstack.instance": plan.instance_id, "dev.addonstack.service": p.id}
+    out["labels"] = {"dev.addonstack.instance": plan.slug, "dev.addonstack.service": p.id}
     return out
 
 
@@ -164,12 +164,19 @@ def _postgres_setup(plan: StackPlan) -> dict[str, Any]:
         "environment": env,
         "networks": [COMPOSE_NETWORK],
         "security_opt": ["no-new-privileges:true"],
-        "labels": {"dev.addonstack.instance": plan.instance_id, "dev.addonstack.service": POSTGRES_SETUP_ID},
+        "labels": {"dev.addonstack.instance": plan.slug, "dev.addonstack.service": POSTGRES_SETUP_ID},
     }
 
 
-def render_compose(plan: StackPlan) -> dict[str, Any]:
-    """The override document as plain data (dump it with :func:`addonstack.render.yamlio.dump`)."""
+def render_compose(
+    plan: StackPlan, settings: Mapping[str, Any] | None = None, kept: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The override document as plain data (dump it with :func:`addonstack.render.yamlio.dump`).
+
+    ``settings`` (the options the stack was made with) go into the state block so an update applies them
+    again; ``kept`` holds Compose entries an update carries over as they are (hand-added services, services
+    gone from the catalog).
+    """
     healthy = {p.id for p in plan.services if _healthcheck(p.service.health_check)}
     services: dict[str, Any] = {}
     if plan.databases:
@@ -178,17 +185,24 @@ def render_compose(plan: StackPlan) -> dict[str, Any]:
         if p.service.init_command:
             services[init_id(p.id)] = _init_service(plan, p, healthy)
         services[p.id] = _service(plan, p, healthy)
-    doc: dict[str, Any] = {
-        MARKER: {
-            "instance": plan.instance_id,
-            "generator": GENERATOR,
-            "requested": plan.requested,
-            "skillPacks": plan.packs,
-            "services": plan.ids,
-        },
-        "services": services,
+    for sid, entry in (kept or {}).items():
+        services.setdefault(sid, entry)
+    marker: dict[str, Any] = {
+        "instance": plan.instance_id,
+        "generator": GENERATOR,
+        "requested": plan.requested,
+        "skillPacks": plan.packs,
+        "services": plan.ids,
     }
+    if settings:
+        marker["settings"] = dict(settings)
+    doc: dict[str, Any] = {MARKER: marker, "services": services}
     volumes: dict[str, Any] = {volume_key(p.id, v.name): {} for p in plan.services for v in p.service.volumes}
+    for entry in (kept or {}).values():
+        for spec in entry.get("volumes") or [] if isinstance(entry, dict) else []:
+            name = str(spec).split(":", 1)[0]
+            if ":" in str(spec) and name and not name.startswith((".", "/", "~", "$")):
+                volumes.setdefault(name, {})
     if volumes:
         doc["volumes"] = volumes
     doc["networks"] = {COMPOSE_NETWORK: {"external": True}}
@@ -196,7 +210,11 @@ def render_compose(plan: StackPlan) -> dict[str, Any]:
 
 
 def render_env_file(plan: StackPlan, kept: Mapping[str, Mapping[str, str]] | None = None) -> str:
-    """The env file; ``kept`` holds a previous file's lines per service, so keys a person added survive."""
+    """The env file; ``kept`` holds a previous file's lines per service, so keys a person added survive.
+
+    Sections in ``kept`` for services the plan does not render (carried over by an update) are written
+    after the planned ones, as they were.
+    """
     sections = []
     for p in plan.services:
         entries = []
@@ -211,4 +229,9 @@ def render_env_file(plan: StackPlan, kept: Mapping[str, Mapping[str, str]] | Non
             if key not in written:
                 entries.append(("Kept from the previous file (not a catalog variable).", key, value))
         sections.append(envfile.EnvSection(p.id, f"{p.service.name} ({p.id})", entries))
+    planned = set(plan.ids)
+    for sid, values in (kept or {}).items():
+        if sid not in planned:
+            entries = [("Kept from the previous file.", key, value) for key, value in values.items()]
+            sections.append(envfile.EnvSection(sid, f"{sid} (kept as it was)", entries))
     return envfile.render(plan.instance_id, GENERATOR, sections)

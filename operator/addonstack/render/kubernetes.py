@@ -35,7 +35,7 @@ from addonstack.constants import (
 )
 from addonstack.plan.build import PlannedService, StackPlan
 from addonstack.plan.databases import drop_script, setup_script
-from addonstack.plan.models import ProxyRoute
+from addonstack.plan.public import Route
 from addonstack.plan.secrets import Lit, PlatformRef, Ref, expand, flatten
 from addonstack.plan.spec import PeerSelector, ServiceOverride
 from addonstack.render.compose import volume_key
@@ -582,14 +582,14 @@ def _tls(plan: StackPlan, ctx: K8sContext) -> tuple[dict[str, str], list[dict[st
     return annotations, [{"hosts": hosts, "secretName": secret}]
 
 
-def _route_host(plan: StackPlan, ctx: K8sContext, route: ProxyRoute) -> str | None:
+def _route_host(plan: StackPlan, ctx: K8sContext, route: Route) -> str | None:
     if route.protocol != "http" or route.path is None:
         return None
     return route.host or plan.routing.host or ctx.ingress.host
 
 
 def _ingress_path(
-    ctx: K8sContext, route: ProxyRoute, out: list[dict[str, Any]], warnings: list[str]
+    ctx: K8sContext, route: Route, out: list[dict[str, Any]], warnings: list[str]
 ) -> tuple[str, str, dict[str, str]]:
     """Path, pathType and annotations of a route; the prefix is stripped only when the plan says so."""
     class_name = ctx.ingress.class_name or ""

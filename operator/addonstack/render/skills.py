@@ -6,11 +6,15 @@ SKILL.md is a text artefact, so it is rendered with a Jinja2 template; the patch
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 
 import jinja2
 
-from addonstack.catalog.model import Skill
+from addonstack.catalog.model import VAR_REF, Service, Skill
+
+# Where the OpenClaw gateway reads skills, relative to its data directory (the TypeScript package's keys).
+SKILL_ROOT = "openclaw/workspace/skills/"
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("addonstack.render", "templates"),
@@ -46,3 +50,29 @@ def skill_files(skills: Iterable[Skill]) -> dict[str, str]:
 
 def openclaw_config_patch(skills: Iterable[Skill]) -> dict[str, object]:
     return {"skills": {"entries": {s.id: {"enabled": True} for s in sorted(skills, key=lambda s: s.id)}}}
+
+
+def workspace_skill_files(skills: Iterable[Skill]) -> dict[str, str]:
+    """``{"openclaw/workspace/skills/<skillId>/SKILL.md": contents}``: the library's keys."""
+    return {SKILL_ROOT + rel: text for rel, text in skill_files(skills).items()}
+
+
+def gateway_env(
+    services: Iterable[Service], lookup: Callable[[str, str], str | None] = lambda sid, key: None
+) -> dict[str, str]:
+    """What the gateway needs so its skills reach the services (``N8N_HOST=n8n``), in service order.
+
+    Values are the Compose service names and container ports, or ``${KEY}`` of the service's own variable
+    (an access token the skill sends), filled in by ``lookup(service_id, key)``. A key two services both
+    declare keeps the first one's value.
+    """
+    out: dict[str, str] = {}
+    for svc in services:
+
+        def fill(m: re.Match[str], sid: str = svc.id) -> str:
+            return lookup(m.group(1) or sid, m.group(2)) or ""
+
+        for item in svc.gateway_env:
+            if item.key not in out:
+                out[item.key] = VAR_REF.sub(fill, item.value)
+    return out
