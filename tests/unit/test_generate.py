@@ -276,12 +276,14 @@ def _deployable() -> list[str]:
 
 @pytest.mark.parametrize("service_id", _deployable())
 def test_every_service_alone_renders_valid_compose(service_id: str) -> None:
-    svc = load_catalog().services[service_id]
-    creds = (
-        {service_id: {e.key: "user-supplied-value" for e in svc.env if e.required}}
-        if any(e.required for e in svc.env)
-        else {}
-    )
+    cat = load_catalog()
+    svc = cat.services[service_id]
+    # required credentials of the service and of the dependencies it brings (saleor needs saleor-worker's key)
+    creds = {
+        sid: {e.key: "user-supplied-value" for e in cat.services[sid].env if e.required}
+        for sid in [service_id, *svc.requires]
+        if sid in cat.services and any(e.required for e in cat.services[sid].env)
+    }
     r = gen(
         [service_id],
         gpu=True,
