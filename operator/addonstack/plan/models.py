@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from addonstack.catalog.model import ENV_KEY_PATTERN, ID_PATTERN
+from addonstack.reasons import SkipReason
 
 INSTANCE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 _IMAGE_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -99,17 +100,6 @@ PublicBaseUrl = Annotated[
 ]
 HostPort = Annotated[int, Field(ge=1, le=65535)]
 PlatformName = Literal["linux/amd64", "linux/arm64"]
-SkipReason = Literal[
-    "unknown_service",
-    "no_image",
-    "gpu_required",
-    "missing_credentials",
-    "platform_unsupported",
-    "conflict",
-    "dependency_skipped",
-    "experimental",
-    "docker_socket",
-]
 
 
 def instance_slug(instance_id: str) -> str:
@@ -130,7 +120,11 @@ class ApiModel(BaseModel):
 
     # Inputs carry credentials and env files: pydantic's error text must not quote values back.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", hide_input_in_errors=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        hide_input_in_errors=True,
+        use_enum_values=True,  # dumps hold plain strings (YAML emitters take no str subclasses)
     )
 
 

@@ -15,6 +15,7 @@ from addonstack.catalog.loader import Catalog
 from addonstack.catalog.model import Service
 from addonstack.constants import INFRASTRUCTURE_IDS
 from addonstack.plan.models import SkippedService
+from addonstack.reasons import SkipReason
 
 
 @dataclass(frozen=True)
@@ -105,20 +106,20 @@ def _maturity_skip(svc: Service, req: ResolveRequest) -> SkippedService | None:
         why = f": {svc.maturity_note}" if svc.maturity_note else ""
         return SkippedService(
             service_id=svc.id,
-            reason="experimental",
+            reason=SkipReason.EXPERIMENTAL,
             details=f"{svc.name} is experimental{why}; set allowExperimental: true to deploy it anyway",
         )
     if svc.docker_socket and req.target == "kubernetes":
         return SkippedService(
             service_id=svc.id,
-            reason="docker_socket",
+            reason=SkipReason.DOCKER_SOCKET,
             details=f"{svc.name} drives containers through the Docker engine's socket, which Kubernetes "
             "pods do not get; run it with the Compose target",
         )
     if svc.docker_socket and not req.allow_docker_socket:
         return SkippedService(
             service_id=svc.id,
-            reason="docker_socket",
+            reason=SkipReason.DOCKER_SOCKET,
             details=f"{svc.name} needs /var/run/docker.sock (control of the host's Docker engine); "
             "set allowDockerSocket: true to mount it",
         )
@@ -133,19 +134,19 @@ def _skip_reason(svc: Service, req: ResolveRequest) -> SkippedService | None:
         repo = svc.build.repository if svc.build else "its source repository"
         return SkippedService(
             service_id=svc.id,
-            reason="no_image",
+            reason=SkipReason.NO_IMAGE,
             details=f"{svc.name} has no published image; build it from {repo} and pass prebuiltImages.{svc.id}",
         )
     if svc.gpu == "required" and not req.gpu:
         return SkippedService(
             service_id=svc.id,
-            reason="gpu_required",
+            reason=SkipReason.GPU_REQUIRED,
             details=f"{svc.name} needs an NVIDIA GPU; set gpu: true on a host that has one",
         )
     if req.platform not in svc.platforms and svc.id not in req.prebuilt_images:
         return SkippedService(
             service_id=svc.id,
-            reason="platform_unsupported",
+            reason=SkipReason.PLATFORM_UNSUPPORTED,
             details=f"{svc.image_ref or svc.name} is published for {', '.join(svc.platforms)}, not {req.platform}",
         )
     known = req.known_values.get(svc.id, {})
@@ -159,7 +160,7 @@ def _skip_reason(svc: Service, req: ResolveRequest) -> SkippedService | None:
         why = "" if req.generate_secrets else " (generateSecrets is false, so none is generated)"
         return SkippedService(
             service_id=svc.id,
-            reason="missing_credentials",
+            reason=SkipReason.MISSING_CREDENTIALS,
             details=f"{svc.name} needs {', '.join(missing)}{why}; supply them in credentials.{svc.id}",
             required_credentials=missing,
         )
@@ -213,7 +214,7 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
             skipped.append(
                 SkippedService(
                     service_id=sid,
-                    reason="unknown_service",
+                    reason=SkipReason.UNKNOWN_SERVICE,
                     details=f"{sid!r} is not in the catalog{did_you_mean(sid, cat.services)}; "
                     "see `addonstack catalog list`",
                 )
@@ -234,7 +235,7 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
             if bad_dep is not None:
                 skip = SkippedService(
                     service_id=sid,
-                    reason="dependency_skipped",
+                    reason=SkipReason.DEPENDENCY_SKIPPED,
                     details=f"{svc.name} requires {bad_dep}, which was skipped",
                 )
         if skip is None:
@@ -243,12 +244,12 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
             if rival is not None:
                 skip = SkippedService(
                     service_id=sid,
-                    reason="conflict",
+                    reason=SkipReason.CONFLICT,
                     details=f"{svc.name} conflicts with {rival.name}, which is already in the stack",
                 )
                 warnings.append(f"{sid} skipped: it conflicts with {rival.id}")
         if skip is not None:
-            if skip.reason in ("experimental", "docker_socket"):
+            if skip.reason in (SkipReason.EXPERIMENTAL, SkipReason.DOCKER_SOCKET):
                 warnings.append(f"{sid} skipped: {skip.details}")
             skipped.append(skip)
             skipped_ids.add(sid)

@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from addonstack.plan.models import Id, OverrideKey, PlatformName, SkipReason
+from addonstack.plan.models import Id, OverrideKey, PlatformName
+from addonstack.reasons import ServicePhase, SkipReason
 
 K8sName = Annotated[
     str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)
@@ -35,7 +36,8 @@ MAX_STACK_NAME = 40
 
 
 class SpecModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # Enum fields hold their plain string values, so a dump goes to YAML and JSON alike.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", use_enum_values=True)
 
 
 class SecretRef(SpecModel):
@@ -193,7 +195,7 @@ class Condition(SpecModel):
 
 class ServiceStatus(SpecModel):
     id: str
-    phase: Literal["Pending", "Progressing", "Ready", "Failed", "WaitingForDatabase", "Paused"]
+    phase: ServicePhase
     ready_replicas: int = 0
     replicas: int = 0
     image: str

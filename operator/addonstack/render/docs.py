@@ -89,7 +89,9 @@ def _type(prop: dict[str, Any] | bool, defs: dict[str, Any]) -> str:
     if not isinstance(prop, dict):
         return "any"
     if "$ref" in prop:
-        return str(prop["$ref"]).rsplit("/", 1)[-1]
+        name = str(prop["$ref"]).rsplit("/", 1)[-1]
+        target = defs.get(name, {})
+        return _type(target, defs) if "enum" in target else name  # enums read better as their values
     if "anyOf" in prop:
         return " \\| ".join(_type(p, defs) for p in prop["anyOf"] if p.get("type") != "null")
     if "enum" in prop:
