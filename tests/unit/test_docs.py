@@ -305,7 +305,7 @@ def condition_reasons() -> set[str]:
     ``_condition(prev, type, status, REASON, ...)``, ``reason=`` keywords), assignments to a variable called
     ``reason`` (also inside tuple unpacking), and event tuples ``("Normal"|"Warning", REASON, message)``.
     """
-    positions = {"stalled_status": 2, "_condition": 3}
+    positions = {"stalled_status": 2, "_condition": 3, "_stalled": 1}
     found: set[str] = set()
     for path in sorted(CONTROLLER.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
