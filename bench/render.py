@@ -26,10 +26,10 @@ from addonstack.render.stack import StackDefaults, plan_stack
 
 RESULTS = Path(__file__).resolve().parent / "results" / "render-last.json"
 TARGET_US = {
-    "generate-3": 800.0,
-    "generate-all": 14000.0,
-    "generate-3-new-instance": 800.0,
-    "generate-all-new-instance": 14000.0,
+    "generate-3": 1400.0,
+    "generate-all": 15000.0,
+    "generate-3-new-instance": 1400.0,
+    "generate-all-new-instance": 15000.0,
     "update-add": 1700.0,
     "update-remove": 1700.0,
     "update-add-remove": 1700.0,

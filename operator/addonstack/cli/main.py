@@ -1,14 +1,16 @@
 """``addonstack``: the command line, built on click, with rich tables for people and --json for programs.
 
-Exit codes: 0 success, 1 the request failed (invalid input, a stack not ready in time), 2 usage error
-(click's own). Commands that need a cluster import the operator extras lazily, so the library and the
-offline commands work without them.
+Exit codes: 0 success, 2 bad input (a usage error, a file or field that is wrong, an unknown id), 1 a
+failure (a cluster error, a stack not ready in time). Every command takes ``--json``; with it, errors are
+``{"error": {"field": ..., "message": ...}}`` on stdout too. Commands that need a cluster import the
+operator extras lazily, so the library and the offline commands work without them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,10 +27,38 @@ out = Console()
 err = Console(stderr=True)
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
+BAD_INPUT = 2
+FAILURE = 1
+_JSON_META = "addonstack.json"
+_FIELD_PREFIX = re.compile(r"^([A-Za-z][\w.\[\]-]*): ")
+
+
+def json_requested() -> bool:
+    """Whether the running command was given --json (its own flag, or the one every command gets)."""
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.params.get("as_json") or ctx.meta.get(_JSON_META):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def fail(message: str, code: int = FAILURE, field: str | None = None) -> NoReturn:
+    """Report an error and exit: ``code`` 2 for bad input, 1 for a failure. ``field`` defaults to the
+    ``field: `` prefix the library's messages start with."""
+    if field is None and (m := _FIELD_PREFIX.match(message)):
+        field = m.group(1)
+    if json_requested():
+        click.echo(json.dumps({"error": {"field": field, "message": message}}, ensure_ascii=False))
+        sys.exit(code)
     err.print("[bold red]error:[/]", end=" ")
     err.print(message, markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def fail_validation(source: str, exc: ValidationError) -> NoReturn:
+    first = exc.errors()[0]["loc"] if exc.errors() else ()
+    fail(format_validation_error(source, exc), BAD_INPUT, ".".join(str(p) for p in first) or None)
 
 
 def warn(message: str) -> None:
@@ -47,11 +77,11 @@ def read_input(path: str) -> Any:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror}")
+        fail(f"cannot read {path}: {exc.strerror}", BAD_INPUT, "input")
     try:
         return yamlio.load(text)
     except Exception as exc:
-        fail(f"{path}: not valid JSON or YAML ({exc.__class__.__name__})")
+        fail(f"{path}: not valid JSON or YAML ({exc.__class__.__name__})", BAD_INPUT, "input")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -121,7 +151,14 @@ def catalog_list(category: str | None, as_json: bool) -> None:
     from addonstack.catalog.loader import load_catalog
 
     if category and category not in load_catalog().categories:
-        fail(f"--category: unknown category {category!r}; see `addonstack catalog categories`")
+        from addonstack.plan.resolve import did_you_mean
+
+        hint = did_you_mean(category, load_catalog().categories)
+        fail(
+            f"--category: unknown category {category!r}{hint}; see `addonstack catalog categories`",
+            BAD_INPUT,
+            "category",
+        )
     services = get_services_by_category(category) if category else get_all_services()
     if as_json:
         emit_json([s.model_dump(by_alias=True, exclude_none=True, mode="json") for s in services])
@@ -166,7 +203,11 @@ def catalog_show(service_id: str, as_json: bool) -> None:
 
     svc = get_service_by_id(service_id)
     if svc is None:
-        fail(f"no service {service_id!r}; try `addonstack catalog search {service_id}`")
+        from addonstack.catalog.loader import load_catalog
+        from addonstack.plan.resolve import did_you_mean
+
+        hint = did_you_mean(service_id, load_catalog().services)
+        fail(f"no service {service_id!r}{hint}; try `addonstack catalog search {service_id}`", BAD_INPUT, "service_id")
     if as_json:
         emit_json(svc.model_dump(by_alias=True, exclude_none=True, mode="json"))
         return
@@ -265,7 +306,10 @@ def packs_show(pack_id: str, as_json: bool) -> None:
     cat = load_catalog()
     pack = cat.packs.get(pack_id)
     if pack is None:
-        fail(f"no skill pack {pack_id!r}; see `addonstack packs list`")
+        from addonstack.plan.resolve import did_you_mean
+
+        hint = did_you_mean(pack_id, cat.packs)
+        fail(f"no skill pack {pack_id!r}{hint}; see `addonstack packs list`", BAD_INPUT, "pack_id")
     if as_json:
         emit_json(pack.model_dump(by_alias=True, mode="json"))
         return
@@ -313,7 +357,7 @@ def _write_outputs(result: Any, out_dir: Path) -> list[Path]:
     return written
 
 
-def _run_library(kind: str, input_path: str, out_dir: str | None, seed: int | None) -> None:
+def _run_library(kind: str, input_path: str, out_dir: str | None, seed: int | None, as_json: bool = False) -> None:
     from addonstack import AddonStackInput, AddonStackUpdateInput, generate_addon_stack, update_addon_stack
     from addonstack.api import AddonStackError
 
@@ -324,14 +368,23 @@ def _run_library(kind: str, input_path: str, out_dir: str | None, seed: int | No
         else:
             result = update_addon_stack(AddonStackUpdateInput.model_validate(data), seed=seed)
     except ValidationError as exc:
-        fail(format_validation_error(input_path, exc))
+        fail_validation(input_path, exc)
     except AddonStackError as exc:
-        fail(str(exc))
+        fail(str(exc), BAD_INPUT)
     if out_dir:
         written = _write_outputs(result, Path(out_dir))
+        meta = result.metadata
+        if as_json:
+            emit_json(
+                {
+                    "written": [str(w) for w in written],
+                    "metadata": meta.model_dump(by_alias=True, mode="json"),
+                    "warnings": result.warnings,
+                }
+            )
+            return
         for w in result.warnings:
             warn(w)
-        meta = result.metadata
         out.print(
             f"{meta.service_count} services, {len(meta.skipped_services)} skipped; "
             f"wrote {len(written)} files to {out_dir} (.env.addons is mode 0600)"
@@ -362,28 +415,31 @@ def _without_secret_values(data: dict[str, Any]) -> dict[str, Any]:
 @click.option("--input", "-i", "input_path", required=True, help="AddonStackInput as JSON/YAML file, or -.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write files instead of printing JSON.")
 @click.option("--seed", type=int, help="Reproducible secrets (tests, demos). Never in production.")
-def generate(input_path: str, out_dir: str | None, seed: int | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="JSON for programs (the result, or a summary with --out).")
+def generate(input_path: str, out_dir: str | None, seed: int | None, as_json: bool) -> None:
     """Generate a Compose overlay, env file and skills for a new stack.
 
     \b
     Example:
       echo '{"instanceId":"demo","services":["n8n","qdrant"]}' | addonstack generate -i - --out ./demo
+      echo '{"instanceId":"demo","services":["n8n"]}' | addonstack generate --input - --json
     """
-    _run_library("generate", input_path, out_dir, seed)
+    _run_library("generate", input_path, out_dir, seed, as_json)
 
 
 @cli.command()
 @click.option("--input", "-i", "input_path", required=True, help="AddonStackUpdateInput as JSON/YAML, or -.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write files instead of printing JSON.")
 @click.option("--seed", type=int, help="Reproducible secrets for added services.")
-def update(input_path: str, out_dir: str | None, seed: int | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="JSON for programs (the result, or a summary with --out).")
+def update(input_path: str, out_dir: str | None, seed: int | None, as_json: bool) -> None:
     """Add or remove services of a stack made by generate, keeping every existing value.
 
     \b
     Example:
       addonstack update -i change.json --out ./demo
     """
-    _run_library("update", input_path, out_dir, seed)
+    _run_library("update", input_path, out_dir, seed, as_json)
 
 
 # ---- render / validate ---------------------------------------------------------------------------------
@@ -394,15 +450,15 @@ def _load_stack(path: str) -> tuple[Any, str, str]:
 
     doc = read_input(path)
     if not isinstance(doc, dict) or doc.get("kind") != "AddonStack":
-        fail(f"{path}: expected an AddonStack resource (kind: AddonStack)")
+        fail(f"{path}: expected an AddonStack resource (kind: AddonStack)", BAD_INPUT, "kind")
     meta = doc.get("metadata") or {}
     name = meta.get("name")
     if not name:
-        fail(f"{path}: metadata.name is required")
+        fail(f"{path}: metadata.name is required", BAD_INPUT, "metadata.name")
     try:
         spec = AddonStackSpec.model_validate(doc.get("spec") or {})
     except ValidationError as exc:
-        fail(format_validation_error(f"{path}: spec", exc))
+        fail_validation(f"{path}: spec", exc)
     return spec, str(name), str(meta.get("namespace") or "default")
 
 
@@ -411,7 +467,10 @@ def _load_stack(path: str) -> tuple[Any, str, str]:
 @click.option("-f", "--file", "path", required=True, help="AddonStack manifest (YAML), or -.")
 @click.option("--seed", type=int, help="Reproducible secrets.")
 @click.option("--namespace", "-n", help="Override metadata.namespace.")
-def render(target: str, path: str, seed: int | None, namespace: str | None) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON: {objects, warnings} (k8s) or {compose, envFile, warnings}."
+)
+def render(target: str, path: str, seed: int | None, namespace: str | None, as_json: bool) -> None:
     """Render an AddonStack offline, like `helm template` (includes generated Secrets).
 
     \b
@@ -433,7 +492,14 @@ def render(target: str, path: str, seed: int | None, namespace: str | None) -> N
             load_catalog(), spec, name, namespace or ns, StackDefaults(), make_rng(seed), target=target_name
         )
     except PlanError as exc:
-        fail(str(exc))
+        fail(str(exc), BAD_INPUT)
+    if as_json:
+        if target == "compose":
+            emit_json({"compose": render_compose(plan), "envFile": render_env_file(plan), "warnings": plan.warnings})
+        else:
+            objs, warnings = render_kubernetes(plan, ctx)
+            emit_json({"objects": objs, "warnings": [*plan.warnings, *warnings]})
+        return
     for w in plan.warnings:
         warn(w)
     if target == "compose":
@@ -466,12 +532,14 @@ def validate(path: str, as_json: bool) -> None:
     spec, name, ns = _load_stack(path)
     if problems := check_spec(load_catalog(), spec):  # the admission webhook's catalog rules
         if as_json:
-            emit_json({"valid": False, "problems": problems})
-        fail(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
+            message = f"{path}: {len(problems)} problem(s)"
+            emit_json({"valid": False, "problems": problems, "error": {"field": "spec", "message": message}})
+            sys.exit(BAD_INPUT)
+        fail(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems), BAD_INPUT, "spec")
     try:
         plan, _, _ = plan_stack(load_catalog(), spec, name, ns, StackDefaults(), make_rng(0))
     except PlanError as exc:
-        fail(str(exc))
+        fail(str(exc), BAD_INPUT)
     result = {
         "valid": True,
         "services": plan.ids,
@@ -488,7 +556,37 @@ def validate(path: str, as_json: bool) -> None:
         warn(w)
 
 
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_JSON_META] = True
+
+
+def add_json_everywhere(command: click.Command) -> None:
+    """Give every command without its own --json one that makes its errors JSON (the contract of the CLI)."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            add_json_everywhere(sub)
+        return
+    if not any(p.name == "as_json" or "--json" in getattr(p, "opts", []) for p in command.params):
+        command.params.append(
+            click.Option(["--json"], is_flag=True, expose_value=False, callback=_remember_json, help="Errors as JSON.")
+        )
+
+
 def main() -> None:
     from addonstack.cli import cluster_commands  # noqa: F401 - registers status, dev-cluster, operator
 
-    cli()
+    add_json_everywhere(cli)
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(FAILURE)
+    except click.ClickException as exc:  # usage errors: exit 2, as JSON when --json was given
+        if "--json" in sys.argv[1:]:
+            field = exc.param.name if isinstance(exc, click.BadParameter) and exc.param else None
+            click.echo(json.dumps({"error": {"field": field, "message": exc.format_message()}}))
+            sys.exit(exc.exit_code)
+        exc.show()
+        sys.exit(exc.exit_code)
