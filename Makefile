@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup k8s tools composecheck test lint unit demo demo-down clean catalog-schema crd manifests docs
+.PHONY: setup k8s tools composecheck test lint unit demo demo-down clean generate catalog-schema crd manifests docs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,11 +48,15 @@ demo: setup k8s tools
 demo-down: setup
 	@bash tools/demo.sh down
 
-catalog-schema: setup
-	$(BIN)/python -m addonstack.catalog.schema
+# Every generated file: catalog JSON Schemas, the CRD and the chart's copies, docs/catalog.md,
+# docs/api-reference.md, docs/running-behind-a-domain.md (addonstack.render.generate), then deploy/manifests
+# (helm template of the charts). tests/unit/test_generated.py names any stale file.
+generate: setup tools
+	$(BIN)/python -m addonstack.render.generate
+	@bash tools/gen-manifests.sh >/dev/null
 
-crd: setup
-	$(BIN)/python -m addonstack.render.crd
+# Old names, kept as aliases.
+catalog-schema crd manifests docs: generate
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -34,12 +34,6 @@ def test_catalog_size() -> None:
     assert all(p.skills and p.required_services for p in cat.packs.values())
 
 
-def test_committed_schemas_are_current() -> None:
-    for name, text in render_schemas().items():
-        committed = (CATALOG / "schema" / name).read_text(encoding="utf-8")
-        assert committed == text, f"catalog/schema/{name} is stale: run python -m addonstack.catalog.schema"
-
-
 def test_no_floating_tags_or_bitnami() -> None:
     for svc in get_all_services():
         if svc.image:
