@@ -166,7 +166,11 @@ def test_own_host_services_are_warned_with_the_dns_name(catalog: Catalog) -> Non
 
 
 def test_wildcard_host_routes_every_service_on_its_own_host(catalog: Catalog) -> None:
-    sub = next(s.id for s in catalog.addons() if s.public_url and s.public_url.sub_path and not s.needs_build)
+    sub = next(
+        s.id
+        for s in catalog.addons()
+        if s.public_url and s.public_url.sub_path and not s.needs_build and not s.docker_socket
+    )
     plan, objs = _render(catalog, [sub], {"className": "nginx", "host": f"*.{HOST}", "tlsSecretName": "wild"})
     (ing,) = [o for o in objs if o["kind"] == "Ingress"]
     assert _served_url(ing) == ("https", f"{sub}.{HOST}", "")
@@ -193,6 +197,7 @@ def test_library_public_base_url_tells_services_and_routes_the_proxy(catalog: Ca
         and s.public_url.sub_path
         and s.public_url.env
         and not s.needs_build
+        and not s.docker_socket
         and s.maturity != "experimental"
     )
     own = next(
@@ -203,6 +208,8 @@ def test_library_public_base_url_tells_services_and_routes_the_proxy(catalog: Ca
         and s.public_url.env
         and not s.needs_build
         and s.maturity != "experimental"
+        and not s.docker_socket
+        and not any(e.required for e in s.env)
         and not s.conflicts
     )
     base = "https://box.example.com"
