@@ -1,4 +1,5 @@
-"""Closed sets of words AddonStack reports: why a service was skipped, which phase a service is in.
+"""Closed sets of words AddonStack reports: why a service was skipped, which phase a service is in, the
+reason of a kstatus condition (and of each service's entry in status), the reason of an Event.
 
 One module at the bottom layer (next to ``constants``), so the plan, the API models, the CRD and the
 operator all name them the same way, and the docs test walks them instead of reading source code.
@@ -31,3 +32,36 @@ class ServicePhase(StrEnum):
     FAILED = "Failed"
     WAITING_FOR_DATABASE = "WaitingForDatabase"
     PAUSED = "Paused"
+
+
+class ConditionReason(StrEnum):
+    # -- all is well / waiting (Reconciling=True) --
+    READY = "Ready"
+    IDLE = "Idle"  # the reason of a condition that is False because nothing is happening
+    PROGRESSING = "Progressing"
+    WAITING_FOR_DATABASE = "WaitingForDatabase"
+    # -- a person must act (Stalled=True) --
+    INVALID_SPEC = "InvalidSpec"
+    DATABASE_NOT_CONFIGURED = "DatabaseNotConfigured"
+    REDIS_NOT_CONFIGURED = "RedisNotConfigured"
+    ADMIN_SECRET_MISSING = "AdminSecretMissing"
+    DATABASE_SETUP_FAILED = "DatabaseSetupFailed"
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    FAILED_CREATE = "FailedCreate"
+    IMAGE_PULL_FAILED = "ImagePullFailed"
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+    OOM_KILLED = "OOMKilled"
+    UNSCHEDULABLE = "Unschedulable"
+    ROLLOUT_FAILED = "RolloutFailed"
+    NAME_CONFLICT = "NameConflict"
+    APPLY_FAILED = "ApplyFailed"
+
+    @property
+    def stalls(self) -> bool:
+        """True when the stack cannot progress until a person changes something."""
+        return self not in _WAITING
+
+
+_WAITING = frozenset(
+    {ConditionReason.READY, ConditionReason.IDLE, ConditionReason.PROGRESSING, ConditionReason.WAITING_FOR_DATABASE}
+)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from addonstack.catalog.loader import Catalog, load_catalog
+from addonstack.cli.main import cli
 from addonstack.constants import LABEL_SERVICE
 from addonstack.controller.decide import (
     APPLY_ORDER,
@@ -200,3 +205,177 @@ def test_forget_stack_drops_only_that_stacks_entries(cat: Catalog) -> None:
     assert list(cache.entries) == [other]
     cache.forget_stack("ns", "s2")
     assert cache.entries == {} and cache.stacks == {}
+
+
+# ---- the one rule set and truthful reasons -------------------------------------------------------------
+
+DB = {"host": "postgres.example", "adminSecretRef": {"name": "pg-admin"}}
+
+
+def stalled_reason(outcome: Desired | Outcome) -> tuple[str, str]:
+    assert isinstance(outcome, Outcome), "expected a stalled verdict, got a plan"
+    cond = {c["type"]: c for c in outcome.status["conditions"]}
+    assert cond["Ready"]["status"] == "False" and cond["Stalled"]["status"] == "True"
+    return cond["Stalled"]["reason"], cond["Stalled"]["message"]
+
+
+def test_services_needing_postgres_without_a_database_stall_before_any_write(cat: Catalog) -> None:
+    reason, message = stalled_reason(desire(Observed(body(["n8n"]), []), DEFAULTS, cat))
+    assert reason == "DatabaseNotConfigured"
+    assert "n8n needs PostgreSQL" in message and "spec.database.host" in message
+    with_default = StackDefaults(database_host="db.example", database_admin_secret="pg-admin")
+    assert isinstance(desire(Observed(body(["n8n"]), [], admin_secret_keys=None), with_default, cat), Desired)
+
+
+def test_the_admin_secret_must_exist_with_both_keys(cat: Catalog) -> None:
+    b = body(["n8n"], database=DB)
+    for keys, words in ((frozenset(), "does not exist"), (frozenset({"username"}), "lacks the keys password")):
+        reason, message = stalled_reason(desire(Observed(b, [], admin_secret_keys=keys), DEFAULTS, cat))
+        assert reason == "AdminSecretMissing" and words in message
+    ok = desire(Observed(b, [], admin_secret_keys=frozenset({"username", "password"})), DEFAULTS, cat)
+    assert isinstance(ok, Desired)
+
+
+def test_a_stack_needing_redis_without_redis_is_not_ready(cat: Catalog) -> None:
+    reason, message = stalled_reason(desire(Observed(body(["baserow"], database=DB), []), DEFAULTS, cat))
+    assert reason == "RedisNotConfigured" and "baserow needs Redis" in message
+    fine = body(["baserow"], database=DB, redis={"host": "redis.example"})
+    assert isinstance(desire(Observed(fine, []), DEFAULTS, cat), Desired)
+
+
+def test_the_operator_refuses_what_validate_refuses(cat: Catalog) -> None:
+    spec = {"overrides": {"n8n": {"imageTag": "1.0.0"}}}
+    reason, message = stalled_reason(desire(Observed(body(["gatus"], **spec), []), DEFAULTS, cat))
+    assert reason == "InvalidSpec" and message.startswith("overrides.n8n: n8n is not part of this stack")
+
+
+def status_with(cat: Catalog, b: dict[str, Any], mutate: Any, pods: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    live = converge(b, cat, ApplyCache(), ready=False)
+    for obj in live:
+        mutate(obj)
+    observed = Observed(b, live, pods=list(pods))
+    outcome = decide_status(want(observed, cat), observed, {ObjectKey.of(o): o for o in live}, [], [])
+    return outcome.status
+
+
+def pod(service: str, **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": f"{service}-1", "labels": {LABEL_SERVICE: service}}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("pod_status", "reason", "words"),
+    [
+        (
+            {
+                "containerStatuses": [
+                    {
+                        "name": "gatus",
+                        "image": "x:9",
+                        "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}},
+                    }
+                ]
+            },
+            "ImagePullFailed",
+            "x:9",
+        ),
+        (
+            {
+                "containerStatuses": [
+                    {
+                        "name": "gatus",
+                        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                        "lastState": {"terminated": {"reason": "Error", "exitCode": 3}},
+                    }
+                ]
+            },
+            "CrashLoopBackOff",
+            "code 3",
+        ),
+        (
+            {
+                "containerStatuses": [
+                    {
+                        "name": "gatus",
+                        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                        "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+                    }
+                ]
+            },
+            "OOMKilled",
+            "memory",
+        ),
+        (
+            {
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/1 nodes: Insufficient memory",
+                    }
+                ]
+            },
+            "Unschedulable",
+            "Insufficient memory",
+        ),
+    ],
+)
+def test_pods_name_the_reason_per_service_and_for_the_stack(
+    cat: Catalog, pod_status: dict[str, Any], reason: str, words: str
+) -> None:
+    st = status_with(cat, body(["gatus", "dozzle"]), lambda o: None, (pod("gatus", **pod_status),))
+    svc = {s["id"]: s for s in st["services"]}
+    assert svc["gatus"]["reason"] == reason and words in svc["gatus"]["message"]
+    assert svc["dozzle"]["reason"] == "Progressing"
+    cond = {c["type"]: c for c in st["conditions"]}
+    assert cond["Stalled"]["status"] == "True" and cond["Stalled"]["reason"] == reason
+    assert cond["Reconciling"]["status"] == "False"
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (
+            'pods "gatus-1" is forbidden: exceeded quota: q, requested: pods=1, used: pods=0, limited: pods=0',
+            "QuotaExceeded",
+        ),
+        ('pods "gatus-1" is forbidden: minimum memory usage per Container is 1Gi', "FailedCreate"),
+    ],
+)
+def test_a_replicaset_that_may_not_create_pods_stalls_the_stack(cat: Catalog, message: str, reason: str) -> None:
+    def refuse(obj: dict[str, Any]) -> None:
+        if obj["kind"] == "Deployment":
+            cond = {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": message}
+            obj["status"]["conditions"] = [cond]
+
+    st = status_with(cat, body(["gatus"]), refuse)
+    assert st["services"][0]["reason"] == reason
+    stalled = next(c for c in st["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == reason and "gatus" in stalled["message"]
+
+
+def test_a_failed_database_job_stalls_with_its_message(cat: Catalog) -> None:
+    b = body(["n8n"], database=DB)
+    keys = frozenset({"username", "password"})
+    desired = want(Observed(b, [], admin_secret_keys=keys), cat)
+    job = next(o for o in desired.objects.values() if o["kind"] == "Job")
+    failed = copy.deepcopy(job)
+    failed["status"] = {"conditions": [{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}]}
+    observed = Observed(b, [failed], admin_secret_keys=keys)
+    desired = want(observed, cat)
+    assert not any(o["kind"] == "Deployment" for o in desired.objects.values()), "n8n waits for its database"
+    st = decide_status(desired, observed, {}, [], []).status
+    stalled = next(c for c in st["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == "DatabaseSetupFailed" and "BackoffLimitExceeded" in stalled["message"]
+    assert st["services"][0]["reason"] == "WaitingForDatabase"
+
+
+def test_validate_exits_1_with_the_operators_message(cat: Catalog, tmp_path: Path) -> None:
+    path = tmp_path / "stack.yaml"
+    path.write_text(yaml.safe_dump(body(["n8n"])))
+    res = CliRunner().invoke(cli, ["validate", "-f", str(path), "--json"])
+    assert res.exit_code == 1
+    _, message = stalled_reason(desire(Observed(body(["n8n"]), []), DEFAULTS, cat))
+    assert json.loads(res.output)["problems"] == [message]
+    ok = CliRunner().invoke(cli, ["validate", "-f", str(path), "--database-host", "db", "--database-admin-secret", "a"])
+    assert ok.exit_code == 0, ok.output

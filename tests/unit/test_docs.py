@@ -4,7 +4,6 @@ working example, and the examples/ stacks render valid Kubernetes and Compose ou
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import json
 import os
@@ -26,7 +25,7 @@ from kubernetes_validate import validate as k8s_validate
 from addonstack import generate_addon_stack
 from addonstack.cli import cluster_commands  # noqa: F401 - registers status, dev-cluster, operator
 from addonstack.cli.main import cli
-from addonstack.reasons import ServicePhase, SkipReason
+from addonstack.reasons import ConditionReason, ServicePhase, SkipReason
 from tests.docsutil import (
     DOCS,
     ROOT,
@@ -286,53 +285,21 @@ def test_helm_guide_chart_renders_a_valid_stack(tmp_path: Path) -> None:
 
 # ---- troubleshooting covers every reason ----------------------------------------------------------
 
-CONTROLLER = ROOT / "operator" / "addonstack" / "controller"
-
-
-def _strings(node: ast.AST) -> set[str]:
-    """String constants an expression can evaluate to (through conditional expressions)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return {node.value}
-    if isinstance(node, ast.IfExp):
-        return _strings(node.body) | _strings(node.orelse)
-    return set()
+EVENT_ONLY_REASONS = {"ServiceSkipped", "ServiceResumed"}  # Events, not conditions (controller/decide.py)
 
 
 def condition_reasons() -> set[str]:
-    """Every literal the controller can put in a condition's or an event's ``reason``.
-
-    Found in: arguments named or positioned as ``reason`` (``stalled_status(prev, gen, REASON, msg)``,
-    ``_condition(prev, type, status, REASON, ...)``, ``reason=`` keywords), assignments to a variable called
-    ``reason`` (also inside tuple unpacking), and event tuples ``("Normal"|"Warning", REASON, message)``.
-    """
-    positions = {"stalled_status": 2, "_condition": 3, "_stalled": 1}
-    found: set[str] = set()
-    for path in sorted(CONTROLLER.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call):
-                name = getattr(node.func, "id", getattr(node.func, "attr", ""))
-                if name in positions and len(node.args) > positions[name]:
-                    found |= _strings(node.args[positions[name]])
-                for kw in node.keywords:
-                    if kw.arg == "reason":
-                        found |= _strings(kw.value)
-            elif isinstance(node, ast.Assign):
-                for target in node.targets:
-                    if isinstance(target, ast.Name) and target.id == "reason":
-                        found |= _strings(node.value)
-                    elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
-                        for t, v in zip(target.elts, node.value.elts, strict=False):
-                            if isinstance(t, ast.Name) and t.id == "reason":
-                                found |= _strings(v)
-            elif isinstance(node, ast.Tuple) and len(node.elts) == 3:
-                kind = _strings(node.elts[0])
-                if kind and kind <= {"Normal", "Warning"}:
-                    found |= _strings(node.elts[1])
-    return found
+    """Every condition reason: the members of the one enum (addonstack/reasons.py)."""
+    return {r.value for r in ConditionReason}
 
 
-def test_reason_scan_finds_the_known_reasons() -> None:
-    """Guards the scanner itself: if it found nothing, the coverage test below would pass vacuously."""
+def service_phases() -> set[str]:
+    """The values of ``status.services[].phase``."""
+    return {p.value for p in ServicePhase}
+
+
+def test_every_reason_and_phase_is_known() -> None:
+    """Guards the lists themselves: were they empty, the coverage test below would pass vacuously."""
     assert {
         "Ready",
         "Progressing",
@@ -341,18 +308,19 @@ def test_reason_scan_finds_the_known_reasons() -> None:
         "ApplyFailed",
         "DatabaseSetupFailed",
         "RolloutFailed",
-        "ServiceSkipped",
-        "ServiceResumed",
+        "DatabaseNotConfigured",
+        "QuotaExceeded",
+        "ImagePullFailed",
     } <= condition_reasons()
 
 
 def test_troubleshooting_explains_every_reason_phase_and_skip() -> None:
     text = (DOCS / "troubleshooting.md").read_text(encoding="utf-8")
-    words = condition_reasons() | set(ServicePhase) | set(SkipReason)
-    missing = sorted(r for r in words if f"`{r}`" not in text)
+    everything = condition_reasons() | EVENT_ONLY_REASONS | service_phases() | {r.value for r in SkipReason}
+    missing = sorted(r for r in everything if f"`{r}`" not in text)
     assert not missing, f"docs/troubleshooting.md does not explain: {missing}"
     headed = anchors(DOCS / "troubleshooting.md")
-    stalled = condition_reasons() - {"Ready", "Idle", "Progressing", "ServiceSkipped", "ServiceResumed"}
+    stalled = {r.value for r in ConditionReason if r.stalls}
     assert not [r for r in stalled if r.lower() not in headed], "each Stalled reason has its own section"
     assert "kubectl patch addonstack NAME" in text and '{"metadata":{"finalizers":null}}' in text
 

@@ -516,8 +516,13 @@ def render(target: str, path: str, seed: int | None, namespace: str | None, as_j
 @cli.command()
 @click.option("-f", "--file", "path", required=True, help="AddonStack manifest (YAML), or -.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
-def validate(path: str, as_json: bool) -> None:
-    """Check an AddonStack offline with the operator's own rules.
+@click.option("--database-host", help="The operator's default database host, if the stack relies on it.")
+@click.option("--database-admin-secret", help="The operator's default admin Secret, if the stack relies on it.")
+def validate(path: str, as_json: bool, database_host: str | None, database_admin_secret: str | None) -> None:
+    """Check an AddonStack offline with the operator's own rules, in the words the operator uses.
+
+    Exit 2 for a spec that is wrong in itself, 1 for one the platform cannot run (services need PostgreSQL
+    or Redis and none is configured: the operator would stall with the same message).
 
     \b
     Example:
@@ -526,20 +531,27 @@ def validate(path: str, as_json: bool) -> None:
     from addonstack.catalog.loader import load_catalog
     from addonstack.plan.build import PlanError
     from addonstack.plan.secrets import make_rng
-    from addonstack.plan.validate import check_spec
-    from addonstack.render.stack import StackDefaults, plan_stack
+    from addonstack.plan.validate import check_spec, check_stack
+    from addonstack.render.stack import StackDefaults, plan_stack, platform
+
+    def invalid(problems: list[str], code: int) -> NoReturn:
+        message = f"{path}: {len(problems)} problem(s)"
+        if as_json:
+            emit_json({"valid": False, "problems": problems, "error": {"field": "spec", "message": message}})
+            sys.exit(code)
+        fail(message + "\n" + "\n".join(f"  {p}" for p in problems), code, "spec")
 
     spec, name, ns = _load_stack(path)
-    if problems := check_spec(load_catalog(), spec):  # the admission webhook's catalog rules
-        if as_json:
-            message = f"{path}: {len(problems)} problem(s)"
-            emit_json({"valid": False, "problems": problems, "error": {"field": "spec", "message": message}})
-            sys.exit(BAD_INPUT)
-        fail(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems), BAD_INPUT, "spec")
+    cat = load_catalog()
+    if problems := check_spec(cat, spec):  # bad input; checked before planning: such a plan says little
+        invalid(problems, BAD_INPUT)
+    defaults = StackDefaults(database_host=database_host, database_admin_secret=database_admin_secret)
     try:
-        plan, _, _ = plan_stack(load_catalog(), spec, name, ns, StackDefaults(), make_rng(0))
+        plan, ctx, _ = plan_stack(cat, spec, name, ns, defaults, make_rng(0))
     except PlanError as exc:
-        fail(str(exc), BAD_INPUT)
+        invalid([str(exc)], BAD_INPUT)
+    if found := check_stack(cat, spec, plan, platform(ctx)):  # a valid spec the platform cannot run
+        invalid([p.message for p in found], FAILURE)
     result = {
         "valid": True,
         "services": plan.ids,

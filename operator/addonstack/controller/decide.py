@@ -27,8 +27,10 @@ from addonstack.plan.build import PlanError, StackPlan
 from addonstack.plan.models import StackOptions
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
+from addonstack.plan.validate import check_stack
+from addonstack.reasons import ConditionReason
 from addonstack.render.kubernetes import K8sContext, db_job_name, render_kubernetes
-from addonstack.render.stack import StackDefaults, effective, plan_stack
+from addonstack.render.stack import StackDefaults, effective, plan_stack, platform
 
 RETAINED_KINDS = {"Secret", "PersistentVolumeClaim"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
@@ -98,6 +100,8 @@ class Observed:
     body: dict[str, Any]
     live: list[dict[str, Any]]
     credentials: dict[str, str] | None = None  # None: no credentialsSecretRef, or its Secret was not found
+    pods: list[dict[str, Any]] = field(default_factory=list)  # read for reasons only, never applied or pruned
+    admin_secret_keys: frozenset[str] | None = None  # keys of the database admin Secret (None: not read)
 
     @property
     def by_key(self) -> dict[ObjectKey, dict[str, Any]]:
@@ -178,7 +182,7 @@ def controlled_by_other(live: dict[str, Any], stack_uid: str) -> bool:
     return any(r.get("controller") and r.get("uid") != stack_uid for r in refs)
 
 
-def _stalled(observed: Observed, reason: str, message: str) -> Outcome:
+def _stalled(observed: Observed, reason: ConditionReason, message: str) -> Outcome:
     st = dump(stalled_status(observed.prev, observed.generation, reason, message))
     return Outcome(st, transition_events(observed.prev, st))
 
@@ -208,7 +212,7 @@ def desire(observed: Observed, defaults: StackDefaults, cat: Catalog) -> Desired
     try:
         spec = AddonStackSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
-        return _stalled(observed, "InvalidSpec", format_validation_error("spec", exc))
+        return _stalled(observed, ConditionReason.INVALID_SPEC, format_validation_error("spec", exc))
     warnings: list[str] = []
     if spec.credentials_secret_ref and observed.credentials is None:
         warnings.append(f"credentialsSecretRef: Secret {spec.credentials_secret_ref.name!r} not found")
@@ -218,7 +222,11 @@ def desire(observed: Observed, defaults: StackDefaults, cat: Catalog) -> Desired
             cat, spec, name, ns, defaults, make_rng(None), observed.credentials or {}, existing_values(observed.live)
         )
     except PlanError as exc:
-        return _stalled(observed, "InvalidSpec", str(exc))
+        return _stalled(observed, ConditionReason.INVALID_SPEC, str(exc))
+    # The one rule set (``addonstack validate`` prints the same words): nothing is written for a stack that
+    # cannot work; what runs from an earlier spec keeps running.
+    if problems := check_stack(cat, spec, plan, platform(ctx, observed.admin_secret_keys)):
+        return _stalled(observed, problems[0].reason, "; ".join(p.message for p in problems)[:2000])
     objs, render_warnings = render_kubernetes(plan, ctx)
     warnings += plan.warnings + render_warnings
     # Database first: workloads that need it wait until the setup Job has completed.
@@ -335,6 +343,9 @@ def decide_status(
     """The stack's status and the Events its change deserves, from what the applies returned."""
     prev, generation = observed.prev, observed.generation
     workloads = {labels_of(o).get(LABEL_SERVICE, ""): o for k, o in applied.items() if k.kind in WORKLOAD_KINDS}
+    pods: dict[str, list[dict[str, Any]]] = {}
+    for pod in observed.pods:
+        pods.setdefault(labels_of(pod).get(LABEL_SERVICE, ""), []).append(pod)
     status = stack_status(
         desired.plan,
         desired.ctx,
@@ -345,10 +356,11 @@ def decide_status(
         desired.warnings,
         prev,
         generation,
+        pods,
     )
     errors = [msg for _, msg in conflicts] + errors
     if errors:
-        reason = "NameConflict" if conflicts else "ApplyFailed"
+        reason = ConditionReason.NAME_CONFLICT if conflicts else ConditionReason.APPLY_FAILED
         status = status.model_copy(
             update={"conditions": stalled_status(prev, generation, reason, "; ".join(errors)[:2000]).conditions}
         )

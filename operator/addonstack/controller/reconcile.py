@@ -39,6 +39,7 @@ from addonstack.render.stack import StackDefaults
 __all__ = ["APPLY_ORDER", "RETAINED_KINDS", "WORKLOAD_KINDS", "ApplyCache", "Outcome", "reconcile", "status_changed"]
 
 log = logging.getLogger("addonstack.reconcile")
+POD_KINDS = (("v1", "Pod"),)  # listed for the reasons their container states hold; never applied or pruned
 
 
 async def _apply(cluster: Cluster, obj: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
@@ -74,15 +75,21 @@ def _safe_error(obj: dict[str, Any], exc: ApiError) -> str:
     return f"{where}: {exc.status.message}"
 
 
-async def observe(body: dict[str, Any], cluster: Cluster) -> Observed:
-    """Everything the decision reads: the stack's children and its credentials Secret."""
+async def observe(body: dict[str, Any], cluster: Cluster, defaults: StackDefaults) -> Observed:
+    """Everything the decision reads: the children, their pods, the credentials and database admin Secrets."""
     meta = body["metadata"]
-    ref = ((body.get("spec") or {}).get("credentialsSecretRef") or {}).get("name")
-    creds, live = await asyncio.gather(
-        cluster.secret_data(meta["namespace"], ref) if ref else asyncio.sleep(0, None),
-        cluster.list_children(meta["namespace"], meta["name"]),
+    ns, name = meta["namespace"], meta["name"]
+    spec = body.get("spec") or {}
+    ref = (spec.get("credentialsSecretRef") or {}).get("name")
+    admin = ((spec.get("database") or {}).get("adminSecretRef") or {}).get("name") or defaults.database_admin_secret
+    creds, admin_data, live, pods = await asyncio.gather(
+        cluster.secret_data(ns, ref) if ref else asyncio.sleep(0, None),
+        cluster.secret_data(ns, admin) if admin else asyncio.sleep(0, None),
+        cluster.list_children(ns, name),
+        cluster.list_children(ns, name, POD_KINDS),
     )
-    return Observed(body, live, creds)
+    keys = frozenset(admin_data or {}) if admin else None  # only the key names leave this function
+    return Observed(body, live, creds, pods, keys)
 
 
 async def _existing(cluster: Cluster, desired: Desired, observed: Observed) -> dict[ObjectKey, dict[str, Any]]:
@@ -105,7 +112,7 @@ async def reconcile(
     cache: ApplyCache,
     catalog: Catalog | None = None,
 ) -> Outcome:
-    observed = await observe(body, cluster)
+    observed = await observe(body, cluster, defaults)
     desired = desire(observed, defaults, catalog or load_catalog())
     if isinstance(desired, Outcome):
         return desired

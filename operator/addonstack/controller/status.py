@@ -7,7 +7,7 @@ Transition times only move when a condition's status changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from addonstack.plan.spec import (
     ServiceStatus,
     SkippedStatus,
 )
+from addonstack.reasons import ConditionReason
 from addonstack.render.kubernetes import K8sContext
 
 
@@ -27,26 +28,66 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def workload_state(obj: Mapping[str, Any] | None, waiting_for_db: bool) -> tuple[str, int, int, str]:
-    """(phase, ready, desired, message) of a Deployment or StatefulSet."""
+Problem = tuple[ConditionReason, str]  # (reason, message) of a service or the stack
+IMAGE_PULL = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
+
+
+def pod_problem(pods: Iterable[Mapping[str, Any]]) -> Problem | None:
+    """Why a service's pods do not become ready, when a person must act: the first pod that says so."""
+    for pod in pods:
+        st = pod.get("status") or {}
+        for cond in st.get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("reason") == "Unschedulable":
+                return ConditionReason.UNSCHEDULABLE, str(cond.get("message") or "no node fits the pod")
+        for cs in (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or []):
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            last = (cs.get("lastState") or {}).get("terminated") or {}
+            why, msg = waiting.get("reason"), str(waiting.get("message") or "")
+            if why in IMAGE_PULL:
+                return ConditionReason.IMAGE_PULL_FAILED, f"{cs.get('image', '')}: {msg or why}"
+            if last.get("reason") == "OOMKilled":
+                return ConditionReason.OOM_KILLED, f"container {cs.get('name')} ran out of memory (OOMKilled)"
+            if why == "CrashLoopBackOff":
+                code = last.get("exitCode")
+                return ConditionReason.CRASH_LOOP_BACK_OFF, f"container {cs.get('name')} keeps exiting (code {code})"
+    return None
+
+
+def workload_problem(obj: Mapping[str, Any]) -> Problem | None:
+    """A Deployment's own verdict: pods refused (quota, LimitRange, admission) or a rollout past its deadline."""
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            msg = str(cond.get("message") or "")
+            quota = "exceeded quota" in msg or "forbidden: exceeded" in msg
+            return (ConditionReason.QUOTA_EXCEEDED if quota else ConditionReason.FAILED_CREATE), msg
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return ConditionReason.ROLLOUT_FAILED, str(cond.get("message") or "rollout stalled")
+    return None
+
+
+def workload_state(
+    obj: Mapping[str, Any] | None, waiting_for_db: bool, pods: Iterable[Mapping[str, Any]] = ()
+) -> tuple[str, int, int, str, ConditionReason]:
+    """(phase, ready, desired, message, reason) of a Deployment or StatefulSet and its pods."""
     if waiting_for_db:
-        return "WaitingForDatabase", 0, 0, "waiting for the database setup Job to complete"
+        msg = "waiting for the database setup Job to complete"
+        return "WaitingForDatabase", 0, 0, msg, ConditionReason.WAITING_FOR_DATABASE
     if obj is None:
-        return "Pending", 0, 0, "workload not created yet"
+        return "Pending", 0, 0, "workload not created yet", ConditionReason.PROGRESSING
     spec = obj.get("spec") or {}
     st = obj.get("status") or {}
     desired = int(spec.get("replicas", 1))
     ready = int(st.get("readyReplicas") or 0)
     if desired == 0:
-        return "Paused", 0, 0, "scaled to 0 replicas"
+        return "Paused", 0, 0, "scaled to 0 replicas", ConditionReason.READY
     gen_ok = int(st.get("observedGeneration") or 0) >= int((obj.get("metadata") or {}).get("generation") or 0)
     updated = int(st.get("updatedReplicas") or 0)
-    for cond in st.get("conditions") or []:
-        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return "Failed", ready, desired, cond.get("message", "rollout stalled")
     if gen_ok and ready >= desired and updated >= desired:
-        return "Ready", ready, desired, ""
-    return "Progressing", ready, desired, f"{ready}/{desired} replicas ready"
+        return "Ready", ready, desired, "", ConditionReason.READY
+    problem = workload_problem(obj) or pod_problem(pods)
+    if problem is not None:
+        return "Failed", ready, desired, problem[1], problem[0]
+    return "Progressing", ready, desired, f"{ready}/{desired} replicas ready", ConditionReason.PROGRESSING
 
 
 def _condition(
@@ -63,7 +104,7 @@ def _condition(
     return Condition(
         type=type_,
         status=value,
-        reason=reason,
+        reason=str(reason),
         message=message,
         last_transition_time=since or now(),
         observed_generation=generation,
@@ -86,7 +127,7 @@ def conditions(
             prev,
             "Ready",
             ready,
-            "Ready" if ready else reason,
+            ConditionReason.READY if ready else reason,
             message if not ready else "all services ready",
             generation,
         ),
@@ -94,11 +135,18 @@ def conditions(
             prev,
             "Reconciling",
             reconciling,
-            reason if reconciling else "Idle",
+            reason if reconciling else ConditionReason.IDLE,
             message if reconciling else "",
             generation,
         ),
-        _condition(prev, "Stalled", stalled, reason if stalled else "Idle", message if stalled else "", generation),
+        _condition(
+            prev,
+            "Stalled",
+            stalled,
+            reason if stalled else ConditionReason.IDLE,
+            message if stalled else "",
+            generation,
+        ),
     ]
 
 
@@ -133,34 +181,41 @@ def stack_status(
     warnings: list[str],
     prev_status: Mapping[str, Any] | None,
     generation: int,
+    pods: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> AddonStackStatus:
     services = []
     for p in plan.services:
-        phase, ready, desired, msg = workload_state(workloads.get(p.id), p.id in waiting_for_db)
+        phase, ready, desired, msg, why = workload_state(
+            workloads.get(p.id), p.id in waiting_for_db, (pods or {}).get(p.id, [])
+        )
         image = ((workloads.get(p.id) or {}).get("spec") or {}).get("template", {}).get("spec", {}).get(
             "containers", [{}]
         )[0].get("image") or p.image
         services.append(
-            ServiceStatus(id=p.id, phase=phase, ready_replicas=ready, replicas=desired, image=image, message=msg)
+            ServiceStatus(
+                id=p.id, phase=phase, ready_replicas=ready, replicas=desired, image=image, message=msg, reason=str(why)
+            )
         )
     n_ready = sum(1 for s in services if s.phase in ("Ready", "Paused"))
     all_ready = n_ready == len(services)
-    failed = [s.id for s in services if s.phase == "Failed"]
+    failed = [s for s in services if s.phase == "Failed"]
+    reason: ConditionReason
     if db_failed:
-        stalled, reason, message = True, "DatabaseSetupFailed", db_failed
+        stalled, reason, message = True, ConditionReason.DATABASE_SETUP_FAILED, db_failed
     elif failed:
-        stalled, reason, message = True, "RolloutFailed", f"rollout failed: {', '.join(failed)}"
+        stalled, reason = True, ConditionReason(failed[0].reason or ConditionReason.ROLLOUT_FAILED)
+        message = "; ".join(f"{s.id}: {s.reason}: {s.message}" for s in failed)[:2000]
     elif not all_ready:
         stalled, reason, message = (
             False,
-            "Progressing",
+            ConditionReason.PROGRESSING,
             (
                 f"{n_ready}/{len(services)} services ready; waiting for "
                 + ", ".join(s.id for s in services if s.phase not in ("Ready", "Paused"))
             ),
         )
     else:
-        stalled, reason, message = False, "Ready", "all services ready"
+        stalled, reason, message = False, ConditionReason.READY, "all services ready"
     routes = []
     for r in plan.routes:
         url = None

@@ -200,6 +200,9 @@ class ServiceStatus(SpecModel):
     replicas: int = 0
     image: str
     message: str = ""
+    reason: str | None = Field(
+        default=None, description="Why the service is where it is: a condition reason (docs/troubleshooting.md)."
+    )
 
 
 class SkippedStatus(SpecModel):

@@ -7,7 +7,9 @@ Where each rule lives (see docs/reliability.md):
   field combinations.
 * This module - rules that need the catalog; served by the operator's validating webhook
   (``controller/admission.py``) and run offline by ``addonstack validate``. It repeats the CRD's id checks
-  so the offline command rejects what the API server would.
+  so the offline command rejects what the API server would. :func:`check_stack` adds what the planned
+  services need from the platform (PostgreSQL and its admin Secret, Redis); the operator runs it before
+  its first write and stalls with the same words ``addonstack validate`` prints.
 * The webhook alone - rules that need other objects: two stacks in one namespace creating the same child.
 * Status, not admission - anything that can change without editing the stack: missing credentials,
   a credentials Secret not found yet, operator defaults (gpu, platform, database host), services
@@ -20,10 +22,13 @@ spec holds none (credentials come from a Secret), and ids are checked against th
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from addonstack.catalog.loader import Catalog
 from addonstack.constants import INFRASTRUCTURE_IDS
+from addonstack.plan.build import StackPlan
 from addonstack.plan.spec import AddonStackSpec
+from addonstack.reasons import ConditionReason
 
 
 def _is_platform(cat: Catalog, sid: str) -> bool:
@@ -51,6 +56,11 @@ def _list(items: Iterable[str]) -> str:
     return ", ".join(sorted(items))
 
 
+def _need(ids: list[str]) -> str:
+    """``n8n needs`` / ``a, b need``."""
+    return f"{_list(ids)} {'needs' if len(ids) == 1 else 'need'}"
+
+
 def requested_services(cat: Catalog, spec: AddonStackSpec) -> list[str]:
     """spec.services plus the services of the requested skill packs, in order, without duplicates."""
     out: dict[str, None] = dict.fromkeys(spec.services)
@@ -63,9 +73,19 @@ def requested_services(cat: Catalog, spec: AddonStackSpec) -> list[str]:
 
 def check_spec(cat: Catalog, spec: AddonStackSpec) -> list[str]:
     """Problems that make the stack unfit to admit, each ``<field>: <what is wrong>; <how to fix>``."""
-    problems: list[str] = []
+    requested = requested_services(cat, spec)
+    stack = stack_services(cat, requested)
+    return [
+        *_check_ids(cat, spec),
+        *_check_conflicts(cat, stack),
+        *_check_contradictions(cat, spec, requested),
+        *_check_settings(cat, spec, stack),
+    ]
 
-    # -- ids (the CRD checks these too; repeated for the offline command) --
+
+def _check_ids(cat: Catalog, spec: AddonStackSpec) -> list[str]:
+    """Unknown, duplicate or platform ids (the CRD checks these too; repeated for the offline command)."""
+    problems: list[str] = []
     seen: set[str] = set()
     for sid in spec.services:
         if sid in seen:
@@ -81,12 +101,12 @@ def check_spec(cat: Catalog, spec: AddonStackSpec) -> list[str]:
     for pack_id in spec.skill_packs or []:
         if pack_id not in cat.packs:
             problems.append(f"skillPacks: {pack_id} is not a skill pack; see `addonstack packs list`")
+    return problems
 
-    requested = requested_services(cat, spec)
-    stack = stack_services(cat, requested)
-    in_stack = "add it to spec.services or remove the entry"
 
-    # -- conflicts: the planner would skip one of the two, so the request can never be met --
+def _check_conflicts(cat: Catalog, stack: dict[str, str]) -> list[str]:
+    """Declared conflicts: the planner would skip one of the two, so the request can never be met."""
+    problems: list[str] = []
     reported: set[frozenset[str]] = set()
     for sid in stack:
         for other in cat.services[sid].conflicts:
@@ -98,8 +118,12 @@ def check_spec(cat: Catalog, spec: AddonStackSpec) -> list[str]:
                     f" ({x} comes with {stack[x]})" for x in (a, b) if stack[x] != x
                 )  # dependencies are named by the requested service that needs them
                 problems.append(f"services: {a} and {b} conflict (catalog `conflicts`){how}; keep only one of them")
+    return problems
 
-    # -- explicit contradictions inside the spec (operator defaults are a status matter) --
+
+def _check_contradictions(cat: Catalog, spec: AddonStackSpec, requested: list[str]) -> list[str]:
+    """Explicit contradictions inside the spec (operator defaults are a status matter)."""
+    problems: list[str] = []
     prebuilt = spec.prebuilt_images or {}
     for sid in requested:
         svc = cat.services.get(sid)
@@ -115,8 +139,14 @@ def check_spec(cat: Catalog, spec: AddonStackSpec) -> list[str]:
                 f"platform: {sid} is published for {_list(svc.platforms)} only, not {spec.platform}; pass "
                 f"prebuiltImages.{sid} built for {spec.platform}, change platform, or remove {sid}"
             )
+    return problems
 
-    # -- per-service settings that can never take effect --
+
+def _check_settings(cat: Catalog, spec: AddonStackSpec, stack: dict[str, str]) -> list[str]:
+    """Per-service settings that can never take effect."""
+    problems: list[str] = []
+    prebuilt = spec.prebuilt_images or {}
+    in_stack = "add it to spec.services or remove the entry"
     for sid in sorted(prebuilt):
         if sid not in cat.services:
             problems.append(f"prebuiltImages.{sid}: not a catalog service; see `addonstack catalog list`")
@@ -147,3 +177,64 @@ def check_spec(cat: Catalog, spec: AddonStackSpec) -> list[str]:
                 f"put the tag in {where} and remove imageTag"
             )
     return problems
+
+
+# ---- the whole rule set: the spec's rules plus what the planned services need from the platform ----------
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What the stack can count on, from its spec and the operator's defaults (``render.stack`` fills it)."""
+
+    database_host: str | None = None
+    admin_secret: str | None = None
+    admin_secret_keys: frozenset[str] | None = None  # None: not looked at (offline); keys only, never values
+    redis_host: str | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: ConditionReason
+    message: str
+
+
+ADMIN_KEYS = ("username", "password")
+
+
+def check_platform(plan: StackPlan, platform: Platform) -> list[Problem]:
+    """Services that cannot work with what the platform provides: PostgreSQL, its admin Secret, Redis."""
+    problems: list[Problem] = []
+    needs_db = sorted({n.service_id for n in plan.databases})
+    if needs_db and not platform.database_host:
+        problems.append(Problem(ConditionReason.DATABASE_NOT_CONFIGURED, (
+            f"database: {_need(needs_db)} PostgreSQL but no database is configured; set spec.database.host "
+            "and spec.database.adminSecretRef, or start the operator with --database-host and "
+            "--database-admin-secret, or remove those services"
+        )))  # fmt: skip
+    elif needs_db and not platform.admin_secret:
+        problems.append(Problem(ConditionReason.ADMIN_SECRET_MISSING, (
+            f"database.adminSecretRef: {_need(needs_db)} databases created but no admin Secret is named; "
+            "set spec.database.adminSecretRef.name (a Secret with keys username and password) or start the "
+            "operator with --database-admin-secret"
+        )))  # fmt: skip
+    elif needs_db and platform.admin_secret_keys is not None:
+        lacking = [k for k in ADMIN_KEYS if k not in platform.admin_secret_keys]
+        if lacking:
+            what = "does not exist" if not platform.admin_secret_keys else f"lacks the keys {', '.join(lacking)}"
+            problems.append(Problem(ConditionReason.ADMIN_SECRET_MISSING, (
+                f"database.adminSecretRef: Secret {platform.admin_secret!r} {what}; create it in the stack's "
+                "namespace with keys username and password of a role that may CREATE ROLE and CREATE DATABASE"
+            )))  # fmt: skip
+    needs_redis = sorted(p.id for p in plan.services if "redis" in p.service.requires)
+    if needs_redis and not platform.redis_host:
+        problems.append(Problem(ConditionReason.REDIS_NOT_CONFIGURED, (
+            f"redis: {_need(needs_redis)} Redis but none is configured; set spec.redis.host (and "
+            "spec.redis.passwordSecretRef), or remove those services"
+        )))  # fmt: skip
+    return problems
+
+
+def check_stack(cat: Catalog, spec: AddonStackSpec, plan: StackPlan, platform: Platform) -> list[Problem]:
+    """Every rule, in one place: ``addonstack validate``, the library and the operator (before it writes)."""
+    problems = [Problem(ConditionReason.INVALID_SPEC, p) for p in check_spec(cat, spec)]
+    return problems + check_platform(plan, platform)

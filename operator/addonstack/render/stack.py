@@ -15,6 +15,7 @@ from addonstack.plan.build import PlanError, StackPlan, build_plan
 from addonstack.plan.models import StackOptions
 from addonstack.plan.public import Routing
 from addonstack.plan.spec import MAX_STACK_NAME, AddonStackSpec, Effective, PeerSelector
+from addonstack.plan.validate import Platform
 from addonstack.render.kubernetes import IngressSettings, K8sContext
 
 
@@ -188,3 +189,13 @@ def plan_stack(
     )
     plan.warnings[:0] = warnings
     return plan, context_from_spec(spec, name, namespace, defaults), options
+
+
+def platform(ctx: K8sContext, admin_secret_keys: frozenset[str] | None = None) -> Platform:
+    """What the stack can count on from the platform (spec values, else the operator's defaults)."""
+    return Platform(
+        database_host=ctx.database_host,
+        admin_secret=ctx.database_admin_secret,
+        admin_secret_keys=admin_secret_keys,
+        redis_host=ctx.redis_host,
+    )
