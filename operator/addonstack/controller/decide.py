@@ -182,8 +182,11 @@ def controlled_by_other(live: dict[str, Any], stack_uid: str) -> bool:
     return any(r.get("controller") and r.get("uid") != stack_uid for r in refs)
 
 
-def _stalled(observed: Observed, reason: ConditionReason, message: str) -> Outcome:
-    st = dump(stalled_status(observed.prev, observed.generation, reason, message))
+def _stalled(observed: Observed, reason: ConditionReason, message: str, warnings: list[str] | None = None) -> Outcome:
+    status = stalled_status(observed.prev, observed.generation, reason, message)
+    if warnings is not None:
+        status = status.model_copy(update={"warnings": warnings})
+    st = dump(status)
     return Outcome(st, transition_events(observed.prev, st))
 
 
@@ -226,7 +229,8 @@ def desire(observed: Observed, defaults: StackDefaults, cat: Catalog) -> Desired
     # The one rule set (``addonstack validate`` prints the same words): nothing is written for a stack that
     # cannot work; what runs from an earlier spec keeps running.
     if problems := check_stack(cat, spec, plan, platform(ctx, observed.admin_secret_keys)):
-        return _stalled(observed, problems[0].reason, "; ".join(p.message for p in problems)[:2000])
+        message = "; ".join(p.message for p in problems)[:2000]
+        return _stalled(observed, problems[0].reason, message, warnings + plan.warnings)
     objs, render_warnings = render_kubernetes(plan, ctx)
     warnings += plan.warnings + render_warnings
     # Database first: workloads that need it wait until the setup Job has completed.
