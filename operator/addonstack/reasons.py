@@ -65,3 +65,14 @@ class ConditionReason(StrEnum):
 _WAITING = frozenset(
     {ConditionReason.READY, ConditionReason.IDLE, ConditionReason.PROGRESSING, ConditionReason.WAITING_FOR_DATABASE}
 )
+
+
+class EventReason(StrEnum):
+    """``reason`` of the Kubernetes Events the operator records on an AddonStack (besides stall reasons)."""
+
+    READY = "Ready"
+    CREATED = "Created"  # children created for the first time
+    REPAIRED = "Repaired"  # a child deleted or edited outside the operator was put back
+    PRUNED = "Pruned"  # children of services no longer in the stack were deleted
+    SERVICE_SKIPPED = "ServiceSkipped"
+    SERVICE_RESUMED = "ServiceResumed"

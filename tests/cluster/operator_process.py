@@ -39,6 +39,7 @@ class OperatorProcess:
             "ADDONSTACK_NAMESPACES": ",".join(namespaces),
             "ADDONSTACK_DRIFT_INTERVAL": str(drift_interval),
             "ADDONSTACK_HEALTH_PORT": "0",
+            "ADDONSTACK_METRICS_BIND_ADDRESS": "0",
             "ADDONSTACK_DATABASE_HOST": TEST_DEFAULTS.database_host or "",
             "ADDONSTACK_DATABASE_ADMIN_SECRET": TEST_DEFAULTS.database_admin_secret or "",
             "ADDONSTACK_DELETION_POLICY": deletion_policy,

@@ -203,7 +203,8 @@ def test_demo_script_brings_everything_up_and_down(tmp_path: Path) -> None:
     in the background with pid and log files, the examples Ready; `down` (`make demo-down`) leaves no process."""
     dev_dir = tmp_path / "dev"
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    env.update(ADDONSTACK_DEV_DIR=str(dev_dir), ADDONSTACK_BIN=str(BIN), ADDONSTACK_HEALTH_PORT="0", COLUMNS="160")
+    env.update(ADDONSTACK_DEV_DIR=str(dev_dir), ADDONSTACK_BIN=str(BIN), ADDONSTACK_HEALTH_PORT="0",
+               ADDONSTACK_METRICS_BIND_ADDRESS="0", COLUMNS="160")
     script = str(ROOT / "tools" / "demo.sh")
     try:
         up = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=420)

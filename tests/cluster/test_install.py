@@ -132,7 +132,8 @@ def _operators(
         for pod, port in zip(pod_ids, ports, strict=True):
             log = logs / f"{pod}.log"
             penv = {**os.environ, **env, "KUBECONFIG": str(kubeconfig), "POD_ID": pod,
-                    "ADDONSTACK_HEALTH_HOST": "127.0.0.1", "ADDONSTACK_HEALTH_PORT": str(port)}  # fmt: skip
+                    "ADDONSTACK_HEALTH_HOST": "127.0.0.1", "ADDONSTACK_HEALTH_PORT": str(port),
+                    "ADDONSTACK_METRICS_BIND_ADDRESS": "0"}  # fmt: skip
             with log.open("wb") as fh:
                 proc = subprocess.Popen(
                     [sys.executable, "-c", "from addonstack.cli.main import main; main()", *args],

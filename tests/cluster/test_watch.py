@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from lightkube import Client, codecs
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Event
 
+from addonstack.controller import metrics
 from tests.cluster.operator_harness import get_stack, running_operator, stack, wait_for, wait_ready
 
 pytestmark = pytest.mark.cluster
@@ -39,6 +41,16 @@ def test_deleted_and_edited_children_are_repaired_on_the_event(
         timeout=60,
     )
     wait_ready(client, "w", ns, timeout=60)
+    reasons = wait_for(
+        "a Repaired event on the stack",
+        lambda: (
+            (found := {e.reason for e in client.list(Event, namespace=ns, fields={"involvedObject.name": "w"})})
+            and "Repaired" in found
+            and found
+        ),
+        timeout=30,
+    )
+    assert {"Created", "Ready"} <= reasons
 
     # A hand edit of the pod template is taken back (the Deployment's generation moved).
     image = client.get(Deployment, "gatus", namespace=ns).spec.template.spec.containers[0].image
@@ -53,3 +65,9 @@ def test_deleted_and_edited_children_are_repaired_on_the_event(
         lambda: client.get(Deployment, "gatus", namespace=ns).spec.template.spec.containers[0].image == image,
         timeout=60,
     )
+
+    sample = metrics.REGISTRY.get_sample_value
+    assert (sample("addonstack_objects_applied_total", {"kind": "Deployment"}) or 0) >= 3  # 2 created, 1 restored
+    assert (sample("addonstack_watch_events_total", {"kind": "Deployment"}) or 0) > 0
+    assert (sample("addonstack_apply_cache_hits_total") or 0) > 0
+    assert (sample("addonstack_reconciles_total", {"result": "ready"}) or 0) > 0

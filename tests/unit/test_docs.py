@@ -278,9 +278,12 @@ def test_helm_guide_chart_renders_a_valid_stack(tmp_path: Path) -> None:
             (chart / "values.yaml").write_text(block.text)
     assert (chart / "values.yaml").exists() and (chart / "templates" / "addonstack.yaml").exists()
     helm_cmd = shlex.quote(str(helm[-1]))
-    res = run_shell(f"{helm_cmd} template tenant-a ./tenant-chart | addonstack validate -f -", tmp_path)
+    validate = f"{helm_cmd} template tenant-a ./tenant-chart | addonstack validate -f -"
+    res = run_shell(f"{validate} --database-host postgres.platform.svc --database-admin-secret pg-admin", tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "n8n, qdrant" in res.stdout
+    res = run_shell(validate, tmp_path)  # n8n without a database: the operator would stall, so validate fails
+    assert res.returncode == 1 and "n8n needs PostgreSQL" in res.stderr
 
 
 # ---- troubleshooting covers every reason ----------------------------------------------------------

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.live import Live
@@ -89,7 +90,6 @@ def status(name: str | None, namespace: str, watch: bool, timeout: float, as_jso
       addonstack status demo -n tenant-a --watch
     """
     _need_operator_extras()
-    from lightkube.core.exceptions import ApiError
 
     def ready(stacks: list[dict[str, Any]]) -> bool:
         # Ready for the current spec: right after `kubectl apply`, the Ready=True still shown is the old one's.
@@ -99,30 +99,64 @@ def status(name: str | None, namespace: str, watch: bool, timeout: float, as_jso
             for s in stacks
         )
 
+    deadline = time.monotonic() + timeout
+    fetch = _retrying(namespace, name, deadline) if watch else (lambda: asyncio.run(_fetch(namespace, name)))
     try:
-        stacks = asyncio.run(_fetch(namespace, name))
+        stacks = fetch()
         if watch and not as_json:
-            deadline = time.monotonic() + timeout
             with Live(_table(stacks), console=out, refresh_per_second=2) as live:
                 while not ready(stacks) and time.monotonic() < deadline:
                     time.sleep(2)
-                    stacks = asyncio.run(_fetch(namespace, name))
+                    stacks = fetch()
                     live.update(_table(stacks))
             if not out.is_terminal:
                 out.line()  # a redirected Live leaves its last table without a line end
         elif watch:
-            deadline = time.monotonic() + timeout
             while not ready(stacks) and time.monotonic() < deadline:
                 time.sleep(2)
-                stacks = asyncio.run(_fetch(namespace, name))
-    except ApiError as exc:
-        fail(f"{exc.status.message}")
+                stacks = fetch()
+    except Exception as exc:
+        fail_on_cluster_error(exc, name=name)
     if as_json:
         emit_json([{"name": s["metadata"]["name"], "status": s.get("status") or {}} for s in stacks])
     elif not watch:
         out.print(_table(stacks))
     if not ready(stacks):
         raise SystemExit(1)
+
+
+def fail_on_cluster_error(exc: BaseException, *, name: str | None = None) -> NoReturn:
+    """Exit 1 naming the cause and the fix; an error nobody explains is re-raised as it is."""
+    from addonstack.cli.kube_errors import explain
+
+    why = explain(exc, name=name)
+    if why is None:
+        raise exc
+    fail(why)
+
+
+def _retrying(namespace: str, name: str | None, deadline: float) -> Callable[[], list[dict[str, Any]]]:
+    """``status --watch``: a fetch that rides out an API server restarting or briefly unreachable."""
+    from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_exponential
+
+    from addonstack.cli.kube_errors import explain, transient
+
+    def note(state: Any) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        why = explain(exc) if exc is not None else ""
+        err.print(f"[yellow]retrying in {state.upcoming_sleep:.0f} s:[/] {why}", highlight=False)
+
+    def fetch() -> list[dict[str, Any]]:
+        retry = Retrying(
+            retry=retry_if_exception(transient),
+            wait=wait_exponential(multiplier=1, max=30),
+            stop=stop_before_delay(max(1.0, deadline - time.monotonic())),
+            before_sleep=note,
+            reraise=True,
+        )
+        return retry(lambda: asyncio.run(_fetch(namespace, name)))
+
+    return fetch
 
 
 # ---- dev-cluster ---------------------------------------------------------------------------------
@@ -225,6 +259,7 @@ def operator_group() -> None:
 @click.option("--drift-interval", type=float, help="Seconds between drift corrections (default 60).")
 @click.option("--peering", help="kopf peering name: replicas with the same name never reconcile twice.")
 @click.option("--dry-run", is_flag=True, help="Plan and log, but write nothing.")
+@click.option("--metrics-bind-address", help="[host]:port of the Prometheus /metrics endpoint (default :8080; 0: off).")
 @click.option("--verbose", "-v", is_flag=True)
 def operator_run(
     namespaces: tuple[str, ...],
@@ -235,6 +270,7 @@ def operator_run(
     drift_interval: float | None,
     peering: str | None,
     dry_run: bool,
+    metrics_bind_address: str | None,
     verbose: bool,
 ) -> None:
     """Run the operator (kopf) against $KUBECONFIG or the in-cluster account.
@@ -268,5 +304,26 @@ def operator_run(
         drift_interval=drift_interval or s.drift_interval,
         peering=peering or s.peering,
         dry_run=dry_run or s.dry_run,
+        metrics_bind_address=metrics_bind_address or s.metrics_bind_address,
     )
+    try:
+        asyncio.run(_preflight(s.kubeconfig, s.namespaces))
+    except Exception as exc:
+        fail_on_cluster_error(exc)
     run(s, verbose=verbose)
+
+
+async def _preflight(kubeconfig: str | None, namespaces: tuple[str, ...]) -> None:
+    """One LIST of AddonStacks before kopf starts: a missing kubeconfig, an unreachable API server, a missing
+    CRD or RBAC grant is reported once with its fix instead of as kopf's endless retries."""
+    from lightkube import AsyncClient
+    from lightkube.config.kubeconfig import KubeConfig
+
+    from addonstack.controller.cluster import AddonStackResource
+
+    client = AsyncClient(config=KubeConfig.from_file(kubeconfig)) if kubeconfig else AsyncClient()
+    try:
+        async for _ in client.list(AddonStackResource, namespace=namespaces[0] if namespaces else "*", chunk_size=1):
+            break
+    finally:
+        await client.close()

@@ -28,7 +28,7 @@ from addonstack.plan.models import StackOptions
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.plan.validate import check_stack
-from addonstack.reasons import ConditionReason
+from addonstack.reasons import ConditionReason, EventReason
 from addonstack.render.kubernetes import K8sContext, db_job_name, render_kubernetes
 from addonstack.render.stack import StackDefaults, effective, plan_stack, platform
 
@@ -318,6 +318,17 @@ def decide_actions(
     return Actions(batches, unchanged, _prunable(desired, observed))
 
 
+def change_kind(cache: ApplyCache, key: ObjectKey, digest: str, live: dict[str, Any] | None) -> EventReason | None:
+    """Why an object is applied: created (never seen), repaired (ours, unchanged, but the live one was deleted
+    or edited by someone else), or None for an update of our own (the spec changed, or after a restart)."""
+    entry = cache.entries.get(key)
+    if live is None and entry is None:
+        return EventReason.CREATED
+    if entry is not None and entry[0] == digest:
+        return EventReason.REPAIRED
+    return None
+
+
 def _prunable(desired: Desired, observed: Observed) -> list[ObjectKey]:
     retain = desired.ctx.deletion_policy == "Retain"
     uid = observed.body["metadata"]["uid"]
@@ -383,7 +394,7 @@ def transition_events(prev: dict[str, Any] | None, status: dict[str, Any]) -> li
 
     events: list[Event] = []
     if ready(prev) != "True" and ready(status) == "True":
-        events.append(("Normal", "Ready", f"all {status.get('summary', '')} services are ready"))
+        events.append(("Normal", EventReason.READY, f"all {status.get('summary', '')} services are ready"))
     stalled = next((c for c in status.get("conditions", []) if c["type"] == "Stalled"), None)
     was = next((c for c in (prev or {}).get("conditions", []) if c.get("type") == "Stalled"), None)
     if (
@@ -396,9 +407,9 @@ def transition_events(prev: dict[str, Any] | None, status: dict[str, Any]) -> li
     after = {s["serviceId"]: s["reason"] for s in status.get("skipped", [])}
     for sid, reason in after.items():
         if before.get(sid) != reason:
-            events.append(("Warning", "ServiceSkipped", f"{sid} skipped: {reason}"))
+            events.append(("Warning", EventReason.SERVICE_SKIPPED, f"{sid} skipped: {reason}"))
     for sid in before.keys() - after.keys():
-        events.append(("Normal", "ServiceResumed", f"{sid} is no longer skipped"))
+        events.append(("Normal", EventReason.SERVICE_RESUMED, f"{sid} is no longer skipped"))
     return events
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
 from addonstack.constants import API_GROUP, FIELD_MANAGER, PLURAL
-from addonstack.controller import admission, watch
+from addonstack.controller import admission, metrics, watch
 from addonstack.controller.cluster import Cluster
 from addonstack.controller.finalize import finalize
 from addonstack.controller.reconcile import ApplyCache, reconcile
@@ -85,6 +86,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         )  # fmt: skip
         settings.admission.managed = hook.config_name
     state.cluster = Cluster.from_kubeconfig(state.settings.kubeconfig, dry_run=state.settings.dry_run)
+    metrics.serve(state.settings.metrics_bind_address)
     log.info(
         "addonstack operator started (field manager %s, dry_run=%s, namespaces=%s, peering=%s, priority=%s)",
         FIELD_MANAGER,
@@ -114,8 +116,17 @@ async def publish(state: State, raw: dict[str, Any]) -> None:
         if fresh is None or (fresh.get("metadata") or {}).get("deletionTimestamp"):
             return
         raw = fresh
-        outcome = await reconcile(raw, state.cluster, state.settings.defaults, state.cache)
+        started = time.perf_counter()
+        try:
+            outcome = await reconcile(raw, state.cluster, state.settings.defaults, state.cache)
+        except Exception:
+            metrics.RECONCILES.labels("error").inc()
+            raise
+        finally:
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         state.reconciles += 1
+        metrics.RECONCILES.labels(metrics.result_of(outcome.status)).inc()
+        metrics.observe_stack(meta["namespace"], meta["name"], outcome.status)
         if state.settings.dry_run:
             # Children went through the API server's dry run: a status would describe objects that do not exist.
             log.info("dry-run: %s/%s planned (%s services); status left unchanged", meta.get("namespace"),
@@ -158,6 +169,7 @@ async def on_stack_event(type: str | None, body: kopf.Body, memo: Any, **_: Any)
     state = _state(memo)
     ns, name = body.metadata.namespace or "", body.metadata.name or ""
     state.cache.forget_stack(ns, name)
+    metrics.observe_stack(ns, name, None)
     state.locks.pop(f"{ns}/{name}", None)
     debouncer(memo).cancel(ns, name)
 

@@ -17,6 +17,7 @@ from typing import Any
 from lightkube.core.exceptions import ApiError
 
 from addonstack.catalog.loader import Catalog, load_catalog
+from addonstack.controller import metrics
 from addonstack.controller.cluster import Cluster
 from addonstack.controller.decide import (
     APPLY_ORDER,
@@ -26,6 +27,7 @@ from addonstack.controller.decide import (
     Desired,
     Observed,
     Outcome,
+    change_kind,
     conflict_lookups,
     decide_actions,
     decide_status,
@@ -34,6 +36,7 @@ from addonstack.controller.decide import (
     status_changed,
 )
 from addonstack.controller.objects import ObjectKey
+from addonstack.reasons import EventReason
 from addonstack.render.stack import StackDefaults
 
 __all__ = ["APPLY_ORDER", "RETAINED_KINDS", "WORKLOAD_KINDS", "ApplyCache", "Outcome", "reconcile", "status_changed"]
@@ -121,17 +124,36 @@ async def reconcile(
     actions = decide_actions(desired, observed, cache, {sid for sid, _ in conflicts})
     errors: list[str] = []
     applied = dict(actions.unchanged)
+    metrics.CACHE_HITS.inc(len(actions.unchanged))
+    changed: dict[EventReason, list[str]] = {}
     for batch in actions.batches:
         results = await asyncio.gather(*(_apply(cluster, o, c) for _, o, _, c in batch), return_exceptions=True)
-        for (key, obj, digest, _), result in zip(batch, results, strict=True):
+        for (key, obj, digest, live), result in zip(batch, results, strict=True):
             if isinstance(result, ApiError):
                 errors.append(_safe_error(obj, result))
                 continue
             if isinstance(result, BaseException):
                 raise result
+            if (why := change_kind(cache, key, digest, live)) is not None:
+                changed.setdefault(why, []).append(f"{key.kind}/{key.name}")
+            metrics.APPLIED.labels(key.kind).inc()
             cache.record(stack, key, digest, result)
             applied[key] = result
     for key in actions.prune:
         await cluster.delete(key.api_version, key.kind, key.namespace, key.name)
         cache.forget(key)
-    return decide_status(desired, observed, applied, errors, conflicts)
+        metrics.PRUNED.labels(key.kind).inc()
+        changed.setdefault(EventReason.PRUNED, []).append(f"{key.kind}/{key.name}")
+    outcome = decide_status(desired, observed, applied, errors, conflicts)
+    outcome.events[:0] = [("Normal", why, _summary(why, names)) for why, names in changed.items()]
+    return outcome
+
+
+VERBS = {EventReason.CREATED: "created", EventReason.REPAIRED: "restored", EventReason.PRUNED: "deleted"}
+
+
+def _summary(why: EventReason, names: list[str]) -> str:
+    """``created 9 objects: Secret/gatus-env, ...`` (names only, never contents)."""
+    more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+    tail = " (deleted or edited outside the operator)" if why is EventReason.REPAIRED else ""
+    return f"{VERBS[why]} {len(names)} object(s){tail}: {', '.join(names[:8])}{more}"

@@ -65,7 +65,8 @@ class OperatorSettings:
     dry_run: bool = False
     peering: str | None = None  # kopf peering name for HA; None runs standalone
     priority: int | None = None  # peering priority; None: a random one per process (see controller/run.py)
-    health_port: int | None = 8080
+    health_port: int | None = 8081  # kopf's /healthz (0 or None: off)
+    metrics_bind_address: str | None = None  # "[host]:port" of /metrics; `operator run` defaults to ":8080"
     health_host: str = "0.0.0.0"
     kubeconfig: str | None = None
     max_workers: int = 20
@@ -91,14 +92,15 @@ class OperatorSettings:
             kubeconfig=os.environ.get("KUBECONFIG") or None,
             health_host=os.environ.get("ADDONSTACK_HEALTH_HOST", "0.0.0.0"),
             health_port=_health_port(),
+            metrics_bind_address=os.environ.get("ADDONSTACK_METRICS_BIND_ADDRESS", ":8080"),
             priority=_env_int("ADDONSTACK_PEERING_PRIORITY"),
             webhook=WebhookSettings.from_env(),
         )
 
 
 def _health_port() -> int | None:
-    """ADDONSTACK_HEALTH_PORT: kopf's /healthz port (default 8080); 0 turns the endpoint off."""
+    """ADDONSTACK_HEALTH_PORT: kopf's /healthz port (default 8081; 8080 serves /metrics); 0 turns it off."""
     port = _env_int("ADDONSTACK_HEALTH_PORT")
     if port is None:
-        return 8080
+        return 8081
     return port or None

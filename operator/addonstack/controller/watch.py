@@ -18,6 +18,7 @@ from typing import Any
 import kopf
 
 from addonstack.constants import LABEL_STACK
+from addonstack.controller import metrics
 
 log = logging.getLogger("addonstack.watch")
 
@@ -88,9 +89,10 @@ class Debouncer:
 def register(reg: kopf.OperatorRegistry, debouncer_of: Callable[[Any], Debouncer]) -> None:
     """kopf event handlers on every watched child kind: each event schedules its stack."""
 
-    async def on_child(labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -> None:
+    async def on_child(labels: kopf.Labels, namespace: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
         stack = labels.get(LABEL_STACK)
         if stack and namespace:
+            metrics.WATCH_EVENTS.labels(str(body.get("kind") or "")).inc()
             debouncer_of(memo).schedule(namespace, stack)
 
     for group, version, plural in WATCHED:

@@ -1,0 +1,45 @@
+"""The operator's /metrics endpoint: served from the one registry, stacks counted by condition."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+from addonstack.controller import metrics
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def status(*true: str) -> dict[str, object]:
+    return {"conditions": [{"type": t, "status": "True" if t in true else "False"} for t in metrics.CONDITIONS]}
+
+
+def test_metrics_endpoint_counts_stacks_by_condition() -> None:
+    port = free_port()
+    metrics.serve(f"127.0.0.1:{port}")
+    metrics.observe_stack("ns", "a", status("Ready"))
+    metrics.observe_stack("ns", "b", status("Stalled"))
+    metrics.observe_stack("ns", "c", status("Reconciling"))
+    metrics.observe_stack("ns", "c", status("Ready"))  # c became Ready: counted once, under Ready
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'addonstack_stacks{condition="Ready"} 2.0' in text
+    assert 'addonstack_stacks{condition="Stalled"} 1.0' in text
+    assert 'addonstack_stacks{condition="Reconciling"} 0.0' in text
+    metrics.observe_stack("ns", "b", None)  # deleted
+    assert metrics.REGISTRY.get_sample_value("addonstack_stacks", {"condition": "Stalled"}) == 0
+    for name in ("a", "c"):
+        metrics.observe_stack("ns", name, None)
+
+
+def test_results_and_a_taken_port_is_not_fatal() -> None:
+    assert metrics.result_of(status("Ready")) == "ready"
+    assert metrics.result_of(status("Stalled")) == "stalled"
+    assert metrics.result_of(status("Reconciling")) == "progressing"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        metrics.serve(f"127.0.0.1:{taken.getsockname()[1]}")  # logs an error, does not raise
