@@ -28,16 +28,16 @@ def test_deleted_and_edited_children_are_repaired_on_the_event(
     client: Client, operator_proc: None, namespace: str
 ) -> None:
     ns = namespace
-    client.create(codecs.from_dict(stack("w", ns, {"services": ["gatus", "dozzle"]})))
+    client.create(codecs.from_dict(stack("w", ns, {"services": ["gatus", "it-tools"]})))
     wait_ready(client, "w", ns, timeout=60)
     reconciled_ready = get_stack(client, "w", ns)["status"]["conditions"]
     assert any(c["type"] == "Ready" and c["status"] == "True" for c in reconciled_ready)
 
-    old = client.get(Deployment, "dozzle", namespace=ns)
-    client.delete(Deployment, "dozzle", namespace=ns)
+    old = client.get(Deployment, "it-tools", namespace=ns)
+    client.delete(Deployment, "it-tools", namespace=ns)
     wait_for(
         "the deleted Deployment to be created again",
-        lambda: client.get(Deployment, "dozzle", namespace=ns).metadata.uid != old.metadata.uid,
+        lambda: client.get(Deployment, "it-tools", namespace=ns).metadata.uid != old.metadata.uid,
         timeout=60,
     )
     wait_ready(client, "w", ns, timeout=60)

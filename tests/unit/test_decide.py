@@ -81,7 +81,7 @@ def kinds(batches: list[list[tuple[ObjectKey, Any, Any, Any]]]) -> list[str]:
 
 
 def test_a_new_stack_applies_everything_in_kind_order_and_prunes_nothing(cat: Catalog) -> None:
-    observed = Observed(body(["gatus", "dozzle"]), [])
+    observed = Observed(body(["gatus", "it-tools"]), [])
     desired = want(observed, cat)
     actions = decide_actions(desired, observed, ApplyCache())
     order = kinds(actions.batches)
@@ -181,7 +181,7 @@ def test_status_is_ready_only_when_workloads_are(cat: Catalog) -> None:
 
 
 def test_a_name_taken_by_another_stack_blocks_that_service_only(cat: Catalog) -> None:
-    observed = Observed(body(["gatus", "dozzle"]), [])
+    observed = Observed(body(["gatus", "it-tools"]), [])
     desired = want(observed, cat)
     key = next(k for k in desired.objects if k.kind == "Deployment" and k.name == "gatus")
     theirs = {"metadata": {"name": "gatus", "labels": {"addonstack.dev/stack": "other"}}}
@@ -189,7 +189,7 @@ def test_a_name_taken_by_another_stack_blocks_that_service_only(cat: Catalog) ->
     assert [sid for sid, _ in conflicts] == ["gatus"] and "AddonStack 'other'" in conflicts[0][1]
     actions = decide_actions(desired, observed, ApplyCache(), {"gatus"})
     services = {desired.objects[k]["metadata"]["labels"][LABEL_SERVICE] for b in actions.batches for k, *_ in b}
-    assert "gatus" not in services and "dozzle" in services
+    assert "gatus" not in services and "it-tools" in services
     outcome = decide_status(desired, observed, {}, [], conflicts)
     stalled = next(c for c in outcome.status["conditions"] if c["type"] == "Stalled")
     assert stalled["reason"] == "NameConflict"
@@ -323,10 +323,10 @@ def pod(service: str, **status: Any) -> dict[str, Any]:
 def test_pods_name_the_reason_per_service_and_for_the_stack(
     cat: Catalog, pod_status: dict[str, Any], reason: str, words: str
 ) -> None:
-    st = status_with(cat, body(["gatus", "dozzle"]), lambda o: None, (pod("gatus", **pod_status),))
+    st = status_with(cat, body(["gatus", "it-tools"]), lambda o: None, (pod("gatus", **pod_status),))
     svc = {s["id"]: s for s in st["services"]}
     assert svc["gatus"]["reason"] == reason and words in svc["gatus"]["message"]
-    assert svc["dozzle"]["reason"] == "Progressing"
+    assert svc["it-tools"]["reason"] == "Progressing"
     cond = {c["type"]: c for c in st["conditions"]}
     assert cond["Stalled"]["status"] == "True" and cond["Stalled"]["reason"] == reason
     assert cond["Reconciling"]["status"] == "False"
