@@ -55,8 +55,11 @@ generate: setup tools
 	$(BIN)/python -m addonstack.render.generate
 	@bash tools/gen-manifests.sh >/dev/null
 
-# Old names, kept as aliases.
-catalog-schema crd manifests docs: generate
+# Old names, kept as aliases of generate.
+catalog-schema: generate
+crd: generate
+manifests: generate
+docs: generate
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
