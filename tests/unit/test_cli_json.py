@@ -13,7 +13,6 @@ from typing import Any
 import click
 import pytest
 
-from addonstack.cli import cluster_commands  # noqa: F401 - registers the cluster commands
 from addonstack.cli.main import add_json_everywhere, cli
 
 ADDONSTACK = [sys.executable, "-c", "from addonstack.cli.main import main; main()"]

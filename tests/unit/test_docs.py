@@ -23,7 +23,6 @@ from click.testing import CliRunner
 from kubernetes_validate import validate as k8s_validate
 
 from addonstack import generate_addon_stack
-from addonstack.cli import cluster_commands  # noqa: F401 - registers status, dev-cluster, operator
 from addonstack.cli.main import cli
 from addonstack.reasons import ConditionReason, ServicePhase, SkipReason
 from tests.docsutil import (

@@ -13,7 +13,7 @@ import click
 from rich.live import Live
 from rich.table import Table
 
-from addonstack.cli.main import cli, emit_json, err, fail, out
+from addonstack.cli.output import emit_json, err, fail, out
 
 DEFAULT_DIR = Path(os.environ.get("ADDONSTACK_DEV_DIR", ".dev-cluster"))
 
@@ -76,7 +76,7 @@ def _table(stacks: list[dict[str, Any]]) -> Table:
     return table
 
 
-@cli.command()
+@click.command()
 @click.argument("name", required=False)
 @click.option("--namespace", "-n", default="default", show_default=True)
 @click.option("--watch", "-w", is_flag=True, help="Follow progress until every stack is Ready.")
@@ -172,7 +172,7 @@ dir_option = click.option(
 )
 
 
-@cli.group("dev-cluster")
+@click.group("dev-cluster")
 def dev_cluster() -> None:
     """A real local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) on loopback.
 
@@ -240,7 +240,7 @@ def dev_status(directory: Path, as_json: bool) -> None:
 # ---- operator -------------------------------------------------------------------------------------
 
 
-@cli.group("operator")
+@click.group("operator")
 def operator_group() -> None:
     """Run the AddonStack operator.
 
