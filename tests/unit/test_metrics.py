@@ -43,3 +43,20 @@ def test_results_and_a_taken_port_is_not_fatal() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         metrics.serve(f"127.0.0.1:{taken.getsockname()[1]}")  # logs an error, does not raise
+
+
+def test_the_grafana_dashboard_and_the_alerts_only_use_metrics_the_operator_exports() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    exported = {m.name for m in metrics.REGISTRY.collect()}
+    suffixes = ("_total", "_bucket", "_count", "_sum", "_created")
+    dashboard = json.loads((root / "deploy" / "grafana" / "addonstack-operator.json").read_text())
+    rules = (root / "deploy" / "chart" / "addonstack" / "templates" / "metrics.yaml").read_text()
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]] + [rules]
+    used = {m for e in exprs for m in re.findall(r"\baddonstack_[a-z_]+", e)}
+    assert used, "the scan found no metric names"
+    unknown = {m for m in used if m not in exported and not any(m.removesuffix(s) in exported for s in suffixes)}
+    assert not unknown, f"not exported by controller/metrics.py: {sorted(unknown)}"
