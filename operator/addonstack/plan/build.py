@@ -214,6 +214,52 @@ def _planned_service(
     )
 
 
+def _resolve_request(
+    services: Sequence[str], options: StackOptions, known: dict[str, dict[str, str]], target: str
+) -> ResolveRequest:
+    return ResolveRequest(
+        services=list(services),
+        skill_packs=options.skill_packs,
+        platform=options.platform,
+        gpu=options.gpu,
+        prebuilt_images=options.prebuilt_images,
+        known_values=known,
+        allow_experimental=options.allow_experimental,
+        target=target,
+        allow_docker_socket=options.allow_docker_socket,
+        generate_secrets=options.generate_secrets,
+    )
+
+
+def _ports(
+    cat: Catalog,
+    res: Resolution,
+    options: StackOptions,
+    existing_ports: Mapping[str, int] | None,
+    warnings: list[str],
+) -> list[PortAssignment]:
+    """Host ports of the resolved services, clear of reserved ports and of services kept outside the plan."""
+    deployed = set(res.ids)
+    used_by_host = [
+        p.default_host
+        for sid in options.existing_services
+        if sid in cat.services and sid not in deployed
+        for p in cat.services[sid].ports
+        if p.exposed
+    ]
+    try:
+        return allocate_ports(
+            res.services,
+            options.reserved_ports,
+            used_by_host,
+            options.port_overrides,
+            existing_ports or {},
+            warnings,
+        )
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+
+
 def build_plan(
     cat: Catalog,
     instance_id: str,
@@ -239,44 +285,13 @@ def build_plan(
         sid: {**existing_values.get(sid, {}), **credentials.get(sid, {})}
         for sid in set(existing_values) | set(credentials)
     }
-    res: Resolution = resolve(
-        cat,
-        ResolveRequest(
-            services=list(services),
-            skill_packs=options.skill_packs,
-            platform=options.platform,
-            gpu=options.gpu,
-            prebuilt_images=options.prebuilt_images,
-            known_values=known,
-            allow_experimental=options.allow_experimental,
-            target=target,
-            allow_docker_socket=options.allow_docker_socket,
-            generate_secrets=options.generate_secrets,
-        ),
-    )
+    res = resolve(cat, _resolve_request(services, options, known, target))
     warnings = list(res.warnings)
     deployed = set(res.ids)
     for sid in options.prebuilt_images:
         if sid not in cat.services:
             warnings.append(f"prebuiltImages.{sid}: not a catalog service; ignored")
-    used_by_host = [
-        p.default_host
-        for sid in options.existing_services
-        if sid in cat.services and sid not in deployed
-        for p in cat.services[sid].ports
-        if p.exposed
-    ]
-    try:
-        ports = allocate_ports(
-            res.services,
-            options.reserved_ports,
-            used_by_host,
-            options.port_overrides,
-            existing_ports or {},
-            warnings,
-        )
-    except ValueError as exc:
-        raise PlanError(str(exc)) from None
+    ports = _ports(cat, res, options, existing_ports, warnings)
     by_service: dict[str, list[PortAssignment]] = {}
     for a in ports:
         by_service.setdefault(a.service_id, []).append(a)

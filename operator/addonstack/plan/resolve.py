@@ -181,12 +181,8 @@ def _needed(cat: Catalog, roots: Sequence[str], accepted: Sequence[Service]) -> 
     return seen
 
 
-def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
-    """Resolve a request against the catalog. Never raises for unknown or unusable ids: it skips."""
-    warnings: list[str] = []
-    skipped: list[SkippedService] = []
-    requested = _dedupe(req.services, warnings, "services")
-
+def _with_packs(cat: Catalog, req: ResolveRequest, requested: list[str], warnings: list[str]) -> list[str]:
+    """The known skill packs asked for; their required services are appended to ``requested``."""
     packs: list[str] = []
     for pack_id in _dedupe(req.skill_packs, warnings, "skill packs"):
         pack = cat.packs.get(pack_id)
@@ -200,7 +196,11 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
         if extra:
             warnings.append(f"Skill pack {pack_id!r} adds {', '.join(extra)}")
             requested.extend(extra)
+    return packs
 
+
+def _roots(cat: Catalog, requested: list[str], skipped: list[SkippedService], warnings: list[str]) -> list[str]:
+    """The requested catalog services; platform infrastructure is dropped, unknown ids are skipped."""
     infra = [sid for sid in requested if _is_platform(cat, sid)]
     if infra:
         warnings.append(
@@ -221,8 +221,14 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
             )
             continue
         roots.append(sid)
+    return roots
 
-    order, added = _order(cat, roots)
+
+def _accept(
+    cat: Catalog, req: ResolveRequest, order: list[str], skipped: list[SkippedService], warnings: list[str]
+) -> tuple[list[Service], set[str]]:
+    """(accepted services, skipped ids) in dependency order: each service is skipped for its own reason,
+    a skipped dependency, or a conflict with one already accepted."""
     accepted: list[Service] = []
     accepted_ids: set[str] = set()
     ruled_out: set[str] = set()  # ids some accepted service declares a conflict with
@@ -260,6 +266,18 @@ def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
         for rec in svc.recommends:
             if rec not in order and not _is_platform(cat, rec):
                 warnings.append(f"{sid} works best with {rec} (recommended, not added)")
+    return accepted, skipped_ids
+
+
+def resolve(cat: Catalog, req: ResolveRequest) -> Resolution:
+    """Resolve a request against the catalog. Never raises for unknown or unusable ids: it skips."""
+    warnings: list[str] = []
+    skipped: list[SkippedService] = []
+    requested = _dedupe(req.services, warnings, "services")
+    packs = _with_packs(cat, req, requested, warnings)
+    roots = _roots(cat, requested, skipped, warnings)
+    order, added = _order(cat, roots)
+    accepted, skipped_ids = _accept(cat, req, order, skipped, warnings)
     needed = _needed(cat, roots, accepted)
     orphans = [s.id for s in accepted if s.id not in needed]
     if orphans:
