@@ -7,6 +7,7 @@ given): services that conflict with one already taken go into the next stack.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -129,3 +130,22 @@ def test_a_stack_name_too_long_for_child_names_is_a_plan_error(catalog: Catalog)
 
     with pytest.raises(PlanError, match=r"metadata\.name: .* at most 40"):
         plan_stack(catalog, _spec(catalog, ["qdrant"], "nginx"), "s" * 41, "tenant", StackDefaults(), make_rng(1))
+
+
+def test_gateway_env_config_map_defines_every_variable_the_skills_use() -> None:
+    """``<stack>-gateway-env`` plus the Secret keys its annotation names cover every $VAR of the skill files."""
+    cat = load_catalog()
+    ids = ["n8n", "qdrant", "browserless"]
+    objs, deployed = _render(cat, ids, "nginx")
+    assert set(ids) <= set(deployed)
+    gw = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "all-gateway-env")
+    assert gw["data"]["N8N_HOST"] == "n8n" and gw["data"]["QDRANT_PORT"] == "6333"
+    assert "BROWSERLESS_TOKEN" not in gw["data"]  # a secret stays in its Secret
+    assert gw["metadata"]["annotations"]["addonstack.dev/secret-keys"] == "BROWSERLESS_TOKEN=browserless-env/TOKEN"
+    secret = next(o for o in objs if o["kind"] == "Secret" and o["metadata"]["name"] == "browserless-env")
+    assert secret["stringData"]["TOKEN"]
+    skills = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "all-skills")
+    defined = set(gw["data"]) | {"BROWSERLESS_TOKEN"}
+    for key, text in skills["data"].items():
+        for var in re.findall(r"\$\{?([A-Z][A-Z0-9_]+)", text):
+            assert var in defined, f"{key} uses ${var}"

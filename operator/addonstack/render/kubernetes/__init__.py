@@ -16,7 +16,7 @@ from typing import Any
 
 from addonstack.constants import POSTGRES_HOST
 from addonstack.plan.build import StackPlan
-from addonstack.render.kubernetes.config import skills_config_map
+from addonstack.render.kubernetes.config import gateway_env_config_map, skills_config_map
 from addonstack.render.kubernetes.context import (
     REDIS_HOST,
     REDIS_PORT,
@@ -39,6 +39,7 @@ __all__ = [
     "config_name",
     "db_drop_job",
     "db_job_name",
+    "gateway_env_config_map",
     "labels",
     "render_kubernetes",
     "secret_name",
@@ -68,6 +69,7 @@ def render_kubernetes(plan: StackPlan, ctx: K8sContext) -> tuple[list[dict[str, 
     elif plan.databases:
         warnings.append("database.adminSecretRef is not set: databases cannot be created")
     objs.append(skills_config_map(plan, ctx))
+    objs.append(gateway_env_config_map(plan, ctx))
     objs += ingresses(plan, ctx, warnings)
     objs += network_policies(plan, ctx)
     return objs, warnings

@@ -1,5 +1,5 @@
 """A service's variables as Kubernetes sees them: the container's env entries, its Secret and ConfigMap,
-and the stack's skills ConfigMap.
+the stack's skills ConfigMap and the gateway's environment (``<stack>-gateway-env``).
 
 Stored values live in ``<id>-env`` (secret) and ``<id>-config`` (plain) and reach the container by
 explicit ``valueFrom`` entries; values built from platform keys are assembled with ``$(VAR)`` expansion.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from addonstack.catalog.model import VAR_REF
 from addonstack.constants import POSTGRES_HOST, POSTGRES_PORT
 from addonstack.plan.build import PlannedService, StackPlan
 from addonstack.plan.secrets import Lit, PlatformRef, Ref, expand, flatten
@@ -21,7 +22,7 @@ from addonstack.render.kubernetes.context import (
     meta,
     secret_name,
 )
-from addonstack.render.skills import openclaw_config_patch, skill_files
+from addonstack.render.skills import gateway_env, openclaw_config_patch, skill_files
 
 
 def k8s_escape(text: str) -> str:
@@ -145,4 +146,22 @@ def skills_config_map(plan: StackPlan, ctx: K8sContext) -> dict[str, Any]:
     data["openclaw.json"] = json.dumps(openclaw_config_patch(plan.skills), indent=2, sort_keys=True) + "\n"
     m = meta(ctx, f"{ctx.stack}-skills", "skills", "skills")
     m["annotations"] = {"addonstack.dev/layout": "key <skillId>__SKILL.md mounts as <skillId>/SKILL.md"}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": m, "data": data}
+
+
+def gateway_env_config_map(plan: StackPlan, ctx: K8sContext) -> dict[str, Any]:
+    """``<stack>-gateway-env``: the variables the skill files use (``N8N_HOST=n8n``), for the gateway's
+    ``envFrom``. Service names resolve in the stack's namespace. A variable that holds one of a service's
+    secrets (an access token) is not copied here: the annotation names the Secret key to read it from."""
+    secret_refs: dict[str, str] = {}
+    for p in plan.services:
+        for item in p.service.gateway_env:
+            if (ref := VAR_REF.search(item.value)) is not None and item.key not in secret_refs:
+                secret_refs[item.key] = f"{secret_name(ref.group(1) or p.id)}/{ref.group(2)}"
+    data = {k: v for k, v in gateway_env(p.service for p in plan.services).items() if k not in secret_refs}
+    m = meta(ctx, f"{ctx.stack}-gateway-env", "gateway", "gateway")
+    if secret_refs:
+        m["annotations"] = {
+            "addonstack.dev/secret-keys": ", ".join(f"{k}={ref}" for k, ref in sorted(secret_refs.items()))
+        }
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": m, "data": data}
