@@ -21,7 +21,6 @@ LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_STACK: Final = f"{API_GROUP}/stack"
 LABEL_SERVICE: Final = f"{API_GROUP}/service"
 ANNOTATION_CONFIG_HASH: Final = f"{API_GROUP}/config-hash"
-ANNOTATION_GENERATED_BY: Final = f"{API_GROUP}/generated-by"
 # cert-manager's ingress-shim issues a certificate for an Ingress's tls hosts when one of these is set.
 ANNOTATION_CERT_MANAGER_CLUSTER_ISSUER: Final = "cert-manager.io/cluster-issuer"
 ANNOTATION_CERT_MANAGER_ISSUER: Final = "cert-manager.io/issuer"
@@ -66,7 +65,6 @@ PLATFORM_ENV_KEYS: Final = frozenset(
         "POSTGRES_PORT",
     }
 )
-PLATFORM_ENV_PREFIXES: Final = ("REDIS_", "POSTGRES_", "OPENCLAW_")
 
 COMPOSE_NETWORK: Final = "openclaw-network"
 POSTGRES_SETUP_ID: Final = "postgres-setup"

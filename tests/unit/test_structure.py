@@ -18,7 +18,7 @@ MAX_FUNCTION_LINES = 80
 ALLOWED: dict[str, str] = {
     # Issue 19: describe each component once (binary, flags, readiness probe, log) and start them from
     # that description; not done before the session ended.
-    "devcluster/cluster.py": "664 lines: the component table is still written out in _up",
+    "devcluster/cluster.py": "643 lines: the component table is still written out in _up",
     "devcluster/cluster.py::_up": "115 lines: starts etcd, kube-apiserver, controllers and kwok one by one",
 }
 

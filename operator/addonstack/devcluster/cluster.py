@@ -22,14 +22,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-from addonstack.devcluster.pki import CertPair, Pki, ensure_pki, issue_client_cert
+from addonstack.devcluster.pki import CertPair, Pki, ensure_pki
 
 log = logging.getLogger(__name__)
 
@@ -395,19 +395,6 @@ class DevCluster:
             "components": components,
         }
 
-    def user_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
-        """A kubeconfig for a client cert of ``user`` in ``groups``: a restricted, RBAC-checked identity."""
-        state = self._load()
-        if state is None:
-            raise DevClusterError(f"no dev cluster is running in {self.dir}")
-        pki = ensure_pki(self.dir / "pki")
-        users = self.dir / "users"
-        users.mkdir(mode=0o700, exist_ok=True)
-        cert = issue_client_cert(pki.ca, users, user, groups)
-        path = cert.cert.with_suffix(".kubeconfig")
-        _write_private(path, kubeconfig_yaml(state["server"], pki.ca.cert, cert, user))
-        return path
-
     def stop_component(self, name: str, hard: bool = False) -> None:
         """Stop one running component; the others keep running. ``hard``: SIGKILL at once, like a crash;
         otherwise SIGTERM, and SIGKILL after a grace period.
@@ -450,14 +437,6 @@ class DevCluster:
             **extra,
         )
         self._save(state)
-
-    def restart_component(self, name: str, downtime: float = 0.0, hard: bool = False, timeout: float = 60) -> float:
-        """Stop ``name``, stay down for ``downtime`` seconds, start it again; return the seconds until healthy."""
-        self.stop_component(name, hard)
-        time.sleep(downtime)
-        t0 = time.monotonic()
-        self.start_component(name, timeout)
-        return time.monotonic() - t0
 
     def _ready_probe(self, name: str, state: dict[str, Any]) -> Callable[[], bool]:
         """The health check ``_up`` uses for ``name``, rebuilt from the recorded state."""

@@ -56,20 +56,6 @@ class Value:
     segments: tuple[Segment, ...]
     origin: str  # "default" | "generated" | "supplied" | "existing" | "unset"
 
-    def uses_platform(self, plan: Mapping[str, Mapping[str, Value]]) -> bool:
-        return any(self._platform(plan, set()))
-
-    def _platform(self, plan: Mapping[str, Mapping[str, Value]], seen: set[tuple[str, str]]) -> list[bool]:
-        out: list[bool] = []
-        for seg in self.segments:
-            if isinstance(seg, PlatformRef):
-                out.append(True)
-            elif isinstance(seg, Ref) and (seg.service_id, seg.key) not in seen:
-                seen.add((seg.service_id, seg.key))
-                target = plan.get(seg.service_id, {}).get(seg.key)
-                if target is not None:
-                    out.extend(target._platform(plan, seen))
-        return out
 
 
 def literal(text: str, origin: str) -> Value:
