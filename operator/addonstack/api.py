@@ -206,6 +206,7 @@ def _rendered(
     doc = render_compose(plan, _settings(options), kept_compose)
     http, streams = _routes(plan)
     return {
+        "_compose": doc,  # for update's comparison; not a result field
         "compose_override": yamlio.dump_sectioned(doc, "services", plan.slug),
         "env_file": render_env_file(plan, kept_env),
         "env_vars": _env_views(plan),
@@ -243,8 +244,10 @@ def generate_addon_stack(
     """Plan and render a new stack. ``seed`` makes secrets (and so the output) reproducible."""
     inp = _as_input(stack)
     plan = _plan(_catalog(catalog), inp.instance_id, inp.services, inp, seed)
+    rendered = _rendered(plan, inp)
+    del rendered["_compose"]
     return AddonStackResult(
-        **_rendered(plan, inp),
+        **rendered,
         metadata=StackMetadata(**_metadata(plan)),
         warnings=plan.warnings,
     )
@@ -369,7 +372,7 @@ def _update_delta(
     old_gateway = gateway_env(cat.services[s] for s in state.services if s in cat.services)
     http, _ = _routes(plan)
     old_doc = state.compose_services
-    new_doc = yamlio.load_fresh(new["compose_override"])["services"]
+    new_doc = new.pop("_compose")["services"]
     changed = [s for s in plan.ids if s in old_doc and s not in added and new_doc.get(s) != old_doc.get(s)]
     restart = [*added, *changed]
     if added_skills or old_skills - new_skills or set(old_gateway) != set(new["gateway_env"]):
