@@ -17,6 +17,7 @@ from addonstack.catalog.loader import Catalog, load_catalog
 from addonstack.catalog.model import Category, Service, SkillPack
 from addonstack.constants import POSTGRES_SETUP_ID
 from addonstack.plan.build import PlanError, StackPlan, build_plan, select_skills
+from addonstack.plan.images import mirror_image, unmirror_image
 from addonstack.plan.models import (
     AddonStackInput,
     AddonStackResult,
@@ -43,6 +44,7 @@ SETTINGS = (
     "gpu",
     "platform",
     "prebuilt_images",
+    "image_registry",
     "reserved_ports",
     "port_overrides",
     "existing_services",
@@ -332,10 +334,15 @@ def _check_lost_secrets(plan: StackPlan, state: CurrentStack, regenerate: bool, 
 
 
 def _pin_images(plan: StackPlan, state: CurrentStack, upgrade: bool, warnings: list[str]) -> None:
-    """Services that stay keep the image they run unless ``upgrade`` is set."""
+    """Services that stay keep the image they run unless ``upgrade`` is set; a new ``imageRegistry`` moves
+    them to the mirror all the same (the same image, pulled from elsewhere)."""
+    before = state.settings.get("imageRegistry")
     for p in plan.services:
         old = state.image(p.id)
         if p.id not in state.services or old is None or old == p.image:
+            continue
+        old = mirror_image(unmirror_image(old, before if isinstance(before, str) else None), plan.image_registry)
+        if old == p.image:
             continue
         if upgrade:
             warnings.append(f"{p.id}: image {old} -> {p.image} (upgrade)")

@@ -13,7 +13,7 @@ import click
 from rich.live import Live
 from rich.table import Table
 
-from addonstack.cli.output import emit_json, err, fail, out
+from addonstack.cli.output import BAD_INPUT, emit_json, err, fail, out
 
 DEFAULT_DIR = Path(os.environ.get("ADDONSTACK_DEV_DIR", ".dev-cluster"))
 
@@ -256,6 +256,10 @@ def operator_group() -> None:
 @click.option("--gpu/--no-gpu", default=None, help="Whether nodes have NVIDIA GPUs (default for stacks).")
 @click.option("--database-host", help="Default PostgreSQL host of the platform.")
 @click.option("--database-admin-secret", help="Default Secret (username, password) of the PostgreSQL admin.")
+@click.option("--image-registry", help="Default registry mirror (host[:port][/prefix]) every image is pulled through.")
+@click.option(
+    "--image-pull-secret", "image_pull_secrets", multiple=True, help="Default pull Secret for every pod (repeat)."
+)
 @click.option("--drift-interval", type=float, help="Seconds between drift corrections (default 60).")
 @click.option("--peering", help="kopf peering name: replicas with the same name never reconcile twice.")
 @click.option("--dry-run", is_flag=True, help="Plan and log, but write nothing.")
@@ -267,6 +271,8 @@ def operator_run(
     gpu: bool | None,
     database_host: str | None,
     database_admin_secret: str | None,
+    image_registry: str | None,
+    image_pull_secrets: tuple[str, ...],
     drift_interval: float | None,
     peering: str | None,
     dry_run: bool,
@@ -284,6 +290,7 @@ def operator_run(
 
     from addonstack.controller.run import run
     from addonstack.controller.settings import OperatorSettings
+    from addonstack.plan.images import registry_problem
 
     try:
         s = OperatorSettings.from_env()
@@ -296,7 +303,11 @@ def operator_run(
         gpu=d.gpu if gpu is None else gpu,
         database_host=database_host or d.database_host,
         database_admin_secret=database_admin_secret or d.database_admin_secret,
+        image_registry=image_registry or d.image_registry,
+        image_pull_secrets=image_pull_secrets or d.image_pull_secrets,
     )
+    if image_registry and (problem := registry_problem(image_registry, "--image-registry")):
+        fail(problem, BAD_INPUT)
     s = replace(
         s,
         namespaces=namespaces or s.namespaces,

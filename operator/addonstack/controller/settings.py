@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from addonstack.plan.images import registry_problem
 from addonstack.render.stack import StackDefaults
 
 
@@ -82,7 +83,13 @@ class OperatorSettings:
             database_host=os.environ.get("ADDONSTACK_DATABASE_HOST") or None,
             database_admin_secret=os.environ.get("ADDONSTACK_DATABASE_ADMIN_SECRET") or None,
             deletion_policy=os.environ.get("ADDONSTACK_DELETION_POLICY", "Retain"),
+            image_registry=os.environ.get("ADDONSTACK_IMAGE_REGISTRY") or None,
+            image_pull_secrets=tuple(
+                n.strip() for n in os.environ.get("ADDONSTACK_IMAGE_PULL_SECRETS", "").split(",") if n.strip()
+            ),
         )
+        if defaults.image_registry and (problem := registry_problem(defaults.image_registry)):
+            raise ValueError(problem.replace("imageRegistry", "ADDONSTACK_IMAGE_REGISTRY", 1))
         return cls(
             namespaces=ns,
             defaults=defaults,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from addonstack.catalog.loader import Catalog
 from addonstack.catalog.model import Service, Skill
 from addonstack.plan.databases import DatabaseNeed, database_needs
+from addonstack.plan.images import BUILT_IMAGE_PREFIX, mirror_image
 from addonstack.plan.models import SkippedService, StackOptions, instance_slug
 from addonstack.plan.ports import PortAssignment, allocate_ports
 from addonstack.plan.public import PublicAddress, Route, Routing, plan_routes, public_values
@@ -65,6 +66,7 @@ class StackPlan:
     values: dict[str, dict[str, Value]] = field(default_factory=dict)
     public: dict[str, PublicAddress] = field(default_factory=dict)  # routed web services with a public address
     routing: Routing = field(default_factory=Routing)
+    image_registry: str | None = None  # the mirror every image is pulled through (plan.images)
     # Literals already worked out by addonstack.render.values (env file, env views and Compose ask alike).
     stored: dict[tuple[str, str], str | None] = field(default_factory=dict, repr=False, compare=False)
 
@@ -90,7 +92,7 @@ class StackPlan:
 def built_image(service_id: str, git_ref: str) -> str:
     """Local tag of an image Compose builds from a git ref (tags allow [A-Za-z0-9_.-])."""
     tag = re.sub(r"[^A-Za-z0-9_.-]", "-", git_ref)[:128]
-    return f"addonstack-build/{service_id}:{tag}"
+    return f"{BUILT_IMAGE_PREFIX}{service_id}:{tag}"
 
 
 def _image(svc: Service, prebuilt: Mapping[str, str], warnings: list[str]) -> str:
@@ -206,7 +208,7 @@ def _planned_service(
         )
     return PlannedService(
         service=svc,
-        image=_image(svc, options.prebuilt_images, warnings),
+        image=mirror_image(_image(svc, options.prebuilt_images, warnings), options.image_registry),
         values=sv,
         ports=ports,
         gpu=options.gpu and svc.gpu != "none",
@@ -319,4 +321,5 @@ def build_plan(
         values=values,
         public=public,
         routing=routing,
+        image_registry=options.image_registry,
     )

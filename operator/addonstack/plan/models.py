@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from addonstack.catalog.model import ENV_KEY_PATTERN, ID_PATTERN
+from addonstack.plan.images import registry_problem
 from addonstack.reasons import SkipReason
 
 INSTANCE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -157,6 +158,11 @@ class StackOptions(ApiModel):
     allow_docker_socket: bool = Field(
         default=False, description="Mount /var/run/docker.sock into services that need the Docker engine."
     )
+    image_registry: Annotated[str, Field(max_length=255)] | None = Field(
+        default=None,
+        description="Registry mirror (host[:port][/prefix]) every image is pulled through: redis:7 becomes "
+        "<mirror>/library/redis:7, ghcr.io/a/b:1 becomes <mirror>/ghcr.io/a/b:1; also in prePullImages.",
+    )
     openclaw_version: str = Field(default="latest", max_length=100, description="Recorded; changes nothing today.")
     ai_providers: list[Annotated[str, Field(max_length=100)]] = Field(
         default_factory=list, description="Recorded; changes nothing today."
@@ -178,6 +184,13 @@ class StackOptions(ApiModel):
             # The reference grammar Docker uses; also keeps "$" (Compose interpolation) out of the file.
             if not IMAGE_REF.fullmatch(ref):
                 raise ValueError(f"prebuiltImages.{sid}: {ref!r} is not an image reference ([registry/]name[:tag])")
+        return value
+
+    @field_validator("image_registry")
+    @classmethod
+    def _registry(cls, value: str | None) -> str | None:
+        if value is not None and (problem := registry_problem(value)):
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")

@@ -179,6 +179,17 @@ class AddonStackSpec(SpecModel):
     deletion_policy: Literal["Retain", "Delete"] | None = Field(
         default=None, description="What happens to volumes, Secrets and databases when the stack goes."
     )
+    image_registry: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
+        default=None,
+        description="Registry mirror (host[:port][/prefix]) every image is pulled through: redis:7 becomes "
+        "<mirror>/library/redis:7, ghcr.io/a/b:1 becomes <mirror>/ghcr.io/a/b:1 (default: the operator's "
+        "--image-registry).",
+    )
+    image_pull_secrets: Annotated[list[SecretRef], Field(max_length=20)] | None = Field(
+        default=None,
+        description="Secrets (kubernetes.io/dockerconfigjson) every pod pulls its images with; replaces the "
+        "operator's --image-pull-secret when given.",
+    )
 
 
 # ---- status ------------------------------------------------------------------------------------
@@ -227,6 +238,7 @@ class Effective(SpecModel):
     ingress_class_name: str | None = None
     database_host: str | None = None
     network_policy: bool
+    image_registry: str | None = None
 
 
 class AddonStackStatus(SpecModel):

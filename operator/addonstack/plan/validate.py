@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from addonstack.catalog.loader import Catalog
 from addonstack.constants import INFRASTRUCTURE_IDS
 from addonstack.plan.build import StackPlan
+from addonstack.plan.images import registry_problem
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.reasons import ConditionReason
 
@@ -80,6 +81,7 @@ def check_spec(cat: Catalog, spec: AddonStackSpec) -> list[str]:
         *_check_conflicts(cat, stack),
         *_check_contradictions(cat, spec, requested),
         *_check_settings(cat, spec, stack),
+        *_check_images(spec),
     ]
 
 
@@ -176,6 +178,17 @@ def _check_settings(cat: Catalog, spec: AddonStackSpec, stack: dict[str, str]) -
                 f"overrides.{sid}.imageTag: {sid} runs the image from {where}, not a catalog image; "
                 f"put the tag in {where} and remove imageTag"
             )
+    return problems
+
+
+def _check_images(spec: AddonStackSpec) -> list[str]:
+    """The registry mirror's syntax (``plan.images`` holds the rule the library input and the flag share)."""
+    problems: list[str] = []
+    if spec.image_registry is not None and (problem := registry_problem(spec.image_registry)):
+        problems.append(problem)
+    names = [ref.name for ref in spec.image_pull_secrets or []]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"imagePullSecrets: {name} is listed twice; list each Secret once")
     return problems
 
 

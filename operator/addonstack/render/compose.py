@@ -23,6 +23,7 @@ from addonstack.constants import (
 )
 from addonstack.plan.build import PlannedService, StackPlan, built_image
 from addonstack.plan.databases import setup_script
+from addonstack.plan.images import mirror_image
 from addonstack.plan.secrets import env_file_key
 from addonstack.render import envfile
 from addonstack.render.values import compose_escape, compose_expression, stored_items
@@ -157,7 +158,7 @@ def _postgres_setup(plan: StackPlan) -> dict[str, Any]:
     for need in plan.databases:
         env[need.password_env] = "${" + env_file_key(need.service_id, need.password_key) + "}"
     return {
-        "image": POSTGRES_CLIENT_IMAGE,
+        "image": mirror_image(POSTGRES_CLIENT_IMAGE, plan.image_registry),
         "restart": "no",
         "entrypoint": ["sh", "-c"],
         "command": [compose_escape(setup_script(plan.databases))],

@@ -15,6 +15,7 @@ from typing import Any
 
 from addonstack.catalog.loader import Catalog, load_catalog
 from addonstack.constants import API_GROUP, API_VERSION, KIND, PLURAL
+from addonstack.plan.images import REGISTRY_FIX, REGISTRY_PATTERN
 from addonstack.plan.spec import MAX_STACK_NAME, AddonStackSpec, AddonStackStatus
 from addonstack.render import yamlio
 
@@ -98,6 +99,9 @@ def spec_schema(cat: Catalog) -> dict[str, Any]:
     ov = props["overrides"]["additionalProperties"]
     ov["properties"]["storageSize"]["x-kubernetes-validations"] = [
         {"rule": "quantity(self).isGreaterThan(quantity('0'))", "message": "storageSize must be positive"}
+    ]
+    props["imageRegistry"]["x-kubernetes-validations"] = [
+        {"rule": f"self.matches('{REGISTRY_PATTERN}')", "message": f"imageRegistry: {REGISTRY_FIX}"}
     ]
     spec["x-kubernetes-validations"] = [
         {

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from addonstack.catalog.loader import Catalog
 from addonstack.plan.build import PlanError, StackPlan, build_plan
+from addonstack.plan.images import registry_problem
 from addonstack.plan.models import StackOptions
 from addonstack.plan.public import Routing
 from addonstack.plan.spec import MAX_STACK_NAME, AddonStackSpec, Effective, PeerSelector
@@ -35,6 +36,8 @@ class StackDefaults:
     ingress_namespace: str | None = "ingress-nginx"
     gateway_namespace: str | None = None
     gateway_labels: tuple[tuple[str, str], ...] = (("app.kubernetes.io/name", "openclaw-gateway"),)
+    image_registry: str | None = None  # --image-registry: mirror for stacks without spec.imageRegistry
+    image_pull_secrets: tuple[str, ...] = ()  # --image-pull-secret: for stacks without spec.imagePullSecrets
 
 
 def credentials_from_secret(cat: Catalog, data: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], list[str]]:
@@ -61,7 +64,11 @@ def credentials_from_secret(cat: Catalog, data: Mapping[str, str]) -> tuple[dict
 def options_from_spec(
     spec: AddonStackSpec, defaults: StackDefaults, credentials: dict[str, dict[str, str]]
 ) -> StackOptions:
+    registry = spec.image_registry or defaults.image_registry
+    if registry is not None and (problem := registry_problem(registry)):
+        raise PlanError(problem if spec.image_registry else problem.replace("imageRegistry", "--image-registry", 1))
     return StackOptions(
+        image_registry=registry,
         skill_packs=spec.skill_packs or [],
         credentials=credentials,
         prebuilt_images=spec.prebuilt_images or {},
@@ -126,6 +133,11 @@ def context_from_spec(spec: AddonStackSpec, name: str, namespace: str, defaults:
             else PeerSelector(namespace=defaults.gateway_namespace, pod_labels=dict(defaults.gateway_labels))
         ),
         overrides=dict(spec.overrides or {}),
+        image_pull_secrets=(
+            tuple(ref.name for ref in spec.image_pull_secrets)
+            if spec.image_pull_secrets is not None
+            else defaults.image_pull_secrets
+        ),
     )
 
 
@@ -137,6 +149,7 @@ def effective(ctx: K8sContext, options: StackOptions) -> Effective:
         ingress_class_name=ctx.ingress.class_name if ctx.ingress.enabled else None,
         database_host=ctx.database_host,
         network_policy=ctx.network_policy,
+        image_registry=options.image_registry,
     )
 
 

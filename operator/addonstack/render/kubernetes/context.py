@@ -63,6 +63,7 @@ class K8sContext:
     ingress_peer: PeerSelector | None = None
     gateway_peer: PeerSelector | None = None
     overrides: dict[str, ServiceOverride] = field(default_factory=dict)
+    image_pull_secrets: tuple[str, ...] = ()  # Secret names every pod pulls its images with
 
 
 def labels(ctx: K8sContext, service_id: str, component: str = "addon") -> dict[str, str]:

@@ -13,6 +13,7 @@ from typing import Any
 from addonstack.catalog.model import HealthCheck, Service
 from addonstack.constants import ANNOTATION_CONFIG_HASH
 from addonstack.plan.build import PlannedService, StackPlan
+from addonstack.plan.images import mirror_image
 from addonstack.plan.spec import ServiceOverride
 from addonstack.render.kubernetes import storage
 from addonstack.render.kubernetes.config import container_env, env_objects, k8s_escape, stored
@@ -64,9 +65,10 @@ def _security(svc: Service) -> dict[str, Any]:
     return sc
 
 
-def _image(p: PlannedService, override: ServiceOverride | None) -> str:
-    if override and override.image_tag and p.service.image and p.image == p.service.image_ref:
-        return f"{p.service.image}:{override.image_tag}"
+def _image(plan: StackPlan, p: PlannedService, override: ServiceOverride | None) -> str:
+    catalog_image = p.service.image_ref and p.image == mirror_image(p.service.image_ref, plan.image_registry)
+    if override and override.image_tag and p.service.image and catalog_image:
+        return mirror_image(f"{p.service.image}:{override.image_tag}", plan.image_registry)
     return p.image
 
 
@@ -94,7 +96,7 @@ def _container(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: li
     ov = ctx.overrides.get(p.id)
     container: dict[str, Any] = {
         "name": p.id,
-        "image": _image(p, ov),
+        "image": _image(plan, p, ov),
         "imagePullPolicy": "IfNotPresent",
     }
     if svc.command:
