@@ -25,14 +25,12 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -51,6 +49,7 @@ from addonstack.constants import FIELD_MANAGER, LABEL_STACK
 from addonstack.controller.cluster import AddonStackResource
 from addonstack.controller.reconcile import APPLY_ORDER
 from addonstack.devcluster import DevCluster, find_binaries, missing_binaries
+from addonstack.devcluster.apimetrics import operator_reads, operator_writes, request_counts
 from addonstack.devcluster.cluster import fake_node, rss_mib
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
@@ -65,20 +64,6 @@ TINY = ["it-tools"]
 DEFAULTS = StackDefaults(
     database_host="postgres.platform.example", database_admin_secret="pg-admin", deletion_policy="Retain"
 )
-# What the operator writes; other controllers write pods, replicasets, events, leases, *-/status, endpoints.
-OPERATOR_RESOURCES = {
-    "addonstacks",
-    "secrets",
-    "configmaps",
-    "services",
-    "persistentvolumeclaims",
-    "deployments",
-    "statefulsets",
-    "jobs",
-    "ingresses",
-    "networkpolicies",
-}
-READ_VERBS = {"GET", "LIST", "WATCH"}
 TARGETS = {
     "throughput_ratio": 0.8,
     "resync_writes": 0,
@@ -185,41 +170,6 @@ def workloads_available(client: Client, namespaces: set[str]) -> set[tuple[str, 
 
 # ---- API server metrics ---------------------------------------------------------------------------
 
-_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-
-
-def request_counts(http: Any) -> Counter[tuple[str, str, str]]:
-    """(verb, resource, subresource) -> requests served so far."""
-    text = http.get("/metrics").raise_for_status().text
-    out: Counter[tuple[str, str, str]] = Counter()
-    for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group("labels")))
-        out[(labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))] += int(
-            float(m.group("value"))
-        )
-    return out
-
-
-def operator_writes(delta: Counter[tuple[str, str, str]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for (verb, resource, sub), n in delta.items():
-        if n <= 0 or verb in READ_VERBS or resource not in OPERATOR_RESOURCES:
-            continue
-        if sub and resource != "addonstacks":
-            continue  # e.g. deployments/status: written by kube-controller-manager
-        out[f"{verb} {resource}{'/' + sub if sub else ''}"] = n
-    return out
-
-
-def operator_reads(delta: Counter[tuple[str, str, str]]) -> int:
-    return sum(
-        n for (verb, resource, _), n in delta.items() if verb in ("GET", "LIST") and resource in OPERATOR_RESOURCES
-    )
-
-
 # ---- raw client -----------------------------------------------------------------------------------
 
 
@@ -261,8 +211,13 @@ def start_operator(kubeconfig: Path, drift: float, log_path: Path) -> subprocess
     stub.mkdir(parents=True, exist_ok=True)
     (stub / "__init__.py").write_text("raise ImportError('hidden by bench/operator_throughput.py')\n")
     path = os.pathsep.join(p for p in (str(stub.parent), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "ADDONSTACK_HEALTH_PORT": "0", "PYTHONPATH": path,
-           "ADDONSTACK_METRICS_BIND_ADDRESS": "0"}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "ADDONSTACK_HEALTH_PORT": "0",
+        "PYTHONPATH": path,
+        "ADDONSTACK_METRICS_BIND_ADDRESS": "0",
+    }
     with log_path.open("wb") as out:
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 

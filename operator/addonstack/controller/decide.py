@@ -84,7 +84,8 @@ def _marker(obj: dict[str, Any]) -> str:
 
 
 def digest(obj: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+    # 80 bits: enough to tell two versions of one object apart, short enough to persist per child in status.
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:20]
 
 
 @dataclass

@@ -19,6 +19,7 @@ import kopf
 
 from addonstack.constants import API_GROUP, FIELD_MANAGER, PLURAL
 from addonstack.controller import admission, metrics, watch
+from addonstack.controller.applied import status_patch
 from addonstack.controller.cluster import Cluster
 from addonstack.controller.finalize import finalize
 from addonstack.controller.reconcile import ApplyCache, reconcile
@@ -37,7 +38,7 @@ class State:
 
     settings: OperatorSettings
     cluster: Cluster | None = None
-    cache: ApplyCache = field(default_factory=ApplyCache)
+    cache: ApplyCache = field(default_factory=ApplyCache)  # dry runs only (others keep it in status.applied)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # by "namespace/name"
     reconciles: int = 0
     # kopf runs async handlers of all objects at once; this bounds how many reconciles talk to the API server
@@ -117,8 +118,11 @@ async def publish(state: State, raw: dict[str, Any]) -> None:
             return
         raw = fresh
         started = time.perf_counter()
+        # The stack's status.applied is the record of what was applied; a cache per reconcile keeps nothing in
+        # memory between reconciles. A dry run writes no status, so it keeps its record in the process.
+        cache = state.cache if state.settings.dry_run else ApplyCache()
         try:
-            outcome = await reconcile(raw, state.cluster, state.settings.defaults, state.cache)
+            outcome = await reconcile(raw, state.cluster, state.settings.defaults, cache)
         except Exception:
             metrics.RECONCILES.labels("error").inc()
             raise
@@ -134,8 +138,7 @@ async def publish(state: State, raw: dict[str, Any]) -> None:
             return
         prev = dict(raw.get("status") or {})
         if outcome.status != prev:
-            patch: dict[str, Any] = {key: None for key in prev.keys() - outcome.status.keys()}
-            patch.update(outcome.status)  # merge patch: keys the new status no longer has are dropped
+            patch = status_patch(prev, outcome.status)  # keys the new status no longer has are dropped
             await state.cluster.patch_status(meta["namespace"], meta["name"], patch)
         for type_, reason, message in outcome.events:
             await state.cluster.event(raw, type_, reason, message)

@@ -3,9 +3,9 @@
 This is the thin executor: it reads the cluster, asks ``decide.py`` (pure) what to do, and does it. The same
 function runs on create, update, resume, a child's watch event and the drift timer, and is idempotent:
 values already issued are read back from the stack's Secrets and ConfigMaps and fed to the planner, so a
-reconcile, a restart or an update never rotates a secret. Unchanged objects are not re-applied (an
-in-memory record of what was applied and the live object's generation), so a resync of a converged
-stack writes nothing.
+reconcile, a restart or an update never rotates a secret. Unchanged objects are not re-applied (a
+record of what was applied and the live object's generation, kept in the stack's ``status.applied``: see
+``applied.py``), so a resync of a converged stack writes nothing, and neither does a restarted operator.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from lightkube.core.exceptions import ApiError
 
 from addonstack.catalog.loader import Catalog, load_catalog
+from addonstack.controller import applied as applied_record
 from addonstack.controller import metrics
 from addonstack.controller.cluster import Cluster
 from addonstack.controller.decide import (
@@ -120,6 +121,7 @@ async def reconcile(
     if isinstance(desired, Outcome):
         return desired
     stack = body["metadata"]["name"]
+    applied_record.seed(cache, stack, observed.prev, desired.objects)
     conflicts = name_conflicts(stack, desired.objects, await _existing(cluster, desired, observed))
     actions = decide_actions(desired, observed, cache, {sid for sid, _ in conflicts})
     errors: list[str] = []
@@ -145,6 +147,7 @@ async def reconcile(
         metrics.PRUNED.labels(key.kind).inc()
         changed.setdefault(EventReason.PRUNED, []).append(f"{key.kind}/{key.name}")
     outcome = decide_status(desired, observed, applied, errors, conflicts)
+    outcome.status[applied_record.FIELD] = applied_record.record_of(cache, desired.objects)
     outcome.events[:0] = [("Normal", why, _summary(why, names)) for why, names in changed.items()]
     return outcome
 

@@ -254,3 +254,10 @@ class AddonStackStatus(SpecModel):
     generated_secret_keys: list[str] = Field(
         default_factory=list, description="Names (never values) of keys the operator generated."
     )
+    applied: dict[str, str] | None = Field(
+        default=None,
+        description=(
+            "What the operator last applied, per child (Kind/name: digest@generation or resourceVersion), so a "
+            "restarted operator or a new leader re-applies nothing that is unchanged. Written by the operator."
+        ),
+    )

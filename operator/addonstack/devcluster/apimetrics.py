@@ -1,0 +1,67 @@
+"""The API server's own count of requests (``apiserver_request_total``), read from its /metrics.
+
+Writes are counted where they land, so a claim like "a restarted operator writes nothing" is checked against
+what the API server served, not against the operator's own bookkeeping. Shared by bench/operator.py and the
+restart test (tests/cluster/test_restart.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+__all__ = ["OPERATOR_RESOURCES", "READ_VERBS", "operator_reads", "operator_writes", "request_counts"]
+
+# What the operator writes; other controllers write pods, replicasets, events, leases, */status, endpoints.
+OPERATOR_RESOURCES = frozenset(
+    {
+        "addonstacks",
+        "secrets",
+        "configmaps",
+        "services",
+        "persistentvolumeclaims",
+        "deployments",
+        "statefulsets",
+        "jobs",
+        "ingresses",
+        "networkpolicies",
+    }
+)
+READ_VERBS = frozenset({"GET", "LIST", "WATCH"})
+_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+
+Counts = Counter[tuple[str, str, str]]  # (verb, resource, subresource) -> requests served so far
+
+
+def request_counts(http: Any) -> Counts:
+    """Parse /metrics fetched with ``http`` (a lightkube client adapter or any httpx client with a base URL)."""
+    text = http.get("/metrics").raise_for_status().text
+    out: Counts = Counter()
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group("labels")))
+        out[(labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))] += int(
+            float(m.group("value"))
+        )
+    return out
+
+
+def operator_writes(delta: Counts) -> dict[str, int]:
+    """Write requests (any verb but GET/LIST/WATCH) to what the operator writes, by "VERB resource[/sub]"."""
+    out: dict[str, int] = {}
+    for (verb, resource, sub), n in delta.items():
+        if n <= 0 or verb in READ_VERBS or resource not in OPERATOR_RESOURCES:
+            continue
+        if sub and resource != "addonstacks":
+            continue  # e.g. deployments/status: written by kube-controller-manager
+        out[f"{verb} {resource}{'/' + sub if sub else ''}"] = n
+    return out
+
+
+def operator_reads(delta: Counts) -> int:
+    return sum(
+        n for (verb, resource, _), n in delta.items() if verb in ("GET", "LIST") and resource in OPERATOR_RESOURCES
+    )

@@ -1,0 +1,66 @@
+"""The record of what was applied, persisted in status.applied: a restart re-applies nothing unchanged."""
+
+from __future__ import annotations
+
+import copy
+
+from addonstack.catalog.loader import Catalog
+from addonstack.controller.applied import FIELD, record_of, seed, status_patch
+from addonstack.controller.decide import ApplyCache, Observed, decide_actions
+from addonstack.controller.objects import ObjectKey
+from tests.unit.test_decide import body, cat, converge, want
+
+__all__ = ["cat"]  # the catalog fixture, shared with test_decide
+
+
+def restarted(cat: Catalog, live: list[dict[str, object]], record: dict[str, str]) -> tuple[ApplyCache, Observed]:
+    """A new process: an empty cache, seeded from the stack's status only."""
+    b = body(["gatus", "it-tools"])
+    b["status"] = {FIELD: record}
+    observed = Observed(b, live)
+    cache = ApplyCache()
+    seed(cache, "s1", observed.prev, want(observed, cat).objects)
+    return cache, observed
+
+
+def test_a_restarted_operator_applies_nothing_over_an_unchanged_stack(cat: Catalog) -> None:
+    first = ApplyCache()
+    live = converge(body(["gatus", "it-tools"]), cat, first)
+    record = record_of(first, [ObjectKey.of(o) for o in live])
+    assert len(record) == len(live) and all("@" in v for v in record.values())
+    cache, observed = restarted(cat, live, record)
+    actions = decide_actions(want(observed, cat), observed, cache)
+    assert actions.batches == [] and len(actions.unchanged) == len(live)
+    without = decide_actions(want(observed, cat), observed, ApplyCache())
+    assert sum(len(b) for b in without.batches) == len(live), "without the record everything is applied again"
+
+
+def test_a_child_edited_while_no_operator_ran_is_still_repaired(cat: Catalog) -> None:
+    first = ApplyCache()
+    live = converge(body(["gatus", "it-tools"]), cat, first)
+    record = record_of(first, [ObjectKey.of(o) for o in live])
+    edited = [copy.deepcopy(o) for o in live]
+    dep = next(o for o in edited if o["kind"] == "Deployment")
+    dep["metadata"]["generation"] = 2  # `kubectl edit` while the operator was down
+    cache, observed = restarted(cat, edited, record)
+    redo = {k for batch in decide_actions(want(observed, cat), observed, cache).batches for k, *_ in batch}
+    assert redo == {ObjectKey.of(dep)}
+
+
+def test_a_record_of_another_version_of_the_spec_applies_what_changed(cat: Catalog) -> None:
+    first = ApplyCache()
+    live = converge(body(["gatus", "it-tools"]), cat, first)
+    record = {k: ("0" * 20) + "@" + v.split("@")[1] if k.startswith("Deployment/gatus") else v
+              for k, v in record_of(first, [ObjectKey.of(o) for o in live]).items()}  # fmt: skip
+    cache, observed = restarted(cat, live, record)
+    redo = [
+        (k.kind, k.name) for batch in decide_actions(want(observed, cat), observed, cache).batches for k, *_ in batch
+    ]
+    assert redo == [("Deployment", "gatus")]
+
+
+def test_the_status_patch_removes_what_the_new_status_no_longer_has() -> None:
+    prev = {"summary": "1/1", FIELD: {"Secret/a": "x@r1", "Secret/b": "y@r2"}, "warnings": ["w"]}
+    new = {"summary": "1/1", FIELD: {"Secret/a": "x@r3"}}
+    assert status_patch(prev, new) == {"warnings": None, FIELD: {"Secret/a": "x@r3", "Secret/b": None}}
+    assert status_patch(new, new) == {}
