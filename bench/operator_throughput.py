@@ -204,6 +204,7 @@ def start_operator(kubeconfig: Path, drift: float, log_path: Path) -> subprocess
         DEFAULTS.database_host or "",
         "--database-admin-secret",
         DEFAULTS.database_admin_secret or "",
+        *extra,
     ]
     # The operator as shipped: without the bench-only `kubernetes` package, which kopf imports when it is
     # installed (about +12 MiB RSS and +0.5 s start-up); a stub that fails to import hides it.

@@ -20,6 +20,10 @@ LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_STACK: Final = f"{API_GROUP}/stack"
 LABEL_SERVICE: Final = f"{API_GROUP}/service"
+# Shards (controller/shards.py): a stack's fixed bucket, and the shard a Lease holder serves.
+LABEL_SHARD_BUCKET: Final = f"{API_GROUP}/shard-bucket"
+LABEL_SHARD_INDEX: Final = f"{API_GROUP}/shard-index"
+LABEL_SHARD_COUNT: Final = f"{API_GROUP}/shard-count"
 ANNOTATION_CONFIG_HASH: Final = f"{API_GROUP}/config-hash"
 # cert-manager's ingress-shim issues a certificate for an Ingress's tls hosts when one of these is set.
 ANNOTATION_CERT_MANAGER_CLUSTER_ISSUER: Final = "cert-manager.io/cluster-issuer"

@@ -263,6 +263,8 @@ def operator_group() -> None:
 @click.option("--drift-interval", type=float, help="Seconds between drift corrections (default 60).")
 @click.option("--peering", help="kopf peering name: replicas with the same name never reconcile twice.")
 @click.option("--dry-run", is_flag=True, help="Plan and log, but write nothing.")
+@click.option("--shard-index", type=int, help="This replica's shard, 0 to --shard-count - 1 (docs/performance.md).")
+@click.option("--shard-count", type=int, help="Shards that split the AddonStacks between them (default: no shards).")
 @click.option("--metrics-bind-address", help="[host]:port of the Prometheus /metrics endpoint (default :8080; 0: off).")
 @click.option("--verbose", "-v", is_flag=True)
 def operator_run(
@@ -276,6 +278,8 @@ def operator_run(
     drift_interval: float | None,
     peering: str | None,
     dry_run: bool,
+    shard_index: int | None,
+    shard_count: int | None,
     metrics_bind_address: str | None,
     verbose: bool,
 ) -> None:
@@ -290,10 +294,13 @@ def operator_run(
 
     from addonstack.controller.run import run
     from addonstack.controller.settings import OperatorSettings
+    from addonstack.controller.shards import Shard
     from addonstack.plan.images import registry_problem
 
     try:
         s = OperatorSettings.from_env()
+        if shard_count is not None or shard_index is not None:
+            s = replace(s, shard=Shard(shard_index or 0, shard_count or 1))
     except ValueError as exc:
         fail(str(exc))
     d = s.defaults

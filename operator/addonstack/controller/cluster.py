@@ -9,17 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from lightkube import AsyncClient, codecs
+from lightkube import AsyncClient, codecs, operators
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import Status
-from lightkube.types import CascadeType, PatchType
+from lightkube.types import CascadeType, OnErrorAction, OnErrorResult, PatchType
 
 from addonstack.constants import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, LABEL_STACK, PLURAL, TRAEFIK_API_VERSION
 from addonstack.controller.objects import decode_secret
@@ -141,6 +141,10 @@ class Cluster:
         per_kind = await asyncio.gather(*(self._list(av, kind, namespace, {LABEL_STACK: stack}) for av, kind in kinds))
         return [obj for found in per_kind for obj in found]
 
+    async def list_leases(self, namespace: str, label: str) -> list[dict[str, Any]]:
+        """Leases of a namespace that carry ``label`` (the shard Leases, controller/shards.py)."""
+        return await self._list("coordination.k8s.io/v1", "Lease", namespace, {label: operators.exists()})
+
     async def list_named(self, api_version: str, kind: str, namespace: str) -> dict[str, dict[str, Any]]:
         """Every object of a kind in a namespace, by name (one request instead of a GET per name)."""
         return {d["metadata"]["name"]: d for d in await self._list(api_version, kind, namespace)}
@@ -177,6 +181,33 @@ class Cluster:
                 return None
             raise
         return _to_dict(obj)
+
+    async def stacks_without(self, label: str, namespace: str) -> AsyncIterator[dict[str, Any]]:
+        """Every AddonStack that lacks ``label``, now and as they come (a watch; retried when it breaks)."""
+
+        def retry(exc: Exception, count: int) -> OnErrorResult:
+            log.warning("watch of unlabelled AddonStacks broke (%s); retrying", exc.__class__.__name__)
+            return OnErrorResult(OnErrorAction.RETRY, sleep=min(30.0, 2.0 * count))
+
+        watch = self.client.watch(
+            AddonStackResource, namespace=namespace, labels={label: operators.not_exists()}, on_error=retry
+        )
+        async for op, obj in watch:
+            if op in ("ADDED", "MODIFIED"):
+                yield _to_dict(obj)
+
+    async def label_stack(self, namespace: str, name: str, labels: dict[str, str]) -> None:
+        """Merge labels into the AddonStack's metadata (a stack that is gone is not an error)."""
+        self.writes += 1
+        try:
+            with _api_errors():
+                await self.client.patch(
+                    AddonStackResource, name, {"metadata": {"labels": labels}}, namespace=namespace,
+                    patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER,
+                )  # fmt: skip
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the stack's status subresource (a key set to None is removed)."""

@@ -17,13 +17,14 @@ from typing import Any
 
 import kopf
 
-from addonstack.constants import API_GROUP, FIELD_MANAGER, PLURAL
+from addonstack.constants import API_GROUP, FIELD_MANAGER, LABEL_STACK, PLURAL
 from addonstack.controller import admission, metrics, watch
 from addonstack.controller.applied import status_patch
 from addonstack.controller.cluster import Cluster
 from addonstack.controller.finalize import finalize
 from addonstack.controller.reconcile import ApplyCache, reconcile
 from addonstack.controller.settings import OperatorSettings
+from addonstack.controller.shards import BUCKETS, Handover
 
 log = logging.getLogger("addonstack.handlers")
 RESOURCE = (API_GROUP, PLURAL)
@@ -45,6 +46,8 @@ class State:
     # together, so 200 new stacks are served a few at a time instead of all timing out together.
     slots: asyncio.Semaphore | None = None
     debouncer: watch.Debouncer | None = None
+    handover: Handover | None = None  # sharded: this process's Lease and the buckets it must leave alone
+    background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def slot(self) -> asyncio.Semaphore:
         if self.slots is None:
@@ -73,8 +76,8 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # A namespaced operator gets no ClusterRole, so it must not list Namespaces or watch CRDs cluster-wide
     # (kopf would get 403s and warn): it serves the exact namespaces given, CRDs as found at start.
     settings.scanning.disabled = bool(state.settings.namespaces)
-    if state.settings.peering:
-        settings.peering.name = state.settings.peering
+    if state.settings.peering_name:
+        settings.peering.name = state.settings.peering_name
         settings.peering.priority = state.settings.priority or 0
         settings.peering.mandatory = True
         settings.peering.standalone = False
@@ -86,20 +89,38 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
             certfile=hook.certfile, pkeyfile=hook.pkeyfile, cafile=hook.cafile,
         )  # fmt: skip
         settings.admission.managed = hook.config_name
+    # Server-side selection: only labelled children reach the process (not every Secret, Pod and ConfigMap of
+    # the cluster), and a shard receives only its own stacks.
+    for group, version, plural in watch.WATCHED:
+        settings.watching.label_selectors[group, version, plural] = LABEL_STACK
     state.cluster = Cluster.from_kubeconfig(state.settings.kubeconfig, dry_run=state.settings.dry_run)
+    if (shard := state.settings.shard) is not None:
+        settings.watching.label_selectors[RESOURCE] = shard.selector()
+        state.handover = Handover(shard, state.settings.lease_namespace)
+        state.background.append(asyncio.create_task(state.handover.run(state.cluster)))
+        for ns in state.settings.namespaces or ("",):
+            state.background.append(asyncio.create_task(state.handover.label_new_stacks(state.cluster, ns)))
     metrics.serve(state.settings.metrics_bind_address)
     log.info(
         "addonstack operator started (field manager %s, dry_run=%s, namespaces=%s, peering=%s, priority=%s)",
         FIELD_MANAGER,
         state.settings.dry_run,
         ",".join(state.settings.namespaces) or "*",
-        state.settings.peering or "-",
+        state.settings.peering_name or "-",
         state.settings.priority if state.settings.peering else "-",
     )
+    if state.settings.shard is not None:
+        log.info("shard %d of %d: %d of %d buckets", state.settings.shard.index, state.settings.shard.count,
+                 len(state.settings.shard.buckets()), BUCKETS)  # fmt: skip
 
 
 async def cleanup(memo: Any, **_: Any) -> None:
     state = _state(memo)
+    for task in state.background:
+        task.cancel()
+    await asyncio.gather(*state.background, return_exceptions=True)
+    if state.handover is not None and state.cluster is not None:
+        await state.handover.release(state.cluster)
     if state.debouncer is not None:
         await state.debouncer.close()
     if state.cluster is not None:
@@ -110,6 +131,9 @@ async def publish(state: State, raw: dict[str, Any]) -> None:
     """Reconcile one stack and patch its status (when it changed) and Events, all under the stack's lock."""
     assert state.cluster is not None
     meta = raw["metadata"]
+    if state.handover is not None and not state.handover.may_serve(meta["namespace"], meta["name"]):
+        log.debug("%s/%s: an older shard configuration still serves it; the drift timer comes back", *_key(meta))
+        return
     async with state.lock(meta["namespace"], meta["name"]), state.slot():
         # kopf's body may be older than the status another run just wrote (and a watch event brings only
         # the stack's name): read the stack again, so status transitions and Events are computed once.
@@ -142,6 +166,10 @@ async def publish(state: State, raw: dict[str, Any]) -> None:
             await state.cluster.patch_status(meta["namespace"], meta["name"], patch)
         for type_, reason, message in outcome.events:
             await state.cluster.event(raw, type_, reason, message)
+
+
+def _key(meta: dict[str, Any]) -> tuple[str, str]:
+    return meta["namespace"], meta["name"]
 
 
 async def _run(body: kopf.Body, memo: Any) -> None:
@@ -220,7 +248,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     )(on_timer)
     kopf.on.delete(*RESOURCE, when=needs_finalizer, backoff=RETRY_BACKOFF, registry=reg)(on_delete)
     kopf.on.event(*RESOURCE, registry=reg)(on_stack_event)
-    watch.register(reg, debouncer)
+    watch.register(reg, debouncer, settings.shard)
     if settings.webhook is not None:
         admission.register(reg, *RESOURCE)
     return reg

@@ -30,7 +30,7 @@ async def operator(settings: OperatorSettings, stop_flag: asyncio.Event | None =
         clusterwide=not settings.namespaces,
         namespaces=list(settings.namespaces),
         standalone=settings.peering is None,
-        peering_name=settings.peering,
+        peering_name=settings.peering_name,
         priority=settings.priority or 0,
         liveness_endpoint=(
             f"http://{settings.health_host}:{settings.health_port}/healthz" if settings.health_port else None

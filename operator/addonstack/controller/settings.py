@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from addonstack.controller.shards import Shard
 from addonstack.plan.images import registry_problem
 from addonstack.render.stack import StackDefaults
 
@@ -72,6 +73,15 @@ class OperatorSettings:
     kubeconfig: str | None = None
     max_workers: int = 20
     webhook: WebhookSettings | None = None  # None: no admission webhook (the CRD still validates)
+    shard: Shard | None = None  # None: every stack (no bucket labels, no shard Lease)
+    lease_namespace: str = "default"  # where the shard Leases live (the operator's own namespace in a cluster)
+
+    @property
+    def peering_name(self) -> str | None:
+        """Replicas of one shard peer among themselves; other shards run beside them."""
+        if self.peering and self.shard is not None:
+            return f"{self.peering}-{self.shard.index}"
+        return self.peering
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -102,7 +112,17 @@ class OperatorSettings:
             metrics_bind_address=os.environ.get("ADDONSTACK_METRICS_BIND_ADDRESS", ":8080"),
             priority=_env_int("ADDONSTACK_PEERING_PRIORITY"),
             webhook=WebhookSettings.from_env(),
+            shard=_shard(),
+            lease_namespace=os.environ.get("POD_NAMESPACE") or (ns[0] if ns else "default"),
         )
+
+
+def _shard() -> Shard | None:
+    """ADDONSTACK_SHARD_INDEX / ADDONSTACK_SHARD_COUNT (both or neither)."""
+    index, count = _env_int("ADDONSTACK_SHARD_INDEX"), _env_int("ADDONSTACK_SHARD_COUNT")
+    if count is None:
+        return None
+    return Shard(index or 0, count)
 
 
 def _health_port() -> int | None:

@@ -19,6 +19,7 @@ import kopf
 
 from addonstack.constants import LABEL_STACK
 from addonstack.controller import metrics
+from addonstack.controller.shards import Shard
 
 log = logging.getLogger("addonstack.watch")
 
@@ -86,12 +87,12 @@ class Debouncer:
         self.tasks.clear()
 
 
-def register(reg: kopf.OperatorRegistry, debouncer_of: Callable[[Any], Debouncer]) -> None:
-    """kopf event handlers on every watched child kind: each event schedules its stack."""
+def register(reg: kopf.OperatorRegistry, debouncer_of: Callable[[Any], Debouncer], shard: Shard | None = None) -> None:
+    """kopf event handlers on every watched child kind: each event schedules its stack (of this shard)."""
 
     async def on_child(labels: kopf.Labels, namespace: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
         stack = labels.get(LABEL_STACK)
-        if stack and namespace:
+        if stack and namespace and (shard is None or shard.owns(namespace, stack)):
             metrics.WATCH_EVENTS.labels(str(body.get("kind") or "")).inc()
             debouncer_of(memo).schedule(namespace, stack)
 
