@@ -16,7 +16,9 @@ if sys.path and os.path.abspath(sys.path[0] or ".") == _HERE:
 if __name__ == "__main__":
     import runpy
 
-    runpy.run_path(os.path.join(_HERE, "operator_throughput.py"), run_name="__main__")
+    # --sizes: the scale curve (bench/operator_scale.py); otherwise the throughput run against a raw client.
+    script = "operator_scale.py" if any(a.startswith("--sizes") for a in sys.argv[1:]) else "operator_throughput.py"
+    runpy.run_path(os.path.join(_HERE, script), run_name="__main__")
 else:
     import importlib
 

@@ -196,7 +196,9 @@ async def raw_apply(kubeconfig: Path, stacks: list[list[dict[str, Any]]], concur
 # ---- the run --------------------------------------------------------------------------------------
 
 
-def start_operator(kubeconfig: Path, drift: float, log_path: Path) -> subprocess.Popen[bytes]:
+def start_operator(
+    kubeconfig: Path, drift: float, log_path: Path, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     exe = Path(sys.executable).with_name("addonstack")
     cmd = [str(exe) if exe.exists() else "addonstack", "operator", "run", "--drift-interval", str(drift)]
     cmd += [

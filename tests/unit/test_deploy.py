@@ -3,6 +3,7 @@ exactly what the charts render (the CRD being current is tests/unit/test_generat
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -107,3 +108,21 @@ def test_peering_lives_where_kopf_looks_for_it() -> None:
     assert [d["kind"] for d in wide if "Peering" in str(d["kind"])] == ["ClusterKopfPeering"]
     cluster_role = next(d for d in wide if d["kind"] == "ClusterRole")
     assert any("clusterkopfpeerings" in r["resources"] for r in cluster_role["rules"])
+
+
+def test_shards_run_one_deployment_each_with_their_own_peering_and_lease_rights() -> None:
+    docs = _render("--set", "shards.count=3", "--set", "replicas=2")
+    deps = [d for d in docs if d["kind"] == "Deployment"]
+    assert [d["metadata"]["name"] for d in deps] == [f"addonstack-operator-shard-{i}" for i in range(3)]
+    for i, dep in enumerate(deps):
+        args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert {f"--shard-index={i}", "--shard-count=3", "--peering=addonstack"} <= set(args)
+        assert dep["spec"]["selector"]["matchLabels"]["addonstack.dev/shard-index"] == str(i)
+    selectors = {json.dumps(d["spec"]["selector"], sort_keys=True) for d in deps}
+    assert len(selectors) == 3, "no Deployment adopts another shard's pods"
+    assert sorted(d["metadata"]["name"] for d in docs if d["kind"] == "KopfPeering") == [
+        "addonstack-0", "addonstack-1", "addonstack-2"
+    ]  # fmt: skip
+    lease_role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-shards"))
+    assert lease_role["metadata"]["namespace"] == "ops" and lease_role["rules"][0]["resources"] == ["leases"]
+    assert not [d for d in _render() if d["kind"] == "Role" and d["metadata"]["name"].endswith("-shards")]

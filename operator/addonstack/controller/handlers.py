@@ -17,6 +17,7 @@ from typing import Any
 
 import kopf
 
+from addonstack.catalog.loader import load_catalog
 from addonstack.constants import API_GROUP, FIELD_MANAGER, LABEL_STACK, PLURAL
 from addonstack.controller import admission, metrics, watch
 from addonstack.controller.applied import status_patch
@@ -101,6 +102,8 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         for ns in state.settings.namespaces or ("",):
             state.background.append(asyncio.create_task(state.handover.label_new_stacks(state.cluster, ns)))
     metrics.serve(state.settings.metrics_bind_address)
+    # Parsed here, before the watches start, so the first stack after a start or a failover does not wait for it.
+    load_catalog()
     log.info(
         "addonstack operator started (field manager %s, dry_run=%s, namespaces=%s, peering=%s, priority=%s)",
         FIELD_MANAGER,

@@ -6,6 +6,17 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: addonstack
 {{- end -}}
+{{/* kopf peering objects: one, or one per shard (<name>-<index>, as controller/settings.py names them). */}}
+{{- define "addonstack.peerings" -}}
+{{- $n := int .Values.shards.count -}}
+{{- if gt $n 1 -}}
+{{- $out := list -}}
+{{- range $i := until $n }}{{ $out = append $out (printf "%s-%d" $.Values.peering.name $i) }}{{ end -}}
+{{- toJson $out -}}
+{{- else -}}
+{{- list .Values.peering.name | toJson -}}
+{{- end -}}
+{{- end -}}
 {{- define "addonstack.selector" -}}
 app.kubernetes.io/name: {{ include "addonstack.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
