@@ -24,6 +24,8 @@ LABEL_SERVICE: Final = f"{API_GROUP}/service"
 LABEL_SHARD_BUCKET: Final = f"{API_GROUP}/shard-bucket"
 LABEL_SHARD_INDEX: Final = f"{API_GROUP}/shard-index"
 LABEL_SHARD_COUNT: Final = f"{API_GROUP}/shard-count"
+# Pod Security Admission: the level a namespace enforces (privileged, baseline, restricted); read, never set.
+LABEL_POD_SECURITY_ENFORCE: Final = "pod-security.kubernetes.io/enforce"
 ANNOTATION_CONFIG_HASH: Final = f"{API_GROUP}/config-hash"
 # cert-manager's ingress-shim issues a certificate for an Ingress's tls hosts when one of these is set.
 ANNOTATION_CERT_MANAGER_CLUSTER_ISSUER: Final = "cert-manager.io/cluster-issuer"

@@ -23,6 +23,7 @@ class SkipReason(StrEnum):
     DEPENDENCY_SKIPPED = "dependency_skipped"
     EXPERIMENTAL = "experimental"
     DOCKER_SOCKET = "docker_socket"
+    POD_SECURITY = "pod_security"  # the namespace enforces a stricter Pod Security level than the image allows
 
 
 class ServicePhase(StrEnum):

@@ -123,6 +123,39 @@ def _service_public_url(cat: Catalog, svc: Service) -> Iterator[str]:
         yield f"{where}: publicUrl: set, but the service has no exposed HTTP port, so it is never routed"
 
 
+# Capabilities each Pod Security level admits beyond none (restricted: only NET_BIND_SERVICE; baseline: the
+# container runtime's default set). Anything else makes the entry privileged.
+RESTRICTED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
+BASELINE_CAPABILITIES = frozenset(
+    {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "SETFCAP",
+     "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+)  # fmt: skip
+
+
+def _service_pod_security(cat: Catalog, svc: Service) -> Iterator[str]:
+    """``podSecurity`` is declared and matches what the level admits (the reason itself the model requires)."""
+    if svc.platform_provided:
+        return
+    where = _where(cat, "service", svc.id)
+    ps = svc.pod_security
+    if ps is None:
+        yield (
+            f"{where}: podSecurity: declare the strictest Pod Security level the image runs under "
+            "(restricted, or baseline with a reason from upstream evidence)"
+        )
+        return
+    caps = set(ps.add_capabilities)
+    if ps.level == "restricted":
+        if not svc.run_as_user:
+            yield f"{where}: runAsUser: a restricted entry names the non-root UID it runs as (the image's USER)"
+        if extra := sorted(caps - RESTRICTED_CAPABILITIES):
+            yield f"{where}: podSecurity.addCapabilities: restricted admits only NET_BIND_SERVICE, not {extra}"
+    elif ps.level == "baseline" and (extra := sorted(caps - BASELINE_CAPABILITIES)):
+        yield f"{where}: podSecurity.addCapabilities: {extra} need level privileged, not baseline"
+    if ps.writable_paths and not ps.read_only_root_filesystem:
+        yield f"{where}: podSecurity.writablePaths: only used with readOnlyRootFilesystem: true"
+
+
 # The truth rules (pinned builds, sources + verified, maturityNote) hold for every entry once the truth pass is
 # done; until then only for entries that carry ``verified`` (already checked). Set True to enforce everywhere.
 TRUTH_RULES_FOR_ALL = False
@@ -216,7 +249,14 @@ def lint(cat: Catalog, truth_everywhere: bool | None = None) -> list[str]:
     everywhere = TRUTH_RULES_FOR_ALL if truth_everywhere is None else truth_everywhere
     problems: list[str] = []
     for svc in cat.services.values():
-        for check in (_service_refs, _service_env, _service_ports, _service_postgres, _service_public_url):
+        for check in (
+            _service_refs,
+            _service_env,
+            _service_ports,
+            _service_postgres,
+            _service_public_url,
+            _service_pod_security,
+        ):
             problems.extend(check(cat, svc))
         problems.extend(_service_truth(cat, svc, everywhere))
     problems.extend(_cycles(cat))

@@ -27,6 +27,8 @@ Protocol = Literal["http", "grpc", "tcp", "udp"]
 Maturity = Literal["stable", "beta", "experimental"]
 GpuNeed = Literal["none", "optional", "required"]
 PodSecurityLevel = Literal["restricted", "baseline", "privileged"]
+# Pod Security Standards from the most permissive to the strictest (index = strictness).
+POD_SECURITY_ORDER: tuple[PodSecurityLevel, ...] = ("privileged", "baseline", "restricted")
 # Placeholders a public-URL template may use; the planner fills them from spec.ingress or publicBaseUrl.
 PUBLIC_URL_PLACEHOLDERS: tuple[str, ...] = (
     "PUBLIC_URL",  # scheme://host[/path] the service is served at, no trailing slash
@@ -332,6 +334,11 @@ class Service(CatalogModel):
     @property
     def image_ref(self) -> str | None:
         return f"{self.image}:{self.image_tag}" if self.image else None
+
+    @property
+    def pod_security_level(self) -> PodSecurityLevel:
+        """The strictest Pod Security level the image runs under; baseline when the entry does not say."""
+        return self.pod_security.level if self.pod_security is not None else "baseline"
 
     @property
     def needs_build(self) -> bool:

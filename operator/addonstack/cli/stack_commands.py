@@ -215,23 +215,71 @@ def render(target: str, path: str, seed: int | None, namespace: str | None, as_j
     click.echo(yamlio.dump_all(objs), nl=False)
 
 
+def _namespace_level(namespace: str) -> str | None:
+    """The namespace's ``pod-security.kubernetes.io/enforce`` level read from the cluster, or None (with a
+    warning saying why) when there is no cluster to ask: validate stays an offline command."""
+    from addonstack.plan.resolve import enforced_level
+
+    try:
+        from lightkube import Client
+        from lightkube.resources.core_v1 import Namespace
+    except ImportError:
+        warn(f"--namespace {namespace}: its Pod Security label is not read without the operator extras; "
+             "pass --pod-security LEVEL")  # fmt: skip
+        return None
+    try:
+        client = Client()
+        try:
+            obj = client.get(Namespace, namespace)
+        finally:
+            client.close()
+    except Exception as exc:  # any cluster error only means the label stays unknown
+        from addonstack.cli.kube_errors import explain
+
+        why = explain(exc, resource="namespaces", name=namespace) or f"{type(exc).__name__}: {exc}"
+        warn(f"--namespace {namespace}: Pod Security label not read ({why}); pass --pod-security LEVEL")
+        return None
+    return enforced_level(obj.metadata.labels if obj.metadata else None)
+
+
 @click.command()
 @click.option("-f", "--file", "path", required=True, help="AddonStack manifest (YAML), or -.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
 @click.option("--database-host", help="The operator's default database host, if the stack relies on it.")
 @click.option("--database-admin-secret", help="The operator's default admin Secret, if the stack relies on it.")
-def validate(path: str, as_json: bool, database_host: str | None, database_admin_secret: str | None) -> None:
+@click.option(
+    "--namespace", "-n",
+    help="Target namespace (overrides metadata.namespace); its pod-security.kubernetes.io/enforce label is read "
+    "from the cluster when one is reachable.",
+)  # fmt: skip
+@click.option(
+    "--pod-security",
+    type=click.Choice(["privileged", "baseline", "restricted"]),
+    help="The Pod Security level the namespace enforces, given offline (no cluster is asked).",
+)
+def validate(
+    path: str,
+    as_json: bool,
+    database_host: str | None,
+    database_admin_secret: str | None,
+    namespace: str | None,
+    pod_security: str | None,
+) -> None:
     """Check an AddonStack offline with the operator's own rules, in the words the operator uses.
 
     Exit 2 for a spec that is wrong in itself, 1 for one the platform cannot run (services need PostgreSQL
-    or Redis and none is configured: the operator would stall with the same message).
+    or Redis and none is configured: the operator would stall with the same message). Services the
+    namespace's Pod Security level refuses are listed as skipped (reason pod_security), as the operator
+    would skip them.
 
     \b
     Example:
-      addonstack validate -f examples/rag.yaml
+      addonstack validate -f examples/rag.yaml --namespace tenant-a
+      addonstack validate -f examples/rag.yaml --pod-security restricted
     """
     from addonstack.catalog.loader import load_catalog
     from addonstack.plan.build import PlanError
+    from addonstack.plan.resolve import pod_security_level
     from addonstack.plan.secrets import make_rng
     from addonstack.plan.validate import check_spec, check_stack
     from addonstack.render.stack import StackDefaults, plan_stack, platform
@@ -248,8 +296,11 @@ def validate(path: str, as_json: bool, database_host: str | None, database_admin
     if problems := check_spec(cat, spec):  # bad input; checked before planning: such a plan says little
         invalid(problems, BAD_INPUT)
     defaults = StackDefaults(database_host=database_host, database_admin_secret=database_admin_secret)
+    level = pod_security or (_namespace_level(namespace) if namespace else None)
     try:
-        plan, ctx, _ = plan_stack(cat, spec, name, ns, defaults, make_rng(0))
+        plan, ctx, _ = plan_stack(
+            cat, spec, name, namespace or ns, defaults, make_rng(0), pod_security=pod_security_level(level)
+        )
     except PlanError as exc:
         invalid([str(exc)], BAD_INPUT)
     if found := check_stack(cat, spec, plan, platform(ctx)):  # a valid spec the platform cannot run

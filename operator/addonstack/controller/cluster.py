@@ -19,6 +19,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import Status
+from lightkube.resources.core_v1 import Namespace
 from lightkube.types import CascadeType, OnErrorAction, OnErrorResult, PatchType
 
 from addonstack.constants import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, LABEL_STACK, PLURAL, TRAEFIK_API_VERSION
@@ -45,6 +46,7 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.k8s.io/v1", "NetworkPolicy"),
     (TRAEFIK_API_VERSION, "Middleware"),
 )
+NAMESPACE_LABELS_TTL = 30.0  # seconds a namespace's labels are reused (one GET per namespace, not per reconcile)
 MAX_IN_FLIGHT = 24  # list and apply requests at once (bench/operator.py: more only adds timeouts here)
 OPTIONAL_KINDS = {(TRAEFIK_API_VERSION, "Middleware")}  # CRD-backed: absent on clusters without Traefik
 
@@ -87,6 +89,7 @@ class Cluster:
         # Requests in flight from this process: reconciles apply and list in parallel, and an API server
         # that is slow to answer must not see hundreds at once (each would hit the client's 10 s timeout).
         self.inflight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._ns_labels: dict[str, tuple[float, dict[str, str] | None]] = {}
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, dry_run: bool = False) -> Cluster:
@@ -110,6 +113,30 @@ class Cluster:
                 return None
             raise
         return _to_dict(obj)
+
+    async def namespace_labels(self, namespace: str) -> dict[str, str] | None:
+        """The namespace's labels (its Pod Security level), cached briefly; None when they cannot be read.
+
+        The grant is ``get`` on ``namespaces``; without it (a 403) the operator works as before, without the
+        Pod Security check, and says so once in the log."""
+        now = asyncio.get_running_loop().time()
+        cached = self._ns_labels.get(namespace)
+        if cached is not None and now - cached[0] < NAMESPACE_LABELS_TTL:
+            return cached[1]
+        labels: dict[str, str] | None
+        try:
+            async with self.inflight:
+                with _api_errors():
+                    obj = await self.client.get(Namespace, namespace)
+            labels = dict(obj.metadata.labels or {}) if obj.metadata is not None else {}
+        except ApiError as exc:
+            if exc.status.code not in (403, 404):
+                raise
+            if namespace not in self._ns_labels:
+                log.info("cannot read namespace %s (no get on namespaces): Pod Security levels not checked", namespace)
+            labels = None
+        self._ns_labels[namespace] = (now, labels)
+        return labels
 
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         obj = await self.get("v1", "Secret", namespace, name)

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from addonstack.catalog.loader import Catalog, format_validation_error
+from addonstack.catalog.model import PodSecurityLevel
 from addonstack.constants import API_GROUP, API_VERSION, KIND, LABEL_COMPONENT, LABEL_SERVICE, LABEL_STACK
 from addonstack.controller.objects import ObjectKey, decode_secret, labels_of
 from addonstack.controller.status import stack_status, stalled_status
@@ -103,6 +104,7 @@ class Observed:
     credentials: dict[str, str] | None = None  # None: no credentialsSecretRef, or its Secret was not found
     pods: list[dict[str, Any]] = field(default_factory=list)  # read for reasons only, never applied or pruned
     admin_secret_keys: frozenset[str] | None = None  # keys of the database admin Secret (None: not read)
+    pod_security: PodSecurityLevel | None = None  # the namespace's enforce label (None: absent or unreadable)
 
     @property
     def by_key(self) -> dict[ObjectKey, dict[str, Any]]:
@@ -223,7 +225,15 @@ def desire(observed: Observed, defaults: StackDefaults, cat: Catalog) -> Desired
     live = observed.by_key
     try:
         plan, ctx, options = plan_stack(
-            cat, spec, name, ns, defaults, make_rng(None), observed.credentials or {}, existing_values(observed.live)
+            cat,
+            spec,
+            name,
+            ns,
+            defaults,
+            make_rng(None),
+            observed.credentials or {},
+            existing_values(observed.live),
+            pod_security=observed.pod_security,
         )
     except PlanError as exc:
         return _stalled(observed, ConditionReason.INVALID_SPEC, str(exc))

@@ -37,6 +37,7 @@ from addonstack.controller.decide import (
     status_changed,
 )
 from addonstack.controller.objects import ObjectKey
+from addonstack.plan.resolve import enforced_level
 from addonstack.reasons import EventReason
 from addonstack.render.stack import StackDefaults
 
@@ -80,20 +81,22 @@ def _safe_error(obj: dict[str, Any], exc: ApiError) -> str:
 
 
 async def observe(body: dict[str, Any], cluster: Cluster, defaults: StackDefaults) -> Observed:
-    """Everything the decision reads: the children, their pods, the credentials and database admin Secrets."""
+    """Everything the decision reads: the children, their pods, the credentials and database admin Secrets,
+    and the Pod Security level the namespace enforces."""
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     spec = body.get("spec") or {}
     ref = (spec.get("credentialsSecretRef") or {}).get("name")
     admin = ((spec.get("database") or {}).get("adminSecretRef") or {}).get("name") or defaults.database_admin_secret
-    creds, admin_data, live, pods = await asyncio.gather(
+    creds, admin_data, live, pods, ns_labels = await asyncio.gather(
         cluster.secret_data(ns, ref) if ref else asyncio.sleep(0, None),
         cluster.secret_data(ns, admin) if admin else asyncio.sleep(0, None),
         cluster.list_children(ns, name),
         cluster.list_children(ns, name, POD_KINDS),
+        cluster.namespace_labels(ns),
     )
     keys = frozenset(admin_data or {}) if admin else None  # only the key names leave this function
-    return Observed(body, live, creds, pods, keys)
+    return Observed(body, live, creds, pods, keys, enforced_level(ns_labels))
 
 
 async def _existing(cluster: Cluster, desired: Desired, observed: Observed) -> dict[ObjectKey, dict[str, Any]]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from addonstack.catalog.loader import Catalog
-from addonstack.catalog.model import Service, Skill
+from addonstack.catalog.model import PodSecurityLevel, Service, Skill
 from addonstack.plan.databases import DatabaseNeed, database_needs
 from addonstack.plan.images import BUILT_IMAGE_PREFIX, mirror_image
 from addonstack.plan.models import SkippedService, StackOptions, instance_slug
@@ -217,7 +217,11 @@ def _planned_service(
 
 
 def _resolve_request(
-    services: Sequence[str], options: StackOptions, known: dict[str, dict[str, str]], target: str
+    services: Sequence[str],
+    options: StackOptions,
+    known: dict[str, dict[str, str]],
+    target: str,
+    pod_security: PodSecurityLevel | None = None,
 ) -> ResolveRequest:
     return ResolveRequest(
         services=list(services),
@@ -230,6 +234,7 @@ def _resolve_request(
         target=target,
         allow_docker_socket=options.allow_docker_socket,
         generate_secrets=options.generate_secrets,
+        pod_security=pod_security,
     )
 
 
@@ -273,11 +278,13 @@ def build_plan(
     routing: Routing | None = None,
     target: str = "compose",
     override_field: str = "envOverrides.{sid}",
+    pod_security: PodSecurityLevel | None = None,
 ) -> StackPlan:
     """Resolve, allocate ports, choose values and routes. Raises :class:`PlanError` on bad input.
 
     ``routing`` defaults to the input's ``publicBaseUrl``; the Kubernetes path passes the one from
-    ``spec.ingress``. ``target`` decides what Docker-socket services get.
+    ``spec.ingress``. ``target`` decides what Docker-socket services get; ``pod_security`` (the level the
+    target namespace enforces) skips services whose images need more.
     """
     existing_values = existing_values or {}
     routing = routing if routing is not None else Routing.from_base_url(options.public_base_url)
@@ -287,7 +294,7 @@ def build_plan(
         sid: {**existing_values.get(sid, {}), **credentials.get(sid, {})}
         for sid in set(existing_values) | set(credentials)
     }
-    res = resolve(cat, _resolve_request(services, options, known, target))
+    res = resolve(cat, _resolve_request(services, options, known, target, pod_security))
     warnings = list(res.warnings)
     deployed = set(res.ids)
     for sid in options.prebuilt_images:

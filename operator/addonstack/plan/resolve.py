@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from addonstack.catalog.loader import Catalog
-from addonstack.catalog.model import Service
-from addonstack.constants import INFRASTRUCTURE_IDS
+from addonstack.catalog.model import POD_SECURITY_ORDER, PodSecurityLevel, Service
+from addonstack.constants import INFRASTRUCTURE_IDS, LABEL_POD_SECURITY_ENFORCE
 from addonstack.plan.models import SkippedService
 from addonstack.reasons import SkipReason
 
@@ -34,6 +34,8 @@ class ResolveRequest:
     allow_docker_socket: bool = False
     # False: a secret with neither a known value nor a generated one makes its service a skip.
     generate_secrets: bool = True
+    # The Pod Security level the target namespace enforces (its label); None: unknown or not enforced.
+    pod_security: PodSecurityLevel | None = None
 
 
 @dataclass
@@ -126,8 +128,37 @@ def _maturity_skip(svc: Service, req: ResolveRequest) -> SkippedService | None:
     return None
 
 
+def pod_security_level(value: str | None) -> PodSecurityLevel | None:
+    """A Pod Security level by name; None for no value or one PSA does not know."""
+    return next((level for level in POD_SECURITY_ORDER if level == value), None)
+
+
+def enforced_level(labels: Mapping[str, str] | None) -> PodSecurityLevel | None:
+    """The Pod Security level a namespace's labels enforce; None without the label."""
+    return pod_security_level((labels or {}).get(LABEL_POD_SECURITY_ENFORCE))
+
+
+def _pod_security_skip(svc: Service, req: ResolveRequest) -> SkippedService | None:
+    """A service whose image needs more than the namespace admits: its pods would be refused at every try."""
+    if req.target != "kubernetes" or req.pod_security is None:
+        return None
+    need = svc.pod_security_level
+    if POD_SECURITY_ORDER.index(need) >= POD_SECURITY_ORDER.index(req.pod_security):
+        return None
+    why = svc.pod_security.reason if svc.pod_security and svc.pod_security.reason else "its catalog entry declares none"
+    return SkippedService(
+        service_id=svc.id,
+        reason=SkipReason.POD_SECURITY,
+        details=f"the namespace label {LABEL_POD_SECURITY_ENFORCE}={req.pod_security} refuses its pods: "
+        f"{svc.name} runs at Pod Security level {need} ({why.rstrip('.')}); deploy it in a namespace that "
+        f"enforces {need}",
+    )
+
+
 def _skip_reason(svc: Service, req: ResolveRequest) -> SkippedService | None:
     if (skip := _maturity_skip(svc, req)) is not None:
+        return skip
+    if (skip := _pod_security_skip(svc, req)) is not None:
         return skip
     compose_builds = req.target == "compose" and svc.build is not None and svc.build.ref is not None
     if svc.needs_build and svc.id not in req.prebuilt_images and not compose_builds:
@@ -255,7 +286,7 @@ def _accept(
                 )
                 warnings.append(f"{sid} skipped: it conflicts with {rival.id}")
         if skip is not None:
-            if skip.reason in (SkipReason.EXPERIMENTAL, SkipReason.DOCKER_SOCKET):
+            if skip.reason in (SkipReason.EXPERIMENTAL, SkipReason.DOCKER_SOCKET, SkipReason.POD_SECURITY):
                 warnings.append(f"{sid} skipped: {skip.details}")
             skipped.append(skip)
             skipped_ids.add(sid)

@@ -2,9 +2,9 @@
 
 Only addon services (and ``postgres-setup`` when a service needs a database) appear, all on the
 platform's external ``openclaw-network``. Images are pinned, secrets are ``${VAR}`` references into
-the env file, GPU services get a device reservation when the host has a GPU, and services the catalog
-marks compatible run with every capability dropped. The output validates against the Compose
-specification's JSON Schema.
+the env file, GPU services get a device reservation when the host has a GPU, and each service runs with
+the user, capabilities and read-only root filesystem its catalog ``podSecurity`` declares (as on
+Kubernetes). The output validates against the Compose specification's JSON Schema.
 """
 
 from __future__ import annotations
@@ -102,9 +102,24 @@ def _depends(plan: StackPlan, p: PlannedService, healthy: set[str]) -> dict[str,
 
 
 def _hardening(p: PlannedService) -> dict[str, Any]:
-    out: dict[str, Any] = {"security_opt": ["no-new-privileges:true"]}
-    if p.service.cap_drop_compatible:
+    """The catalog's ``podSecurity`` in Compose terms: the same user, capabilities and read-only root filesystem
+    as on Kubernetes, so a restricted entry runs as its non-root user here too."""
+    svc = p.service
+    ps = svc.pod_security
+    out: dict[str, Any] = {}
+    if svc.run_as_user is not None:
+        group = ps.run_as_group if ps is not None else None
+        out["user"] = f"{svc.run_as_user}" + (f":{group}" if group is not None else "")
+    if svc.pod_security_level == "restricted" or svc.cap_drop_compatible:
         out["cap_drop"] = ["ALL"]
+    if ps is not None and ps.add_capabilities:
+        out["cap_add"] = list(ps.add_capabilities)
+    if ps is not None and ps.read_only_root_filesystem:
+        out["read_only"] = True
+        mounted = {v.container_path.rstrip("/") for v in svc.volumes}
+        if tmpfs := [path for path in ps.writable_paths if path.rstrip("/") not in mounted]:
+            out["tmpfs"] = tmpfs
+    out["security_opt"] = ["no-new-privileges:true"]
     return out
 
 

@@ -1,4 +1,5 @@
-"""Generated documentation: the catalog page and the API reference, rebuilt from the catalog and models.
+"""Generated documentation: the catalog page, the API reference and the Pod Security table of docs/security.md,
+rebuilt from the catalog and models.
 
 ``python -m addonstack.render.docs`` rewrites ``docs/catalog.md`` and ``docs/api-reference.md``; a test
 fails when the committed copies are stale, so the docs never disagree with the code.
@@ -13,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from addonstack.catalog.loader import Catalog, load_catalog
+from addonstack.catalog.model import POD_SECURITY_ORDER
 from addonstack.plan.models import (
     AddonStackInput,
     AddonStackResult,
@@ -234,6 +236,43 @@ def domain_markdown(cat: Catalog) -> str:
     return "\n".join(lines) + "\n"
 
 
+SECURITY_BEGIN = "<!-- BEGIN generated: pod security levels (make generate) -->"
+SECURITY_END = "<!-- END generated: pod security levels -->"
+
+
+def pod_security_table(cat: Catalog) -> str:
+    """The level every addon runs under, its user and why: the part of docs/security.md generated from the catalog."""
+    services = sorted(cat.addons(), key=lambda s: s.id)
+    counts = {lvl: sum(s.pod_security_level == lvl for s in services) for lvl in POD_SECURITY_ORDER}
+    lines = [
+        f"{counts['restricted']} of {len(services)} entries run under `restricted`, {counts['baseline']} need "
+        f"`baseline`, {counts['privileged']} `privileged`.",
+        "",
+        "| service | level | user:group | fsGroup | read-only root | why (below restricted) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in services:
+        ps = s.pod_security
+        group = ps.run_as_group if ps and ps.run_as_group is not None else "-"
+        user = f"{s.run_as_user}:{group}" if s.run_as_user is not None else "image default"
+        fs_group = ps.fs_group if ps and ps.fs_group is not None else "-"
+        read_only = "yes" if ps and ps.read_only_root_filesystem else "no"
+        if ps and ps.read_only_root_filesystem and ps.writable_paths:
+            read_only += f" (emptyDir: {', '.join(ps.writable_paths)})"
+        why = _cell(ps.reason) if ps and ps.reason else ""
+        lines.append(f"| {s.id} | {s.pod_security_level} | {user} | {fs_group} | {read_only} | {why} |")
+    return "\n".join(lines) + "\n"
+
+
+def security_markdown(cat: Catalog, current: str) -> str:
+    """docs/security.md: the hand-written guide with the generated table between its two markers."""
+    head, found, rest = current.partition(SECURITY_BEGIN)
+    _, end, tail = rest.partition(SECURITY_END)
+    if not found or not end:
+        raise ValueError(f"docs/security.md lacks the markers {SECURITY_BEGIN!r} ... {SECURITY_END!r}")
+    return f"{head}{SECURITY_BEGIN}\n{pod_security_table(cat)}{SECURITY_END}{tail}"
+
+
 def docs_root() -> Path:
     return Path(__file__).resolve().parents[3] / "docs"
 
@@ -244,6 +283,7 @@ def render_all() -> dict[str, str]:
         "catalog.md": catalog_markdown(cat),
         "api-reference.md": api_reference_markdown(),
         "running-behind-a-domain.md": domain_markdown(cat),
+        "security.md": security_markdown(cat, (docs_root() / "security.md").read_text(encoding="utf-8")),
     }
 
 

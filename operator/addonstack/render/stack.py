@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from addonstack.catalog.loader import Catalog
+from addonstack.catalog.model import PodSecurityLevel
 from addonstack.plan.build import PlanError, StackPlan, build_plan
 from addonstack.plan.images import registry_problem
 from addonstack.plan.models import StackOptions
@@ -177,11 +178,13 @@ def plan_stack(
     credential_data: Mapping[str, str] | None = None,
     existing_values: Mapping[str, Mapping[str, str]] | None = None,
     target: str = "kubernetes",
+    pod_security: PodSecurityLevel | None = None,
 ) -> tuple[StackPlan, K8sContext, StackOptions]:
     """Plan a stack resource. Raises ``PlanError`` for specs that cannot be planned.
 
     ``target`` "compose" is for ``addonstack render --target compose`` (Docker-socket services are then
-    skipped for the missing opt-in rather than for being on Kubernetes)."""
+    skipped for the missing opt-in rather than for being on Kubernetes). ``pod_security`` is the level
+    the namespace enforces (its ``pod-security.kubernetes.io/enforce`` label)."""
     if len(name) > MAX_STACK_NAME:
         raise PlanError(
             f"metadata.name: {name!r} is {len(name)} characters; at most {MAX_STACK_NAME}, because it prefixes "
@@ -199,6 +202,7 @@ def plan_stack(
         routing=routing_from_spec(spec, defaults),
         target=target,
         override_field="overrides.{sid}.env",
+        pod_security=pod_security,
     )
     plan.warnings[:0] = warnings
     return plan, context_from_spec(spec, name, namespace, defaults), options

@@ -37,6 +37,11 @@ watches (controller/watch.py) that re-evaluate a stack when one of its children 
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
+# The namespace itself, read for its pod-security.kubernetes.io/enforce label (services the level refuses are
+# skipped with reason pod_security). A Role grants this for its own namespace only.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get]
 # Events on the AddonStack (core/v1; best effort, so a missing grant would only show as absent events).
 - apiGroups: [""]
   resources: [events]

@@ -19,6 +19,7 @@ from addonstack.render.kubernetes import storage
 from addonstack.render.kubernetes.config import container_env, env_objects, k8s_escape, stored
 from addonstack.render.kubernetes.context import K8sContext, content_hash, labels, meta, selector
 from addonstack.render.kubernetes.networking import workload_service
+from addonstack.render.kubernetes.security import container_security_context, pod_security_context, scratch_volumes
 
 
 def _probe(hc: HealthCheck, kind: str) -> dict[str, Any]:
@@ -52,17 +53,6 @@ def _resources(svc: Service, p: PlannedService, override: ServiceOverride | None
     if p.gpu:
         limits["nvidia.com/gpu"] = 1
     return {"requests": requests, "limits": limits}
-
-
-def _security(svc: Service) -> dict[str, Any]:
-    sc: dict[str, Any] = {"allowPrivilegeEscalation": False, "seccompProfile": {"type": "RuntimeDefault"}}
-    if svc.cap_drop_compatible:
-        sc["capabilities"] = {"drop": ["ALL"]}
-    if svc.run_as_user is not None:
-        sc["runAsUser"] = svc.run_as_user
-        if svc.run_as_user != 0:
-            sc["runAsNonRoot"] = True
-    return sc
 
 
 def _image(plan: StackPlan, p: PlannedService, override: ServiceOverride | None) -> str:
@@ -122,13 +112,14 @@ def _container(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: li
     if ov and ov.env_from:
         container["envFrom"] = [{"secretRef": {"name": src.secret_ref.name}} for src in ov.env_from]
     container["resources"] = _resources(svc, p, ov)
-    container["securityContext"] = _security(svc)
+    container["securityContext"] = container_security_context(svc)
     if svc.health_check is not None:
         container["readinessProbe"] = _probe(svc.health_check, "readiness")
         container["livenessProbe"] = _probe(svc.health_check, "liveness")
         container["startupProbe"] = _probe(svc.health_check, "startup")
-    if svc.volumes:
-        container["volumeMounts"] = [{"name": v.name, "mountPath": v.container_path} for v in svc.volumes]
+    mounts = [{"name": v.name, "mountPath": v.container_path} for v in svc.volumes] + scratch_volumes(svc)[1]
+    if mounts:
+        container["volumeMounts"] = mounts
     return container
 
 
@@ -176,18 +167,21 @@ def workload(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: list
         "containers": [container],
         "nodeSelector": {"kubernetes.io/arch": ctx.platform.split("/", 1)[1]},
         "automountServiceAccountToken": False,
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": pod_security_context(svc),
         "enableServiceLinks": False,
     }
+    scratch = scratch_volumes(svc)[0]
     pod_annotations = {ANNOTATION_CONFIG_HASH: content_hash([secret, config])}
     template = {"metadata": {"labels": labels(ctx, p.id), "annotations": pod_annotations}, "spec": pod_spec}
     replicas = _replicas(svc, ov, warnings)
     objs: list[dict[str, Any]] = []
     if svc.workload == "StatefulSet":
+        if scratch:
+            pod_spec["volumes"] = scratch
         objs.append(_stateful_set(ctx, p, template, replicas, size))
     else:
-        if svc.volumes:
-            pod_spec["volumes"] = storage.pod_volumes(p)
+        if svc.volumes or scratch:
+            pod_spec["volumes"] = storage.pod_volumes(p) + scratch
             objs += storage.claims(ctx, p, size)
         objs.append(_deployment(ctx, p, template, replicas))
     if svc.ports:

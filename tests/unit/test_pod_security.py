@@ -1,0 +1,97 @@
+"""The catalog's ``podSecurity`` reaches both render targets, and a namespace's enforce level skips what it refuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from click.testing import CliRunner
+
+from addonstack.catalog.loader import load_catalog
+from addonstack.catalog.model import Service
+from addonstack.cli.main import cli
+from addonstack.plan.build import build_plan
+from addonstack.plan.models import StackOptions
+from addonstack.plan.resolve import enforced_level
+from addonstack.plan.secrets import make_rng
+from addonstack.plan.spec import AddonStackSpec
+from addonstack.reasons import SkipReason
+from addonstack.render.compose import render_compose
+from addonstack.render.kubernetes import render_kubernetes
+from addonstack.render.stack import StackDefaults, plan_stack
+
+
+def _k8s(ids: list[str], pod_security: Any = None) -> tuple[list[dict[str, Any]], Any]:
+    spec = AddonStackSpec.model_validate({"services": ids, "allowExperimental": True})
+    plan, ctx, _ = plan_stack(load_catalog(), spec, "s", "ns", StackDefaults(), make_rng(1), pod_security=pod_security)
+    return render_kubernetes(plan, ctx)[0], plan
+
+
+def _pod(objs: list[dict[str, Any]], sid: str) -> dict[str, Any]:
+    wl = next(o for o in objs if o["kind"] in ("Deployment", "StatefulSet") and o["metadata"]["name"] == sid)
+    spec: dict[str, Any] = wl["spec"]["template"]["spec"]
+    return spec
+
+
+def test_restricted_entry_gets_user_group_fsgroup_and_drops_all_capabilities() -> None:
+    svc: Service = load_catalog().services["grafana"]
+    assert svc.pod_security is not None and svc.pod_security.level == "restricted"
+    pod = _pod(_k8s(["grafana"])[0], "grafana")
+    psc = pod["securityContext"]
+    assert psc["runAsNonRoot"] is True and psc["runAsUser"] == svc.run_as_user
+    assert psc["runAsGroup"] == svc.pod_security.run_as_group and psc["fsGroup"] == svc.pod_security.fs_group
+    assert psc["fsGroupChangePolicy"] == "OnRootMismatch" and psc["seccompProfile"] == {"type": "RuntimeDefault"}
+    csc = pod["containers"][0]["securityContext"]
+    assert csc["capabilities"] == {"drop": ["ALL"]} and csc["allowPrivilegeEscalation"] is False
+
+
+def test_read_only_root_filesystem_mounts_an_empty_dir_per_writable_path() -> None:
+    svc = load_catalog().services["loki"]
+    assert svc.pod_security is not None and svc.pod_security.writable_paths == ["/tmp"]
+    pod = _pod(_k8s(["loki"])[0], "loki")
+    container = pod["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    scratch = [v for v in pod["volumes"] if "emptyDir" in v]
+    assert [m["mountPath"] for m in container["volumeMounts"] if m["name"] == scratch[0]["name"]] == ["/tmp"]
+
+
+def test_baseline_entry_keeps_the_image_user() -> None:
+    pod = _pod(_k8s(["nextcloud"])[0], "nextcloud")
+    assert "runAsNonRoot" not in pod["securityContext"] and "runAsUser" not in pod["securityContext"]
+    assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_compose_runs_restricted_entries_as_their_user_read_only_with_tmpfs() -> None:
+    cat = load_catalog()
+    plan = build_plan(cat, "box", ["loki", "nextcloud"], StackOptions(), make_rng(1))
+    services = render_compose(plan)["services"]
+    loki, ps = cat.services["loki"], cat.services["loki"].pod_security
+    assert ps is not None
+    assert services["loki"]["user"] == f"{loki.run_as_user}:{ps.run_as_group}"
+    assert services["loki"]["cap_drop"] == ["ALL"] and services["loki"]["read_only"] is True
+    assert services["loki"]["tmpfs"] == ["/tmp"]
+    assert "user" not in services["nextcloud"] and "read_only" not in services["nextcloud"]
+    assert all(s["security_opt"] == ["no-new-privileges:true"] for s in services.values())
+
+
+def test_namespace_enforcing_restricted_skips_baseline_entries_with_the_label_and_reason() -> None:
+    level = enforced_level({"pod-security.kubernetes.io/enforce": "restricted"})
+    objs, plan = _k8s(["nextcloud", "grafana"], level)
+    assert plan.ids == ["grafana"]
+    skip = next(s for s in plan.skipped if s.service_id == "nextcloud")
+    reason = load_catalog().services["nextcloud"].pod_security.reason  # type: ignore[union-attr]
+    assert skip.reason == SkipReason.POD_SECURITY
+    assert "pod-security.kubernetes.io/enforce=restricted" in skip.details and reason.rstrip(".") in skip.details
+    assert not any(o["metadata"]["name"] == "nextcloud" for o in objs)
+    assert _k8s(["nextcloud"], enforced_level({"pod-security.kubernetes.io/enforce": "baseline"}))[1].ids == [
+        "nextcloud"
+    ]
+    assert enforced_level({"pod-security.kubernetes.io/enforce": "bogus"}) is None
+
+
+def test_validate_reports_the_pod_security_skip_offline(tmp_path: Any) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("apiVersion: addonstack.dev/v1alpha1\nkind: AddonStack\nmetadata: {name: s}\n"
+                    "spec: {services: [nextcloud, grafana]}\n")  # fmt: skip
+    res = CliRunner().invoke(cli, ["validate", "-f", str(path), "--pod-security", "restricted", "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"reason": "pod_security"' in res.output and '"services": [\n    "grafana"\n  ]' in res.output
