@@ -126,3 +126,14 @@ def test_shards_run_one_deployment_each_with_their_own_peering_and_lease_rights(
     lease_role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-shards"))
     assert lease_role["metadata"]["namespace"] == "ops" and lease_role["rules"][0]["resources"] == ["leases"]
     assert not [d for d in _render() if d["kind"] == "Role" and d["metadata"]["name"].endswith("-shards")]
+
+
+def test_catalog_configmap_is_mounted_when_named() -> None:
+    pod = next(d for d in _render("--set", "catalog.configMap=acme-catalog") if d["kind"] == "Deployment")
+    spec = pod["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "catalog")
+    assert env["ADDONSTACK_CATALOG_DIR"] == mount["mountPath"]
+    assert next(v for v in spec["volumes"] if v["name"] == "catalog")["configMap"] == {"name": "acme-catalog"}
+    plain = next(d for d in _render() if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert not [v for v in plain["volumes"] if v["name"] == "catalog"]

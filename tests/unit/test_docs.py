@@ -81,7 +81,13 @@ def _resolve(args: list[str]) -> tuple[tuple[str, ...], list[str]]:
     """The subcommand path at the front of ``args`` and the rest."""
     path: tuple[str, ...] = ()
     rest = list(args)
-    while rest and isinstance(COMMANDS[path], click.Group) and (*path, rest[0]) in COMMANDS:
+    while rest and isinstance(COMMANDS[path], click.Group):
+        group_opts = {o for p in COMMANDS[path].params if isinstance(p, click.Option) and not p.is_flag for o in p.opts}
+        if rest[0].split("=")[0] in group_opts:  # a group's own option (`addonstack --catalog-dir DIR ...`)
+            del rest[: 1 if "=" in rest[0] else 2]
+            continue
+        if (*path, rest[0]) not in COMMANDS:
+            break
         path = (*path, rest.pop(0))
     return path, rest
 

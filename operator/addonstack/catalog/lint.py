@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from addonstack.catalog.loader import Catalog
-from addonstack.catalog.model import PUBLIC_URL_PLACEHOLDERS, Service
+from addonstack.catalog.model import PUBLIC_URL_PLACEHOLDERS, Catalog, Service
 from addonstack.constants import PLATFORM_ENV_KEYS
 
 
@@ -263,30 +262,3 @@ def lint(cat: Catalog, truth_everywhere: bool | None = None) -> list[str]:
     problems.extend(_shared_databases(cat))
     problems.extend(_packs_and_skills(cat))
     return problems
-
-
-def main() -> int:
-    """``python -m addonstack.catalog.lint [DIR]``: load and lint, print problems, exit 1 if any."""
-    import sys
-    from pathlib import Path
-
-    from addonstack.catalog.loader import CatalogError, default_catalog_dir, load_catalog_from
-
-    directory = Path(sys.argv[1]) if len(sys.argv) > 1 else default_catalog_dir()
-    try:
-        cat = load_catalog_from(directory)
-    except CatalogError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    problems = lint(cat)
-    for p in problems:
-        print(p)
-    print(
-        f"{len(cat.services)} services, {len(cat.categories)} categories, {len(cat.skills)} skills, "
-        f"{len(cat.packs)} packs; {len(problems)} problem(s)"
-    )
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

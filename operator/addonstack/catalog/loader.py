@@ -1,14 +1,17 @@
 """Load the catalog once, from the wheel or the source tree, and fail with the file and field path.
 
-Parsing uses PyYAML's C loader when present; the result is cached per directory because platforms
-call the library in request paths.
+A provider can add entries of its own, or replace ours by id, from a directory of the same layout
+(``--catalog-dir`` / ``ADDONSTACK_CATALOG_DIR``, or ``load_catalog(extra_dir=...)``): the merged catalog
+goes through the same lint as ours, and any problem is one :class:`CatalogError` naming the file and the
+field, so a process never runs on a half-loaded catalog. Parsing uses PyYAML's C loader when present; the
+result is cached per directory pair because platforms call the library in request paths.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,8 +19,11 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from addonstack.catalog.lint import lint
+from addonstack.catalog.model import Catalog as Catalog
 from addonstack.catalog.model import Category, Service, Skill, SkillPack
 
+CATALOG_DIR_ENV = "ADDONSTACK_CATALOG_DIR"
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when available
 
 M = TypeVar("M", bound=BaseModel)
@@ -59,31 +65,20 @@ def _parse(model: type[M], data: Any, source: str) -> M:
         raise CatalogError(format_validation_error(source, exc)) from None
 
 
-@dataclass(frozen=True)
-class Catalog:
-    """All catalog data, indexed by id."""
-
-    services: dict[str, Service]
-    categories: dict[str, Category]
-    skills: dict[str, Skill]
-    packs: dict[str, SkillPack]
-    sources: dict[str, str] = field(default_factory=dict, compare=False)
-
-    def service(self, service_id: str) -> Service | None:
-        return self.services.get(service_id)
-
-    def addons(self) -> list[Service]:
-        """Services a tenant can deploy (not the platform's own infrastructure)."""
-        return [s for s in self.services.values() if not s.platform_provided]
-
-
-def _load_dir(directory: Path, model: type[M], sources: dict[str, str], kind: str) -> dict[str, M]:
+def _load_dir(
+    directory: Path, model: type[M], sources: dict[str, str], kind: str, flat: bool = False
+) -> dict[str, M]:
+    """``<directory>/*.yaml``; with ``flat``, also ``<directory>.<id>.yaml`` beside it (ConfigMap keys have no /)."""
+    paths = sorted(directory.glob("*.yaml"))
+    if flat:
+        paths += sorted(directory.parent.glob(f"{directory.name}.*.yaml"))
     items: dict[str, M] = {}
-    for path in sorted(directory.glob("*.yaml")):
+    for path in paths:
         item = _parse(model, _read_yaml(path), str(path))
         item_id: str = getattr(item, "id")  # noqa: B009 - every catalog model has an id
-        if path.stem != item_id:
-            raise CatalogError(f"{path}: id: {item_id!r} must match the file name {path.stem!r}")
+        stem = path.stem.removeprefix(f"{directory.name}.") if path.parent != directory else path.stem
+        if stem != item_id:
+            raise CatalogError(f"{path}: id: {item_id!r} must match the file name {stem!r}")
         if item_id in items:
             raise CatalogError(f"{path}: id: duplicate {kind} id {item_id!r}")
         items[item_id] = item
@@ -118,14 +113,81 @@ def load_catalog_from(directory: Path) -> Catalog:
     )
 
 
+def load_provider_entries(directory: Path) -> Catalog:
+    """A provider's directory: ``services/``, ``skills/``, ``packs/`` and ``categories.yaml``, each optional.
+
+    Files may also sit flat, named ``services.<id>.yaml`` (``skills.``, ``packs.``), so a ConfigMap's keys
+    mounted as a volume form a valid directory.
+    """
+    if not directory.is_dir():
+        raise CatalogError(f"{directory}: catalog directory not found (--catalog-dir / {CATALOG_DIR_ENV})")
+    sources: dict[str, str] = {}
+    categories = directory / "categories.yaml"
+    found = Catalog(
+        services=_load_dir(directory / "services", Service, sources, "service", flat=True),
+        categories=_load_list(categories, Category, sources, "category") if categories.is_file() else {},
+        skills=_load_dir(directory / "skills", Skill, sources, "skill", flat=True),
+        packs=_load_dir(directory / "packs", SkillPack, sources, "pack", flat=True),
+        sources=sources,
+    )
+    if not (found.services or found.categories or found.skills or found.packs):
+        raise CatalogError(
+            f"{directory}: no catalog entries (expected services/<id>.yaml, skills/<id>.yaml, packs/<id>.yaml, "
+            "categories.yaml, or flat services.<id>.yaml files as a ConfigMap gives them)"
+        )
+    return found
+
+
+def merge(base: Catalog, extra: Catalog) -> Catalog:
+    """``base`` with ``extra``'s entries added, and replacing base entries of the same id."""
+    return Catalog(
+        services={**base.services, **extra.services},
+        categories={**base.categories, **extra.categories},
+        skills={**base.skills, **extra.skills},
+        packs={**base.packs, **extra.packs},
+        sources={**base.sources, **extra.sources},
+    )
+
+
+def merged_catalog(base: Catalog, extra_dir: Path) -> Catalog:
+    """The built-in catalog with a provider's entries, checked by the catalog lint as a whole."""
+    cat = merge(base, load_provider_entries(extra_dir))
+    if problems := lint(cat):
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise CatalogError(f"{extra_dir}: the merged catalog has {len(problems)} problem(s):\n  {shown}{more}")
+    return cat
+
+
 @functools.cache
-def _cached(directory: str) -> Catalog:
+def _cached(directory: str, extra_dir: str | None) -> Catalog:
+    if extra_dir:
+        return merged_catalog(_cached(directory, None), Path(extra_dir))
     return load_catalog_from(Path(directory))
 
 
-def load_catalog(directory: Path | str | None = None) -> Catalog:
-    """The catalog, loaded once per directory and cached."""
-    return _cached(str(Path(directory) if directory is not None else default_catalog_dir()))
+_configured_extra: str | None = None
+
+
+def use_catalog_dir(extra_dir: Path | str | None) -> None:
+    """Set the provider directory for every later :func:`load_catalog` call of this process (CLI, operator)."""
+    global _configured_extra
+    _configured_extra = str(extra_dir) if extra_dir else None
+
+
+def provider_dir() -> str | None:
+    """The provider directory in effect: :func:`use_catalog_dir`, else ``ADDONSTACK_CATALOG_DIR``."""
+    return _configured_extra or os.environ.get(CATALOG_DIR_ENV) or None
+
+
+def load_catalog(directory: Path | str | None = None, extra_dir: Path | str | None = None) -> Catalog:
+    """The catalog, loaded once per directory and cached.
+
+    ``extra_dir`` (default: :func:`provider_dir` when ``directory`` is not given) holds a provider's entries,
+    merged over the built-in ones. Raises :class:`CatalogError` naming the file and field of a bad entry.
+    """
+    extra = str(extra_dir) if extra_dir else (provider_dir() if directory is None else None)
+    return _cached(str(Path(directory) if directory is not None else default_catalog_dir()), extra)
 
 
 def ids(items: Iterable[Service]) -> list[str]:

@@ -9,6 +9,7 @@ wire (YAML, JSON) and snake_case in Python, like every other model in AddonStack
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Literal
 
@@ -385,3 +386,21 @@ class SkillPack(CatalogModel):
     optional_services: list[ServiceId] = Field(default_factory=list)
     skills: list[ServiceId] = Field(min_length=1)
     tags: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All catalog data, indexed by id (``sources`` maps ``kind:id`` to the file it came from)."""
+
+    services: dict[str, Service]
+    categories: dict[str, Category]
+    skills: dict[str, Skill]
+    packs: dict[str, SkillPack]
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def service(self, service_id: str) -> Service | None:
+        return self.services.get(service_id)
+
+    def addons(self) -> list[Service]:
+        """Services a tenant can deploy (not the platform's own infrastructure)."""
+        return [s for s in self.services.values() if not s.platform_provided]

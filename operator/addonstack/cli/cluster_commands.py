@@ -266,6 +266,11 @@ def operator_group() -> None:
 @click.option("--shard-index", type=int, help="This replica's shard, 0 to --shard-count - 1 (docs/performance.md).")
 @click.option("--shard-count", type=int, help="Shards that split the AddonStacks between them (default: no shards).")
 @click.option("--metrics-bind-address", help="[host]:port of the Prometheus /metrics endpoint (default :8080; 0: off).")
+@click.option(
+    "--catalog-dir",
+    type=click.Path(file_okay=False),
+    help="A provider's catalog entries merged over the built-in catalog (default: $ADDONSTACK_CATALOG_DIR).",
+)
 @click.option("--verbose", "-v", is_flag=True)
 def operator_run(
     namespaces: tuple[str, ...],
@@ -281,6 +286,7 @@ def operator_run(
     shard_index: int | None,
     shard_count: int | None,
     metrics_bind_address: str | None,
+    catalog_dir: str | None,
     verbose: bool,
 ) -> None:
     """Run the operator (kopf) against $KUBECONFIG or the in-cluster account.
@@ -323,12 +329,25 @@ def operator_run(
         peering=peering or s.peering,
         dry_run=dry_run or s.dry_run,
         metrics_bind_address=metrics_bind_address or s.metrics_bind_address,
+        catalog_dir=catalog_dir or s.catalog_dir,
     )
+    _check_catalog(s.catalog_dir)
     try:
         asyncio.run(_preflight(s.kubeconfig, s.namespaces))
     except Exception as exc:
         fail_on_cluster_error(exc)
     run(s, verbose=verbose)
+
+
+def _check_catalog(catalog_dir: str | None) -> None:
+    """Load (and lint) the catalog before kopf starts: a provider's bad entry stops the start, naming its file."""
+    from addonstack.catalog.loader import CatalogError, load_catalog, use_catalog_dir
+
+    use_catalog_dir(catalog_dir)
+    try:
+        load_catalog()
+    except CatalogError as exc:
+        fail(str(exc), BAD_INPUT, "catalog-dir")
 
 
 async def _preflight(kubeconfig: str | None, namespaces: tuple[str, ...]) -> None:

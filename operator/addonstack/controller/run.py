@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import kopf
 
+from addonstack.catalog.loader import load_catalog, use_catalog_dir
 from addonstack.controller.handlers import State, build_registry
 from addonstack.controller.settings import OperatorSettings
 
@@ -22,6 +23,8 @@ async def operator(settings: OperatorSettings, stop_flag: asyncio.Event | None =
         # kopf's peering is no lock: peers of equal priority all pause. A random priority per process makes
         # exactly one replica active and the others hot standbys that resume when it leaves or stops renewing.
         settings = replace(settings, priority=random.SystemRandom().randint(1, 2**31 - 1))
+    use_catalog_dir(settings.catalog_dir)
+    load_catalog()  # a provider's bad entry (CatalogError: file and field) stops the start, before any write
     registry = build_registry(settings)
     memo = kopf.Memo(state=State(settings))
     await kopf.operator(

@@ -73,6 +73,7 @@ class OperatorSettings:
     kubeconfig: str | None = None
     max_workers: int = 20
     webhook: WebhookSettings | None = None  # None: no admission webhook (the CRD still validates)
+    catalog_dir: str | None = None  # a provider's catalog entries merged over the built-in catalog
     shard: Shard | None = None  # None: every stack (no bucket labels, no shard Lease)
     lease_namespace: str = "default"  # where the shard Leases live (the operator's own namespace in a cluster)
 
@@ -114,6 +115,7 @@ class OperatorSettings:
             webhook=WebhookSettings.from_env(),
             shard=_shard(),
             lease_namespace=os.environ.get("POD_NAMESPACE") or (ns[0] if ns else "default"),
+            catalog_dir=os.environ.get("ADDONSTACK_CATALOG_DIR") or None,
         )
 
 
