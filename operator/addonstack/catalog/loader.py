@@ -65,9 +65,7 @@ def _parse(model: type[M], data: Any, source: str) -> M:
         raise CatalogError(format_validation_error(source, exc)) from None
 
 
-def _load_dir(
-    directory: Path, model: type[M], sources: dict[str, str], kind: str, flat: bool = False
-) -> dict[str, M]:
+def _load_dir(directory: Path, model: type[M], sources: dict[str, str], kind: str, flat: bool = False) -> dict[str, M]:
     """``<directory>/*.yaml``; with ``flat``, also ``<directory>.<id>.yaml`` beside it (ConfigMap keys have no /)."""
     paths = sorted(directory.glob("*.yaml"))
     if flat:
