@@ -56,6 +56,10 @@ class ConditionReason(StrEnum):
     ROLLOUT_FAILED = "RolloutFailed"
     NAME_CONFLICT = "NameConflict"
     APPLY_FAILED = "ApplyFailed"
+    # UpgradeAvailable condition: a new catalog revision would change images (Manual: awaiting approval).
+    UPGRADE_AVAILABLE = "UpgradeAvailable"
+    OUTSIDE_MAINTENANCE_WINDOW = "OutsideMaintenanceWindow"
+    UP_TO_DATE = "UpToDate"
 
     @property
     def stalls(self) -> bool:
@@ -64,7 +68,15 @@ class ConditionReason(StrEnum):
 
 
 _WAITING = frozenset(
-    {ConditionReason.READY, ConditionReason.IDLE, ConditionReason.PROGRESSING, ConditionReason.WAITING_FOR_DATABASE}
+    {
+        ConditionReason.READY,
+        ConditionReason.IDLE,
+        ConditionReason.PROGRESSING,
+        ConditionReason.WAITING_FOR_DATABASE,
+        ConditionReason.UPGRADE_AVAILABLE,
+        ConditionReason.OUTSIDE_MAINTENANCE_WINDOW,
+        ConditionReason.UP_TO_DATE,
+    }
 )
 
 
@@ -72,6 +84,7 @@ class EventReason(StrEnum):
     """``reason`` of the Kubernetes Events the operator records on an AddonStack (besides stall reasons)."""
 
     READY = "Ready"
+    UPGRADED = "Upgraded"  # moved to a new catalog revision (images changed)
     CREATED = "Created"  # children created for the first time
     REPAIRED = "Repaired"  # a child deleted or edited outside the operator was put back
     PRUNED = "Pruned"  # children of services no longer in the stack were deleted

@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,8 +25,10 @@ from addonstack.catalog.model import PodSecurityLevel
 from addonstack.constants import API_GROUP, API_VERSION, KIND, LABEL_COMPONENT, LABEL_SERVICE, LABEL_STACK
 from addonstack.controller.objects import ObjectKey, decode_secret, labels_of
 from addonstack.controller.status import stack_status, stalled_status
+from addonstack.controller.upgrade import UpgradeDecision, decide_upgrade, recorded_images, with_upgrade_status
 from addonstack.plan.build import PlanError, StackPlan
 from addonstack.plan.models import StackOptions
+from addonstack.plan.revision import pin_images
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.plan.validate import check_stack
@@ -131,6 +134,7 @@ class Desired:
     waiting: set[str]  # services whose workloads wait for the database setup Job
     db_failed: str | None
     warnings: list[str]
+    upgrade: UpgradeDecision | None = None  # which images the stack keeps and what status says (upgrade.py)
 
 
 @dataclass
@@ -210,8 +214,11 @@ def _database_job(
     return {n.service_id for n in plan.databases}, failed
 
 
-def desire(observed: Observed, defaults: StackDefaults, cat: Catalog) -> Desired | Outcome:
-    """The objects the stack should have, or a stalled :class:`Outcome` for a spec that cannot be planned."""
+def desire(observed: Observed, defaults: StackDefaults, cat: Catalog, now: datetime | None = None) -> Desired | Outcome:
+    """The objects the stack should have, or a stalled :class:`Outcome` for a spec that cannot be planned.
+
+    The upgrade policy decides first which images the stack keeps: ``cat`` with those pinned is what is planned.
+    """
     body = observed.body
     meta = body["metadata"]
     name, ns = meta["name"], meta["namespace"]
@@ -223,6 +230,8 @@ def desire(observed: Observed, defaults: StackDefaults, cat: Catalog) -> Desired
     if spec.credentials_secret_ref and observed.credentials is None:
         warnings.append(f"credentialsSecretRef: Secret {spec.credentials_secret_ref.name!r} not found")
     live = observed.by_key
+    upgrade = decide_upgrade(spec, observed.prev, cat, now or datetime.now(UTC))
+    cat = pin_images(cat, upgrade.pins)
     try:
         plan, ctx, options = plan_stack(
             cat,
@@ -259,7 +268,7 @@ def desire(observed: Observed, defaults: StackDefaults, cat: Catalog) -> Desired
         if obj["kind"] in WORKLOAD_KINDS and not declared and others_own_replicas(live.get(key)):
             obj["spec"].pop("replicas", None)  # an HPA or `kubectl scale` owns them; replicas in the stack win
         desired[key] = obj
-    return Desired(spec, plan, ctx, options, desired, waiting, db_failed, warnings)
+    return Desired(spec, plan, ctx, options, desired, waiting, db_failed, warnings, upgrade)
 
 
 def conflict_lookups(desired: Desired, observed: Observed) -> dict[tuple[str, str, str], list[ObjectKey]]:
@@ -390,8 +399,12 @@ def decide_status(
         status = status.model_copy(
             update={"conditions": stalled_status(prev, generation, reason, "; ".join(errors)[:2000]).conditions}
         )
+    if desired.upgrade is not None:
+        images = recorded_images([(p.id, p.service.image_ref) for p in desired.plan.services])
+        status = with_upgrade_status(status, desired.upgrade, images, prev)
     st = dump(status)
-    return Outcome(st, transition_events(prev, st))
+    upgraded = list(desired.upgrade.events) if desired.upgrade is not None and not errors else []
+    return Outcome(st, upgraded + transition_events(prev, st))
 
 
 def transition_events(prev: dict[str, Any] | None, status: dict[str, Any]) -> list[Event]:

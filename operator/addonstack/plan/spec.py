@@ -142,6 +142,18 @@ class NetworkPolicySpec(SpecModel):
     gateway: PeerSelector | None = Field(default=None, description="Where the OpenClaw gateway runs.")
 
 
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class MaintenanceWindow(SpecModel):
+    """When an Automatic stack may move to a new catalog revision (UTC; end before start spans midnight)."""
+
+    days: Annotated[list[Weekday], Field(max_length=7)] | None = Field(default=None, description="Default: every day.")
+    start: ClockTime = Field(description="HH:MM, UTC.")
+    end: ClockTime = Field(description="HH:MM, UTC.")
+
+
 class AddonStackSpec(SpecModel):
     services: Annotated[list[Id], Field(max_length=250)] = Field(
         description="Catalog ids to deploy; dependencies are added, platform infrastructure is skipped."
@@ -178,6 +190,17 @@ class AddonStackSpec(SpecModel):
     )
     deletion_policy: Literal["Retain", "Delete"] | None = Field(
         default=None, description="What happens to volumes, Secrets and databases when the stack goes."
+    )
+    upgrade_policy: Literal["Manual", "Automatic"] | None = Field(
+        default=None,
+        description="Manual (default): a new catalog changes no running image until approvedRevision names it; "
+        "Automatic: the stack moves to it (inside maintenanceWindow when set).",
+    )
+    approved_revision: Annotated[str, Field(pattern=r"^[0-9A-Za-z.+-]{1,64}$")] | None = Field(
+        default=None, description="The catalog revision to move to (status.availableRevision)."
+    )
+    maintenance_window: MaintenanceWindow | None = Field(
+        default=None, description="When Automatic upgrades may happen (UTC)."
     )
     image_registry: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
         default=None,
@@ -241,6 +264,12 @@ class Effective(SpecModel):
     image_registry: str | None = None
 
 
+class AvailableUpgrade(SpecModel):
+    service: str
+    from_: str = Field(alias="from")
+    to: str
+
+
 class AddonStackStatus(SpecModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
@@ -253,6 +282,18 @@ class AddonStackStatus(SpecModel):
     effective: Effective | None = None
     generated_secret_keys: list[str] = Field(
         default_factory=list, description="Names (never values) of keys the operator generated."
+    )
+    catalog_revision: str | None = Field(
+        default=None, description="The catalog revision (package version and content digest) the images come from."
+    )
+    images: dict[str, str] | None = Field(
+        default=None, description="Catalog image each service runs; Manual stacks keep these until approval."
+    )
+    available_revision: str | None = Field(
+        default=None, description="The operator's catalog revision, when it would change this stack's images."
+    )
+    available_upgrades: list[AvailableUpgrade] = Field(
+        default_factory=list, description="Each service whose image the available revision changes."
     )
     applied: dict[str, str] | None = Field(
         default=None,

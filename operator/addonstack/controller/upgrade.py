@@ -1,0 +1,116 @@
+"""Upgrade policy, as pure decisions: which images a stack renders when the catalog has moved, and what its
+status says about it (``status.catalogRevision``, ``images``, ``availableUpgrades``, condition UpgradeAvailable).
+
+``decide_upgrade`` reads the stack's spec and last status and the operator's catalog; it does no IO and takes
+``now`` as an argument, so every rule is tested without a cluster (tests/unit/test_upgrade.py):
+
+- a stack without recorded images (new, or from before revisions) takes the catalog as it is;
+- when the catalog's image of no running service changed, the stack moves to the new revision at once;
+- otherwise Manual stacks keep their recorded images until ``spec.approvedRevision`` names the operator's
+  revision, and Automatic stacks move inside ``spec.maintenanceWindow`` (any time without one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any
+
+from addonstack.catalog.model import Catalog
+from addonstack.controller.status import _condition
+from addonstack.plan.revision import catalog_revision, upgrades
+from addonstack.plan.spec import AddonStackSpec, AddonStackStatus, AvailableUpgrade, MaintenanceWindow
+from addonstack.reasons import ConditionReason, EventReason
+
+CONDITION = "UpgradeAvailable"
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass
+class UpgradeDecision:
+    """What to render (``pins``: images to keep) and what the status and Events say."""
+
+    pins: dict[str, str]
+    revision: str  # the revision the stack's images come from after this reconcile
+    available_revision: str | None = None
+    available: list[AvailableUpgrade] = field(default_factory=list)
+    reason: ConditionReason = ConditionReason.UP_TO_DATE
+    message: str = ""
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def in_window(window: MaintenanceWindow | None, now: datetime) -> bool:
+    """Whether ``now`` (UTC) falls in the window; a window ending before it starts spans midnight."""
+    if window is None:
+        return True
+    start, end = time.fromisoformat(window.start), time.fromisoformat(window.end)
+    clock = now.time().replace(second=0, microsecond=0)
+    day = now.weekday()
+    if start <= end:
+        inside, opened = start <= clock < end, day
+    elif clock >= start:
+        inside, opened = True, day
+    else:
+        inside, opened = clock < end, (day - 1) % 7  # after midnight: the window opened the day before
+    return inside and (not window.days or DAYS[opened] in window.days)
+
+
+def decide_upgrade(
+    spec: AddonStackSpec, prev_status: Mapping[str, Any] | None, cat: Catalog, now: datetime
+) -> UpgradeDecision:
+    current = catalog_revision(cat)
+    prev = prev_status or {}
+    pins: dict[str, str] = dict(prev.get("images") or {})
+    if not pins:
+        return UpgradeDecision({}, current)
+    changes = upgrades(cat, pins)
+    if not changes:
+        return UpgradeDecision({}, current)
+    listed = [AvailableUpgrade.model_validate({"service": s, "from": a, "to": b}) for s, a, b in changes]
+    running = str(prev.get("catalogRevision") or "unknown")
+    summary = ", ".join(f"{s} {a} -> {b}" for s, a, b in changes)
+    move = UpgradeDecision(
+        {}, current, events=[("Normal", EventReason.UPGRADED, f"catalog revision {running} -> {current}: {summary}")]
+    )
+    if (spec.upgrade_policy or "Manual") == "Automatic":
+        if in_window(spec.maintenance_window, now):
+            return move
+        return UpgradeDecision(
+            pins, running, current, listed, ConditionReason.OUTSIDE_MAINTENANCE_WINDOW,
+            f"revision {current} changes {len(changes)} image(s); it rolls out in the next maintenance window",
+        )  # fmt: skip
+    if spec.approved_revision == current:
+        return move
+    hint = f"set spec.approvedRevision: {current} to move ({summary})"
+    if spec.approved_revision:
+        hint = f"spec.approvedRevision {spec.approved_revision} is not the operator's catalog revision; {hint}"
+    return UpgradeDecision(pins, running, current, listed, ConditionReason.UPGRADE_AVAILABLE, hint[:2000])
+
+
+def recorded_images(services: list[tuple[str, str | None]]) -> dict[str, str]:
+    """status.images: the catalog image of each planned service (built ones have none)."""
+    return {sid: ref for sid, ref in sorted(services) if ref}
+
+
+def with_upgrade_status(
+    status: AddonStackStatus, decision: UpgradeDecision, images: dict[str, str], prev: Mapping[str, Any] | None
+) -> AddonStackStatus:
+    """``status`` with the revision, the images and, once an upgrade has been available, the condition."""
+    conditions = list(status.conditions)
+    had = any(c.get("type") == CONDITION for c in (prev or {}).get("conditions") or [])
+    if decision.available or had:
+        old = {c.get("type", ""): c for c in (prev or {}).get("conditions") or []}
+        available = bool(decision.available)
+        conditions.append(
+            _condition(old, CONDITION, available, decision.reason, decision.message, status.observed_generation or 0)
+        )
+    return status.model_copy(
+        update={
+            "conditions": conditions,
+            "catalog_revision": decision.revision,
+            "images": images,
+            "available_revision": decision.available_revision,
+            "available_upgrades": decision.available,
+        }
+    )

@@ -1,0 +1,143 @@
+"""Upgrade policy without a cluster: a catalog bump changes no Manual stack's workload; approval, Automatic
+stacks and maintenance windows move it; status lists the upgrades and says so in a condition."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from addonstack.catalog.loader import Catalog, load_catalog
+from addonstack.controller.decide import ApplyCache, Desired, Observed, decide_actions, decide_status, desire
+from addonstack.controller.upgrade import in_window
+from addonstack.plan.revision import catalog_revision, pin_images
+from addonstack.plan.spec import MaintenanceWindow
+from addonstack.render.stack import StackDefaults
+from tests.unit.test_decide import body, served
+
+DEFAULTS = StackDefaults()
+MONDAY_NOON = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def cat() -> Catalog:
+    return load_catalog()
+
+
+@pytest.fixture(scope="module")
+def bumped(cat: Catalog) -> Catalog:
+    """The catalog of a newer operator: uptime-kuma's image tag moved."""
+    svc = cat.services["uptime-kuma"]
+    return dataclasses.replace(
+        cat, services={**cat.services, "uptime-kuma": svc.model_copy(update={"image_tag": "9.9.9"})}
+    )
+
+
+def reconcile(b: dict[str, Any], cat: Catalog, now: datetime = MONDAY_NOON) -> tuple[Desired, dict[str, Any], list]:
+    observed = Observed(b, [])
+    desired = desire(observed, DEFAULTS, cat, now)
+    assert isinstance(desired, Desired), desired
+    applied = {}
+    for batch in decide_actions(desired, observed, ApplyCache()).batches:
+        for key, obj, _, _ in batch:
+            applied[key] = served(obj, ready=True)
+    outcome = decide_status(desired, observed, applied, [], [])
+    return desired, outcome.status, outcome.events
+
+
+def image_of(desired: Desired, sid: str) -> str:
+    dep = next(o for k, o in desired.objects.items() if k.kind in ("Deployment", "StatefulSet") and k.name == sid)
+    return str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def condition(status: dict[str, Any]) -> dict[str, Any] | None:
+    return next((c for c in status["conditions"] if c["type"] == "UpgradeAvailable"), None)
+
+
+def test_revision_is_version_and_content_digest(cat: Catalog, bumped: Catalog) -> None:
+    rev = catalog_revision(cat)
+    assert rev.startswith("0.") and len(rev.rsplit("-", 1)[1]) == 12
+    assert catalog_revision(bumped) != rev
+    assert (
+        pin_images(bumped, {"uptime-kuma": cat.services["uptime-kuma"].image_ref or ""})
+        .services["uptime-kuma"]
+        .image_ref
+        == cat.services["uptime-kuma"].image_ref
+    )
+
+
+def test_manual_stack_keeps_its_images_until_approved(cat: Catalog, bumped: Catalog) -> None:
+    b = body(["uptime-kuma"])
+    first, status, _ = reconcile(b, cat)
+    old = image_of(first, "uptime-kuma")
+    assert status["catalogRevision"] == catalog_revision(cat)
+    assert status["images"] == {"uptime-kuma": old}
+    assert condition(status) is None, "no condition before an upgrade was ever available"
+    b["status"] = status
+    held, status2, events = reconcile(b, bumped)
+    assert held.objects == first.objects, "a catalog bump changes no object of a Manual stack"
+    assert status2["catalogRevision"] == catalog_revision(cat)
+    assert status2["availableRevision"] == catalog_revision(bumped)
+    assert status2["availableUpgrades"] == [
+        {"service": "uptime-kuma", "from": old, "to": old.rsplit(":", 1)[0] + ":9.9.9"}
+    ]
+    cond = condition(status2)
+    assert cond and cond["status"] == "True" and cond["reason"] == "UpgradeAvailable"
+    assert catalog_revision(bumped) in cond["message"]
+    assert not [e for e in events if e[1] == "Upgraded"]
+    # A wrong revision approves nothing and says why.
+    b["status"], b["spec"]["approvedRevision"] = status2, "0.0.1-000000000000"
+    wrong, status3, _ = reconcile(b, bumped)
+    assert (
+        image_of(wrong, "uptime-kuma") == old and "not the operator's catalog revision" in condition(status3)["message"]
+    )
+    # Approval of the available revision rolls it.
+    b["spec"]["approvedRevision"] = catalog_revision(bumped)
+    moved, status4, events4 = reconcile(b, bumped)
+    assert image_of(moved, "uptime-kuma").endswith(":9.9.9")
+    assert status4["catalogRevision"] == catalog_revision(bumped) and not status4.get("availableUpgrades")
+    assert condition(status4)["status"] == "False" and condition(status4)["reason"] == "UpToDate"
+    assert [e for e in events4 if e[1] == "Upgraded"]
+
+
+def test_new_services_take_the_current_catalog(cat: Catalog, bumped: Catalog) -> None:
+    b = body(["gatus"])
+    _, b["status"], _ = reconcile(b, cat)
+    b["spec"]["services"] = ["gatus", "uptime-kuma"]
+    desired, status, _ = reconcile(b, bumped)
+    assert image_of(desired, "uptime-kuma").endswith(":9.9.9"), "not running yet: nothing to hold"
+    assert status["catalogRevision"] == catalog_revision(bumped)
+
+
+def test_automatic_stack_moves_inside_its_window(cat: Catalog, bumped: Catalog) -> None:
+    b = body(
+        ["uptime-kuma"],
+        upgradePolicy="Automatic",
+        maintenanceWindow={"days": ["Sat"], "start": "02:00", "end": "04:00"},
+    )
+    _, b["status"], _ = reconcile(b, cat)
+    held, status, _ = reconcile(b, bumped, MONDAY_NOON)
+    assert not image_of(held, "uptime-kuma").endswith(":9.9.9")
+    assert condition(status)["reason"] == "OutsideMaintenanceWindow"
+    saturday = datetime(2026, 12, 12, 3, 0, tzinfo=UTC)
+    moved, _, _ = reconcile(b, bumped, saturday)
+    assert image_of(moved, "uptime-kuma").endswith(":9.9.9")
+    del b["spec"]["maintenanceWindow"]
+    assert image_of(reconcile(b, bumped)[0], "uptime-kuma").endswith(":9.9.9"), "no window: any time"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "days", "now", "inside"),
+    [
+        ("02:00", "04:00", None, datetime(2026, 12, 7, 3, 59, tzinfo=UTC), True),
+        ("02:00", "04:00", None, datetime(2026, 12, 7, 4, 0, tzinfo=UTC), False),
+        ("23:00", "01:00", ["Sun"], datetime(2026, 12, 7, 0, 30, tzinfo=UTC), True),  # Monday 00:30, opened Sunday
+        ("23:00", "01:00", ["Mon"], datetime(2026, 12, 7, 0, 30, tzinfo=UTC), False),
+        ("23:00", "01:00", ["Mon"], datetime(2026, 12, 7, 23, 30, tzinfo=UTC), True),
+    ],
+)
+def test_maintenance_window(start: str, end: str, days: list[str] | None, now: datetime, inside: bool) -> None:
+    window = MaintenanceWindow.model_validate({"start": start, "end": end, "days": days})
+    assert in_window(window, now) is inside
