@@ -22,7 +22,18 @@ from lightkube.models.meta_v1 import Status
 from lightkube.resources.core_v1 import Namespace
 from lightkube.types import CascadeType, OnErrorAction, OnErrorResult, PatchType
 
-from addonstack.constants import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, LABEL_STACK, PLURAL, TRAEFIK_API_VERSION
+from addonstack.constants import (
+    API_GROUP,
+    API_VERSION,
+    FIELD_MANAGER,
+    KIND,
+    LABEL_COMPONENT,
+    LABEL_MANAGED_BY,
+    LABEL_STACK,
+    MANAGED_BY,
+    PLURAL,
+    TRAEFIK_API_VERSION,
+)
 from addonstack.controller.objects import decode_secret
 
 log = logging.getLogger("addonstack.cluster")
@@ -171,6 +182,33 @@ class Cluster:
     async def list_leases(self, namespace: str, label: str) -> list[dict[str, Any]]:
         """Leases of a namespace that carry ``label`` (the shard Leases, controller/shards.py)."""
         return await self._list("coordination.k8s.io/v1", "Lease", namespace, {label: operators.exists()})
+
+    async def list_claims(self, namespace: str) -> list[dict[str, Any]]:
+        """The service-name claim Leases of a namespace (controller/claims.py)."""
+        labels = {LABEL_COMPONENT: "claim", LABEL_MANAGED_BY: MANAGED_BY}
+        return await self._list("coordination.k8s.io/v1", "Lease", namespace, labels)
+
+    async def list_stacks(self, namespace: str) -> list[dict[str, Any]]:
+        """Every AddonStack of a namespace (claims compare them; controller/claims.py)."""
+        return await self._list(f"{API_GROUP}/{API_VERSION}", KIND, namespace)
+
+    async def write_claim(self, lease: dict[str, Any]) -> bool:
+        """Create a claim Lease, or replace it when it carries the resourceVersion read; False when another
+        writer came first (409), so the caller reads again instead of overwriting its decision."""
+        self.writes += 1
+        try:
+            async with self.inflight:
+                with _api_errors():
+                    obj = codecs.from_dict(lease)
+                    if lease["metadata"].get("resourceVersion"):
+                        await self.client.replace(obj, field_manager=FIELD_MANAGER)
+                    else:
+                        await self.client.create(obj, field_manager=FIELD_MANAGER)
+        except ApiError as exc:
+            if exc.status.code in (404, 409):
+                return False
+            raise
+        return True
 
     async def list_named(self, api_version: str, kind: str, namespace: str) -> dict[str, dict[str, Any]]:
         """Every object of a kind in a namespace, by name (one request instead of a GET per name)."""

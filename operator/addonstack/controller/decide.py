@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 from addonstack.catalog.loader import Catalog, format_validation_error
 from addonstack.catalog.model import PodSecurityLevel
 from addonstack.constants import API_GROUP, API_VERSION, KIND, LABEL_COMPONENT, LABEL_SERVICE, LABEL_STACK
+from addonstack.controller import claims
 from addonstack.controller.objects import ObjectKey, decode_secret, labels_of
 from addonstack.controller.status import stack_status, stalled_status
 from addonstack.controller.upgrade import UpgradeDecision, decide_upgrade, recorded_images, with_upgrade_status
@@ -282,23 +284,33 @@ def conflict_lookups(desired: Desired, observed: Observed) -> dict[tuple[str, st
 
 
 def name_conflicts(
-    stack: str, desired: dict[ObjectKey, dict[str, Any]], existing: dict[ObjectKey, dict[str, Any]]
+    stack: str,
+    desired: dict[ObjectKey, dict[str, Any]],
+    existing: dict[ObjectKey, dict[str, Any]],
+    claimed: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str]]:
-    """(service id, message) for each desired object whose name ``existing`` shows belongs to someone else.
+    """(service id, message) for each service this stack may not write: another stack holds its claim
+    (``claimed``: service id -> holder, controller/claims.py), or a desired object's name is taken by something
+    AddonStack does not manage (never taken over).
 
     Children are named by service id (so ``http://qdrant:6333`` works), hence two stacks in one namespace
-    that both deploy a service would fight over its objects; the first owner keeps the object and the
-    newcomer is told how to fix it.
+    that both deploy a service want the same names; the claim gives all of them to one stack. Objects of a
+    service this stack holds that still carry another stack's label are adopted (a handover). Without
+    ``claimed`` (no claims read), any object labelled by another stack is a conflict.
     """
-    found: list[tuple[str, str]] = []
+    held = claimed or {}
+    names: dict[str, list[str]] = {}
     for key, obj in desired.items():
+        names.setdefault(labels_of(obj).get(LABEL_SERVICE, ""), []).append(f"{key.kind}/{key.name}")
+    found = [(sid, claims.conflict_message(sid, holder, names.get(sid, ()))) for sid, holder in held.items()]
+    for key, obj in desired.items():
+        sid = labels_of(obj).get(LABEL_SERVICE, "")
         live = existing.get(key)
-        if live is None:
+        if live is None or sid in held:
             continue
         owner = labels_of(live).get(LABEL_STACK)
-        if owner == stack:
+        if owner == stack or (owner and claimed is not None):
             continue
-        sid = labels_of(obj).get(LABEL_SERVICE, "")
         whose = f"AddonStack {owner!r}" if owner else "an object not managed by AddonStack"
         found.append(
             (

@@ -9,6 +9,7 @@ status of a newer one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -19,13 +20,14 @@ import kopf
 
 from addonstack.catalog.loader import load_catalog
 from addonstack.constants import API_GROUP, FIELD_MANAGER, LABEL_STACK, PLURAL
-from addonstack.controller import admission, metrics, watch
+from addonstack.controller import admission, fairness, metrics, watch
 from addonstack.controller.applied import status_patch
 from addonstack.controller.cluster import Cluster
 from addonstack.controller.finalize import finalize
 from addonstack.controller.reconcile import ApplyCache, reconcile
 from addonstack.controller.settings import OperatorSettings
 from addonstack.controller.shards import BUCKETS, Handover
+from addonstack.reasons import ConditionReason
 
 log = logging.getLogger("addonstack.handlers")
 RESOURCE = (API_GROUP, PLURAL)
@@ -45,15 +47,16 @@ class State:
     reconciles: int = 0
     # kopf runs async handlers of all objects at once; this bounds how many reconciles talk to the API server
     # together, so 200 new stacks are served a few at a time instead of all timing out together.
-    slots: asyncio.Semaphore | None = None
+    slots: fairness.PrioritySlots | None = None
     debouncer: watch.Debouncer | None = None
     handover: Handover | None = None  # sharded: this process's Lease and the buckets it must leave alone
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def slot(self) -> asyncio.Semaphore:
+    def slot(self, rank: int) -> contextlib.AbstractAsyncContextManager[None]:
+        """One of ``max_workers`` reconcile slots; edits of existing stacks are served before creates."""
         if self.slots is None:
-            self.slots = asyncio.Semaphore(self.settings.max_workers)
-        return self.slots
+            self.slots = fairness.PrioritySlots(self.settings.max_workers)
+        return self.slots.slot(rank)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault(f"{namespace}/{name}", asyncio.Lock())
@@ -130,14 +133,15 @@ async def cleanup(memo: Any, **_: Any) -> None:
         await state.cluster.close()
 
 
-async def publish(state: State, raw: dict[str, Any]) -> None:
+async def publish(state: State, raw: dict[str, Any], cause: fairness.Cause = fairness.Cause.CHILD) -> None:
     """Reconcile one stack and patch its status (when it changed) and Events, all under the stack's lock."""
     assert state.cluster is not None
     meta = raw["metadata"]
     if state.handover is not None and not state.handover.may_serve(meta["namespace"], meta["name"]):
         log.debug("%s/%s: an older shard configuration still serves it; the drift timer comes back", *_key(meta))
         return
-    async with state.lock(meta["namespace"], meta["name"]), state.slot():
+    rank = fairness.priority(cause, has_status=bool(raw.get("status")) or cause is fairness.Cause.CHILD)
+    async with state.lock(meta["namespace"], meta["name"]), state.slot(rank):
         # kopf's body may be older than the status another run just wrote (and a watch event brings only
         # the stack's name): read the stack again, so status transitions and Events are computed once.
         fresh = await state.cluster.get_stack(meta["namespace"], meta["name"])
@@ -175,18 +179,26 @@ def _key(meta: dict[str, Any]) -> tuple[str, str]:
     return meta["namespace"], meta["name"]
 
 
-async def _run(body: kopf.Body, memo: Any) -> None:
-    await publish(_state(memo), dict(body))
+async def _run(body: kopf.Body, memo: Any, cause: fairness.Cause) -> None:
+    await publish(_state(memo), dict(body), cause)
 
 
-async def on_change(body: kopf.Body, memo: Any, **_: Any) -> None:
-    await _run(body, memo)
+async def on_create(body: kopf.Body, memo: Any, **_: Any) -> None:
+    await _run(body, memo, fairness.Cause.CREATE)
+
+
+async def on_update(body: kopf.Body, memo: Any, **_: Any) -> None:
+    await _run(body, memo, fairness.Cause.EDIT)
+
+
+async def on_resume(body: kopf.Body, memo: Any, **_: Any) -> None:
+    await _run(body, memo, fairness.Cause.RESYNC)
 
 
 async def on_timer(body: kopf.Body, memo: Any, **_: Any) -> None:
     if body.metadata.get("deletionTimestamp"):
         return
-    await _run(body, memo)
+    await _run(body, memo, fairness.Cause.RESYNC)
 
 
 async def on_delete(body: kopf.Body, memo: Any, **_: Any) -> None:
@@ -206,6 +218,17 @@ async def on_stack_event(type: str | None, body: kopf.Body, memo: Any, **_: Any)
     metrics.observe_stack(ns, name, None)
     state.locks.pop(f"{ns}/{name}", None)
     debouncer(memo).cancel(ns, name)
+    if state.cluster is not None:  # the services it held pass to the next stacks now, not at their next timer
+        for other in await state.cluster.list_stacks(ns):
+            if stalled_reason(other) == ConditionReason.NAME_CONFLICT:
+                debouncer(memo).schedule(ns, other["metadata"]["name"])
+
+
+def stalled_reason(stack: dict[str, Any]) -> str | None:
+    for cond in (stack.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Stalled" and cond.get("status") == "True":
+            return str(cond.get("reason"))
+    return None
 
 
 def debouncer(memo: Any) -> watch.Debouncer:
@@ -238,9 +261,9 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     kopf.on.startup(registry=reg)(startup)
     kopf.on.cleanup(registry=reg)(cleanup)
-    kopf.on.create(*RESOURCE, backoff=RETRY_BACKOFF, registry=reg)(on_change)
-    kopf.on.update(*RESOURCE, field="spec", backoff=RETRY_BACKOFF, registry=reg)(on_change)
-    kopf.on.resume(*RESOURCE, backoff=RETRY_BACKOFF, registry=reg)(on_change)
+    kopf.on.create(*RESOURCE, backoff=RETRY_BACKOFF, registry=reg)(on_create)
+    kopf.on.update(*RESOURCE, field="spec", backoff=RETRY_BACKOFF, registry=reg)(on_update)
+    kopf.on.resume(*RESOURCE, backoff=RETRY_BACKOFF, registry=reg)(on_resume)
     kopf.timer(
         *RESOURCE,
         interval=settings.drift_interval,

@@ -18,7 +18,7 @@ from lightkube.core.exceptions import ApiError
 
 from addonstack.catalog.loader import Catalog, load_catalog
 from addonstack.controller import applied as applied_record
-from addonstack.controller import metrics
+from addonstack.controller import claiming, metrics
 from addonstack.controller.cluster import Cluster
 from addonstack.controller.decide import (
     APPLY_ORDER,
@@ -120,12 +120,21 @@ async def reconcile(
     catalog: Catalog | None = None,
 ) -> Outcome:
     observed = await observe(body, cluster, defaults)
-    desired = desire(observed, defaults, catalog or load_catalog())
+    cat = catalog or load_catalog()
+    desired = desire(observed, defaults, cat)
     if isinstance(desired, Outcome):
         return desired
     stack = body["metadata"]["name"]
     applied_record.seed(cache, stack, observed.prev, desired.objects)
-    conflicts = name_conflicts(stack, desired.objects, await _existing(cluster, desired, observed))
+    existing = await _existing(cluster, desired, observed)
+    blocked = await claiming.settle(cluster, desired, observed, existing, defaults, cat)
+    if adopted := claiming.adoptable(existing, blocked):  # a handover: read what the last holder issued
+        observed.live += adopted
+        again = desire(observed, defaults, cat)
+        if isinstance(again, Outcome):
+            return again
+        desired = again
+    conflicts = name_conflicts(stack, desired.objects, existing, blocked)
     actions = decide_actions(desired, observed, cache, {sid for sid, _ in conflicts})
     errors: list[str] = []
     applied = dict(actions.unchanged)

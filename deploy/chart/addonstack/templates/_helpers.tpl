@@ -58,6 +58,10 @@ watches (controller/watch.py) that re-evaluate a stack when one of its children 
 - apiGroups: [networking.k8s.io]
   resources: [ingresses, networkpolicies]
   verbs: [get, list, create, patch, delete]
+# Service-name claims: one Lease per service id in each namespace (controller/claims.py).
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, list, create, update, delete]
 # Traefik StripPrefix Middlewares (ingress class traefik). Listed on every reconcile; inert without Traefik.
 - apiGroups: [traefik.io]
   resources: [middlewares]

@@ -1,0 +1,121 @@
+"""Carry out service-name claims (the decision is ``claims.py``): read the claim Leases and the namespace's
+stacks, write the Leases that change, release the ones this stack no longer needs.
+
+A converged stack that holds all its services reads one LIST of Leases and writes nothing. Only when a
+service is not yet held (a new stack, a handover) are the namespace's stacks read: what each asks for is
+planned from its spec (with no credentials, so a service that needs user credentials counts only for the
+stacks that reconcile themselves), remembered per (uid, generation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+from addonstack.catalog.loader import Catalog
+from addonstack.constants import LABEL_SERVICE, LABEL_STACK
+from addonstack.controller import claims
+from addonstack.controller.cluster import Cluster
+from addonstack.controller.decide import Desired, Observed, desire
+from addonstack.controller.objects import ObjectKey, labels_of
+from addonstack.render.stack import StackDefaults
+
+MEMO_LIMIT = 4096
+_wants_memo: dict[tuple[str, int], frozenset[str]] = {}
+
+
+class ClaimRace(Exception):
+    """Another writer changed a claim Lease between our read and our write; read again."""
+
+
+def wants_of(body: Mapping[str, Any], defaults: StackDefaults, cat: Catalog) -> frozenset[str]:
+    """The service names another stack asks for, planned from its spec (remembered per uid and generation)."""
+    meta = body.get("metadata") or {}
+    key = (str(meta.get("uid")), int(meta.get("generation") or 0))
+    if key in _wants_memo:
+        return _wants_memo[key]
+    desired = desire(Observed(dict(body), []), defaults, cat)
+    if isinstance(desired, Desired):
+        wants = frozenset(claims.claimable(desired.objects, str(meta.get("name"))))
+    else:  # a spec that cannot be planned now: what it lists (a holder keeps its services through a typo)
+        wants = frozenset(str(s) for s in (body.get("spec") or {}).get("services") or [])
+    if len(_wants_memo) >= MEMO_LIMIT:
+        _wants_memo.clear()
+    _wants_memo[key] = wants
+    return wants
+
+
+async def settle(
+    cluster: Cluster,
+    desired: Desired,
+    observed: Observed,
+    existing: Mapping[ObjectKey, dict[str, Any]],
+    defaults: StackDefaults,
+    cat: Catalog,
+) -> dict[str, str]:
+    """Claim this stack's services; service id -> holder name for those another stack holds (blocked here)."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(ClaimRace), stop=stop_after_attempt(4), reraise=True
+    ):
+        with attempt:
+            return await _settle_once(cluster, desired, observed, existing, defaults, cat)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _settle_once(
+    cluster: Cluster,
+    desired: Desired,
+    observed: Observed,
+    existing: Mapping[ObjectKey, dict[str, Any]],
+    defaults: StackDefaults,
+    cat: Catalog,
+) -> dict[str, str]:
+    meta = observed.body["metadata"]
+    ns, stack, uid = meta["namespace"], meta["name"], meta["uid"]
+    wanted = claims.claimable(desired.objects, stack)
+    leases = {labels_of(lease).get(LABEL_SERVICE, ""): lease for lease in await cluster.list_claims(ns)}
+    for sid, held in leases.items():
+        if claims.lease_holder(held) == uid and sid not in wanted:
+            await cluster.delete(claims.LEASE_API, "Lease", ns, held["metadata"]["name"])  # released
+    todo = [sid for sid in wanted if claims.lease_holder(leases.get(sid)) != uid]
+    if not todo:
+        return {}
+    bodies = await cluster.list_stacks(ns)
+    me = claims.contender(observed.body, wanted)
+    stacks = [me] + [
+        claims.contender(b, () if b["metadata"].get("deletionTimestamp") else wants_of(b, defaults, cat))
+        for b in bodies
+        if b["metadata"].get("uid") != uid
+    ]
+    uids = {s.name: s.uid for s in stacks}
+    live = observed.by_key
+    blocked: dict[str, str] = {}
+    for sid in todo:
+        lease = leases.get(sid)
+        current = claims.lease_holder(lease)
+        if lease is None:  # no claim yet: whoever labels the live objects holds it (stacks from before claims)
+            found = [live.get(k) or existing.get(k) for k in wanted[sid]]
+            objs = [o for o in found if o is not None]
+            current = uids.get(claims.incumbent(objs) or "")
+        holder = claims.choose_holder(sid, current, stacks)
+        if holder is None:
+            continue
+        if lease is None or claims.lease_holder(lease) != holder.uid:
+            version = lease["metadata"].get("resourceVersion") if lease is not None else None
+            if not await cluster.write_claim(claims.lease_for(sid, ns, holder, version)):
+                raise ClaimRace(sid)
+        if holder.uid != uid:
+            blocked[sid] = holder.name
+    return blocked
+
+
+def adoptable(existing: Mapping[ObjectKey, dict[str, Any]], blocked: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Live objects of services this stack now holds that another AddonStack's label still names (a handover:
+    the retained Secret and volumes of a deleted holder pass to the next, with the values they hold)."""
+    return [
+        obj
+        for obj in existing.values()
+        if labels_of(obj).get(LABEL_STACK) and labels_of(obj).get(LABEL_SERVICE) not in blocked
+    ]

@@ -1,0 +1,80 @@
+"""Who reconciles next when more stacks want a reconcile than there are slots: edits before creates.
+
+kopf runs one worker per object, so 1,000 new stacks are 1,000 handlers waiting at once; with a plain
+semaphore a tenant's edit of an existing stack would queue behind all of them (first come, first served).
+:class:`PrioritySlots` bounds how many reconciles run together, like the semaphore it replaces, but hands a
+freed slot to the most urgent waiter (:func:`priority`), first come first served within one priority.
+
+The queue is bounded by the number of stacks: a reconcile waits here while holding its stack's lock, so each
+stack has at most one waiter (child events for a stack coalesce in ``watch.Debouncer`` before that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from enum import IntEnum
+
+
+class Cause(IntEnum):
+    """Why a stack is reconciled, most urgent first (the value is the priority)."""
+
+    EDIT = 0  # its spec changed: a person waits for the result
+    CHILD = 1  # one of its children changed (readiness, repair of a hand edit or deletion)
+    CREATE = 2  # a new stack
+    RESYNC = 3  # drift timer, or the resume of every stack after the operator started
+
+
+def priority(cause: Cause, has_status: bool) -> int:
+    """The rank of a waiting reconcile (lower first).
+
+    kopf reports a stack that was created while the operator was down as resumed, and the first reconcile of a
+    new stack can come from a child's event: a stack that has no status yet is a create, whatever the cause.
+    """
+    if not has_status and cause in (Cause.CHILD, Cause.RESYNC):
+        return Cause.CREATE
+    return int(cause)
+
+
+class PrioritySlots:
+    """A semaphore of ``size`` slots whose waiters are served lowest priority value first."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self.seq = itertools.count()
+
+    @asynccontextmanager
+    async def slot(self, rank: int) -> AsyncIterator[None]:
+        await self.acquire(rank)
+        try:
+            yield
+        finally:
+            self.release()
+
+    async def acquire(self, rank: int) -> None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.waiters, (rank, next(self.seq), fut))
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # the slot was handed to us as we were cancelled: pass it on
+            else:
+                self.waiters = [w for w in self.waiters if w[2] is not fut]
+                heapq.heapify(self.waiters)
+            raise
+
+    def release(self) -> None:
+        while self.waiters:
+            _, _, fut = heapq.heappop(self.waiters)
+            if not fut.done():
+                fut.set_result(None)  # the slot passes straight to the waiter
+                return
+        self.free += 1
