@@ -60,6 +60,7 @@ class ConditionReason(StrEnum):
     UPGRADE_AVAILABLE = "UpgradeAvailable"
     OUTSIDE_MAINTENANCE_WINDOW = "OutsideMaintenanceWindow"
     UP_TO_DATE = "UpToDate"
+    UPGRADE_ROLLED_BACK = "UpgradeRolledBack"
 
     @property
     def stalls(self) -> bool:
@@ -76,6 +77,7 @@ _WAITING = frozenset(
         ConditionReason.UPGRADE_AVAILABLE,
         ConditionReason.OUTSIDE_MAINTENANCE_WINDOW,
         ConditionReason.UP_TO_DATE,
+        ConditionReason.UPGRADE_ROLLED_BACK,
     }
 )
 
@@ -85,6 +87,7 @@ class EventReason(StrEnum):
 
     READY = "Ready"
     UPGRADED = "Upgraded"  # moved to a new catalog revision (images changed)
+    UPGRADE_ROLLED_BACK = "UpgradeRolledBack"  # not Ready within the deadline: back to the previous images
     CREATED = "Created"  # children created for the first time
     REPAIRED = "Repaired"  # a child deleted or edited outside the operator was put back
     PRUNED = "Pruned"  # children of services no longer in the stack were deleted

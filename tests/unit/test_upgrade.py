@@ -141,3 +141,32 @@ def test_automatic_stack_moves_inside_its_window(cat: Catalog, bumped: Catalog) 
 def test_maintenance_window(start: str, end: str, days: list[str] | None, now: datetime, inside: bool) -> None:
     window = MaintenanceWindow.model_validate({"start": start, "end": end, "days": days})
     assert in_window(window, now) is inside
+
+
+def test_upgrade_not_ready_in_time_is_rolled_back(cat: Catalog, bumped: Catalog) -> None:
+    from datetime import timedelta
+
+    from addonstack.controller.upgrade import DEADLINE, decide_upgrade
+    from addonstack.plan.spec import AddonStackSpec
+
+    b = body(["uptime-kuma"])
+    _, b["status"], _ = reconcile(b, cat)
+    old = b["status"]["images"]
+    b["spec"]["approvedRevision"] = catalog_revision(bumped)
+    _, moved, _ = reconcile(b, bumped)
+    assert moved["upgrade"]["phase"] == "Rolling" and moved["upgrade"]["previousImages"] == old
+    spec = AddonStackSpec.model_validate(b["spec"])
+    soon = decide_upgrade(spec, moved, bumped, MONDAY_NOON + timedelta(seconds=DEADLINE / 2), 1)
+    assert soon.pins == {} and soon.record is not None and soon.record.phase == "Rolling"
+    late = decide_upgrade(spec, moved, bumped, MONDAY_NOON + timedelta(seconds=DEADLINE + 1), 1)
+    assert late.pins == old and late.revision == catalog_revision(cat)
+    assert late.record is not None and late.record.phase == "RolledBack"
+    assert [e for e in late.events if e[1] == "UpgradeRolledBack"]
+    # Rolled back: the same approval does not retry it (the stack would fail again); a spec change does.
+    b["status"] = moved | {"images": old, "upgrade": late.record.model_dump(by_alias=True)}
+    held, status, _ = reconcile(b, bumped)
+    assert image_of(held, "uptime-kuma") == old["uptime-kuma"]
+    assert condition(status)["reason"] == "UpgradeRolledBack" and status["upgrade"]["phase"] == "RolledBack"
+    b["metadata"]["generation"] = 2
+    retried, _, _ = reconcile(b, bumped)
+    assert image_of(retried, "uptime-kuma").endswith(":9.9.9")

@@ -232,7 +232,7 @@ def desire(observed: Observed, defaults: StackDefaults, cat: Catalog, now: datet
     if spec.credentials_secret_ref and observed.credentials is None:
         warnings.append(f"credentialsSecretRef: Secret {spec.credentials_secret_ref.name!r} not found")
     live = observed.by_key
-    upgrade = decide_upgrade(spec, observed.prev, cat, now or datetime.now(UTC))
+    upgrade = decide_upgrade(spec, observed.prev, cat, now or datetime.now(UTC), observed.generation)
     cat = pin_images(cat, upgrade.pins)
     try:
         plan, ctx, options = plan_stack(

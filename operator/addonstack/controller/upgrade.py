@@ -20,10 +20,11 @@ from typing import Any
 from addonstack.catalog.model import Catalog
 from addonstack.controller.status import _condition
 from addonstack.plan.revision import catalog_revision, upgrades
-from addonstack.plan.spec import AddonStackSpec, AddonStackStatus, AvailableUpgrade, MaintenanceWindow
+from addonstack.plan.spec import AddonStackSpec, AddonStackStatus, AvailableUpgrade, MaintenanceWindow, UpgradeRecord
 from addonstack.reasons import ConditionReason, EventReason
 
 CONDITION = "UpgradeAvailable"
+DEADLINE = 600.0  # seconds an upgraded stack has to become Ready before it is rolled back
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -38,6 +39,7 @@ class UpgradeDecision:
     reason: ConditionReason = ConditionReason.UP_TO_DATE
     message: str = ""
     events: list[tuple[str, str, str]] = field(default_factory=list)
+    record: UpgradeRecord | None = None  # status.upgrade after this reconcile
 
 
 def in_window(window: MaintenanceWindow | None, now: datetime) -> bool:
@@ -56,23 +58,50 @@ def in_window(window: MaintenanceWindow | None, now: datetime) -> bool:
     return inside and (not window.days or DAYS[opened] in window.days)
 
 
+def _rollback(rec: UpgradeRecord, now: datetime, deadline: float) -> UpgradeDecision | None:
+    """Back to the previous images when a Rolling upgrade is not Ready past the deadline."""
+    started = datetime.fromisoformat(rec.started_at.replace("Z", "+00:00"))
+    if rec.phase != "Rolling" or (now - started).total_seconds() <= deadline:
+        return None
+    why = f"not Ready {int(deadline)} s after the upgrade to {rec.revision}; back to {rec.from_revision}"
+    back = rec.model_copy(update={"phase": "RolledBack", "message": why})
+    return UpgradeDecision(
+        dict(rec.previous_images), rec.from_revision, events=[("Warning", EventReason.UPGRADE_ROLLED_BACK, why)],
+        record=back,
+    )  # fmt: skip
+
+
 def decide_upgrade(
-    spec: AddonStackSpec, prev_status: Mapping[str, Any] | None, cat: Catalog, now: datetime
+    spec: AddonStackSpec,
+    prev_status: Mapping[str, Any] | None,
+    cat: Catalog,
+    now: datetime,
+    generation: int = 0,
+    deadline: float = DEADLINE,
 ) -> UpgradeDecision:
     current = catalog_revision(cat)
     prev = prev_status or {}
+    rec = UpgradeRecord.model_validate(prev["upgrade"]) if prev.get("upgrade") else None
+    if rec is not None and (back := _rollback(rec, now, deadline)) is not None:
+        return back
     pins: dict[str, str] = dict(prev.get("images") or {})
-    if not pins:
-        return UpgradeDecision({}, current)
-    changes = upgrades(cat, pins)
+    changes = upgrades(cat, pins) if pins else []
     if not changes:
-        return UpgradeDecision({}, current)
+        return UpgradeDecision({}, current, record=rec if rec and rec.phase == "Rolling" else None)
     listed = [AvailableUpgrade.model_validate({"service": s, "from": a, "to": b}) for s, a, b in changes]
     running = str(prev.get("catalogRevision") or "unknown")
     summary = ", ".join(f"{s} {a} -> {b}" for s, a, b in changes)
+    started = UpgradeRecord(
+        phase="Rolling", revision=current, from_revision=running, previous_images=pins,
+        started_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), generation=generation,
+    )  # fmt: skip
     move = UpgradeDecision(
-        {}, current, events=[("Normal", EventReason.UPGRADED, f"catalog revision {running} -> {current}: {summary}")]
-    )
+        {}, current, events=[("Normal", EventReason.UPGRADED, f"catalog revision {running} -> {current}: {summary}")],
+        record=started,
+    )  # fmt: skip
+    if rec is not None and rec.phase == "RolledBack" and rec.revision == current and generation <= rec.generation:
+        hint = f"{rec.message}; change the spec (e.g. set approvedRevision again after a fix) to retry"
+        return UpgradeDecision(pins, running, current, listed, ConditionReason.UPGRADE_ROLLED_BACK, hint, record=rec)
     if (spec.upgrade_policy or "Manual") == "Automatic":
         if in_window(spec.maintenance_window, now):
             return move
@@ -98,6 +127,10 @@ def with_upgrade_status(
 ) -> AddonStackStatus:
     """``status`` with the revision, the images and, once an upgrade has been available, the condition."""
     conditions = list(status.conditions)
+    ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+    record = decision.record
+    if record is not None and record.phase == "Rolling" and ready and not decision.events:
+        record = None  # the upgraded stack became Ready: done
     had = any(c.get("type") == CONDITION for c in (prev or {}).get("conditions") or [])
     if decision.available or had:
         old = {c.get("type", ""): c for c in (prev or {}).get("conditions") or []}
@@ -112,5 +145,6 @@ def with_upgrade_status(
             "images": images,
             "available_revision": decision.available_revision,
             "available_upgrades": decision.available,
+            "upgrade": record,
         }
     )

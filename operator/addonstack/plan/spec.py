@@ -270,6 +270,18 @@ class AvailableUpgrade(SpecModel):
     to: str
 
 
+class UpgradeRecord(SpecModel):
+    """The last move to a new catalog revision: Rolling until the stack is Ready, RolledBack past the deadline."""
+
+    phase: Literal["Rolling", "RolledBack"]
+    revision: str
+    from_revision: str
+    previous_images: dict[str, str] = Field(default_factory=dict)
+    started_at: str
+    generation: int = Field(default=0, description="The spec generation that started it (a newer one retries).")
+    message: str = ""
+
+
 class AddonStackStatus(SpecModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
@@ -295,6 +307,7 @@ class AddonStackStatus(SpecModel):
     available_upgrades: list[AvailableUpgrade] = Field(
         default_factory=list, description="Each service whose image the available revision changes."
     )
+    upgrade: UpgradeRecord | None = Field(default=None, description="An upgrade rolling out, or rolled back.")
     applied: dict[str, str] | None = Field(
         default=None,
         description=(
