@@ -61,6 +61,7 @@ class ConditionReason(StrEnum):
     OUTSIDE_MAINTENANCE_WINDOW = "OutsideMaintenanceWindow"
     UP_TO_DATE = "UpToDate"
     UPGRADE_ROLLED_BACK = "UpgradeRolledBack"
+    UPGRADE_QUEUED = "UpgradeQueued"
 
     @property
     def stalls(self) -> bool:
@@ -78,6 +79,7 @@ _WAITING = frozenset(
         ConditionReason.OUTSIDE_MAINTENANCE_WINDOW,
         ConditionReason.UP_TO_DATE,
         ConditionReason.UPGRADE_ROLLED_BACK,
+        ConditionReason.UPGRADE_QUEUED,
     }
 )
 

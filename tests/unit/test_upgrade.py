@@ -170,3 +170,30 @@ def test_upgrade_not_ready_in_time_is_rolled_back(cat: Catalog, bumped: Catalog)
     b["metadata"]["generation"] = 2
     retried, _, _ = reconcile(b, bumped)
     assert image_of(retried, "uptime-kuma").endswith(":9.9.9")
+
+
+def test_waves_limit_concurrent_upgrades_and_stop_after_a_rollback(cat: Catalog, bumped: Catalog) -> None:
+    from addonstack.controller.upgrade import Waves
+
+    waves = Waves(limit=1)
+    rev = catalog_revision(bumped)
+    approved = []
+    for name in ("a", "b"):
+        b = body(["uptime-kuma"])
+        b["metadata"]["name"] = name
+        _, b["status"], _ = reconcile(b, cat)
+        b["spec"]["approvedRevision"] = rev
+        approved.append(b)
+    first = desire(Observed(approved[0], []), DEFAULTS, bumped, MONDAY_NOON, waves)
+    assert isinstance(first, Desired) and image_of(first, "uptime-kuma").endswith(":9.9.9")
+    waves.observe("ns/a", {"phase": "Rolling", "revision": rev})
+    second = desire(Observed(approved[1], []), DEFAULTS, bumped, MONDAY_NOON, waves)
+    assert isinstance(second, Desired) and not image_of(second, "uptime-kuma").endswith(":9.9.9")
+    assert second.upgrade is not None and second.upgrade.reason == "UpgradeQueued"
+    assert "--max-concurrent-upgrades 1" in second.upgrade.message
+    waves.observe("ns/a", {"phase": "RolledBack", "revision": rev})
+    assert (
+        waves.rolling == set() and waves.blocked("ns/b", rev) == f"the wave to {rev} stopped after ns/a was rolled back"
+    )
+    third = desire(Observed(approved[1], []), DEFAULTS, bumped, MONDAY_NOON, waves)
+    assert isinstance(third, Desired) and not image_of(third, "uptime-kuma").endswith(":9.9.9")

@@ -267,6 +267,16 @@ def operator_group() -> None:
 @click.option("--shard-count", type=int, help="Shards that split the AddonStacks between them (default: no shards).")
 @click.option("--metrics-bind-address", help="[host]:port of the Prometheus /metrics endpoint (default :8080; 0: off).")
 @click.option(
+    "--max-concurrent-upgrades",
+    type=click.IntRange(min=1),
+    help="Stacks moving to a new catalog revision at once (default 5; $ADDONSTACK_MAX_CONCURRENT_UPGRADES).",
+)
+@click.option(
+    "--upgrade-deadline",
+    type=click.FloatRange(min=10),
+    help="Seconds an upgraded stack has to become Ready before it is rolled back (default 600).",
+)
+@click.option(
     "--catalog-dir",
     type=click.Path(file_okay=False),
     help="A provider's catalog entries merged over the built-in catalog (default: $ADDONSTACK_CATALOG_DIR).",
@@ -286,6 +296,8 @@ def operator_run(
     shard_index: int | None,
     shard_count: int | None,
     metrics_bind_address: str | None,
+    max_concurrent_upgrades: int | None,
+    upgrade_deadline: float | None,
     catalog_dir: str | None,
     verbose: bool,
 ) -> None:
@@ -330,6 +342,8 @@ def operator_run(
         dry_run=dry_run or s.dry_run,
         metrics_bind_address=metrics_bind_address or s.metrics_bind_address,
         catalog_dir=catalog_dir or s.catalog_dir,
+        max_concurrent_upgrades=max_concurrent_upgrades or s.max_concurrent_upgrades,
+        upgrade_deadline=upgrade_deadline or s.upgrade_deadline,
     )
     _check_catalog(s.catalog_dir)
     try:

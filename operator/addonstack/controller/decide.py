@@ -27,10 +27,10 @@ from addonstack.constants import API_GROUP, API_VERSION, KIND, LABEL_COMPONENT, 
 from addonstack.controller import claims
 from addonstack.controller.objects import ObjectKey, decode_secret, labels_of
 from addonstack.controller.status import stack_status, stalled_status
-from addonstack.controller.upgrade import UpgradeDecision, decide_upgrade, recorded_images, with_upgrade_status
+from addonstack.controller.upgrade import UpgradeDecision, Waves, decide_upgrade, recorded_images, with_upgrade_status
 from addonstack.plan.build import PlanError, StackPlan
 from addonstack.plan.models import StackOptions
-from addonstack.plan.revision import pin_images
+from addonstack.plan.revision import catalog_revision, pin_images
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.plan.validate import check_stack
@@ -216,7 +216,9 @@ def _database_job(
     return {n.service_id for n in plan.databases}, failed
 
 
-def desire(observed: Observed, defaults: StackDefaults, cat: Catalog, now: datetime | None = None) -> Desired | Outcome:
+def desire(
+    observed: Observed, defaults: StackDefaults, cat: Catalog, now: datetime | None = None, waves: Waves | None = None
+) -> Desired | Outcome:
     """The objects the stack should have, or a stalled :class:`Outcome` for a spec that cannot be planned.
 
     The upgrade policy decides first which images the stack keeps: ``cat`` with those pinned is what is planned.
@@ -232,7 +234,11 @@ def desire(observed: Observed, defaults: StackDefaults, cat: Catalog, now: datet
     if spec.credentials_secret_ref and observed.credentials is None:
         warnings.append(f"credentialsSecretRef: Secret {spec.credentials_secret_ref.name!r} not found")
     live = observed.by_key
-    upgrade = decide_upgrade(spec, observed.prev, cat, now or datetime.now(UTC), observed.generation)
+    w = waves or Waves()
+    blocked = w.blocked(f"{ns}/{name}", catalog_revision(cat)) if waves is not None else None
+    upgrade = decide_upgrade(
+        spec, observed.prev, cat, now or datetime.now(UTC), observed.generation, w.deadline, blocked
+    )
     cat = pin_images(cat, upgrade.pins)
     try:
         plan, ctx, options = plan_stack(

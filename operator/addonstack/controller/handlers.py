@@ -27,6 +27,7 @@ from addonstack.controller.finalize import finalize
 from addonstack.controller.reconcile import ApplyCache, reconcile
 from addonstack.controller.settings import OperatorSettings
 from addonstack.controller.shards import BUCKETS, Handover
+from addonstack.controller.upgrade import Waves
 from addonstack.reasons import ConditionReason
 
 log = logging.getLogger("addonstack.handlers")
@@ -51,6 +52,10 @@ class State:
     debouncer: watch.Debouncer | None = None
     handover: Handover | None = None  # sharded: this process's Lease and the buckets it must leave alone
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    waves: Waves = field(default_factory=Waves)  # upgrades in flight and stopped waves (controller/upgrade.py)
+
+    def __post_init__(self) -> None:
+        self.waves = Waves(self.settings.max_concurrent_upgrades, self.settings.upgrade_deadline)
 
     def slot(self, rank: int) -> contextlib.AbstractAsyncContextManager[None]:
         """One of ``max_workers`` reconcile slots; edits of existing stacks are served before creates."""
@@ -153,7 +158,7 @@ async def publish(state: State, raw: dict[str, Any], cause: fairness.Cause = fai
         # memory between reconciles. A dry run writes no status, so it keeps its record in the process.
         cache = state.cache if state.settings.dry_run else ApplyCache()
         try:
-            outcome = await reconcile(raw, state.cluster, state.settings.defaults, cache)
+            outcome = await reconcile(raw, state.cluster, state.settings.defaults, cache, waves=state.waves)
         except Exception:
             metrics.RECONCILES.labels("error").inc()
             raise

@@ -37,6 +37,7 @@ from addonstack.controller.decide import (
     status_changed,
 )
 from addonstack.controller.objects import ObjectKey
+from addonstack.controller.upgrade import Waves
 from addonstack.plan.resolve import enforced_level
 from addonstack.reasons import EventReason
 from addonstack.render.stack import StackDefaults
@@ -118,10 +119,11 @@ async def reconcile(
     defaults: StackDefaults,
     cache: ApplyCache,
     catalog: Catalog | None = None,
+    waves: Waves | None = None,
 ) -> Outcome:
     observed = await observe(body, cluster, defaults)
     cat = catalog or load_catalog()
-    desired = desire(observed, defaults, cat)
+    desired = desire(observed, defaults, cat, waves=waves)
     if isinstance(desired, Outcome):
         return desired
     stack = body["metadata"]["name"]
@@ -130,7 +132,7 @@ async def reconcile(
     blocked = await claiming.settle(cluster, desired, observed, existing, defaults, cat)
     if adopted := claiming.adoptable(existing, blocked):  # a handover: read what the last holder issued
         observed.live += adopted
-        again = desire(observed, defaults, cat)
+        again = desire(observed, defaults, cat, waves=waves)
         if isinstance(again, Outcome):
             return again
         desired = again
@@ -159,6 +161,8 @@ async def reconcile(
         metrics.PRUNED.labels(key.kind).inc()
         changed.setdefault(EventReason.PRUNED, []).append(f"{key.kind}/{key.name}")
     outcome = decide_status(desired, observed, applied, errors, conflicts)
+    if waves is not None:
+        waves.observe(f"{observed.body['metadata']['namespace']}/{stack}", outcome.status.get("upgrade"))
     outcome.status[applied_record.FIELD] = applied_record.record_of(cache, desired.objects)
     outcome.events[:0] = [("Normal", why, _summary(why, names)) for why, names in changed.items()]
     return outcome

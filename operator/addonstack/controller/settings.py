@@ -74,6 +74,8 @@ class OperatorSettings:
     max_workers: int = 20
     webhook: WebhookSettings | None = None  # None: no admission webhook (the CRD still validates)
     catalog_dir: str | None = None  # a provider's catalog entries merged over the built-in catalog
+    max_concurrent_upgrades: int = 5  # stacks moving to a new catalog revision at once (controller/upgrade.py)
+    upgrade_deadline: float = 600.0  # seconds an upgraded stack has to become Ready before it is rolled back
     shard: Shard | None = None  # None: every stack (no bucket labels, no shard Lease)
     lease_namespace: str = "default"  # where the shard Leases live (the operator's own namespace in a cluster)
 
@@ -116,6 +118,8 @@ class OperatorSettings:
             shard=_shard(),
             lease_namespace=os.environ.get("POD_NAMESPACE") or (ns[0] if ns else "default"),
             catalog_dir=os.environ.get("ADDONSTACK_CATALOG_DIR") or None,
+            max_concurrent_upgrades=_env_int("ADDONSTACK_MAX_CONCURRENT_UPGRADES") or 5,
+            upgrade_deadline=float(os.environ.get("ADDONSTACK_UPGRADE_DEADLINE") or 600),
         )
 
 

@@ -58,6 +58,38 @@ def in_window(window: MaintenanceWindow | None, now: datetime) -> bool:
     return inside and (not window.days or DAYS[opened] in window.days)
 
 
+@dataclass
+class Waves:
+    """Operator-wide rollout limits (the one stateful piece, kept by the process beside the apply cache).
+
+    At most ``limit`` stacks are Rolling at once (``--max-concurrent-upgrades``); once a stack of a revision is
+    rolled back, no further stack starts moving to that revision in this process (the wave stops; a restart
+    or a new revision resumes). What a stack's status says rebuilds the set after a restart.
+    """
+
+    limit: int = 5
+    deadline: float = DEADLINE
+    rolling: set[str] = field(default_factory=set)
+    halted: dict[str, str] = field(default_factory=dict)  # revision -> the stack whose rollback stopped it
+
+    def blocked(self, stack: str, revision: str) -> str | None:
+        """Why ``stack`` may not start moving to ``revision`` now (None: it may)."""
+        if revision in self.halted:
+            return f"the wave to {revision} stopped after {self.halted[revision]} was rolled back"
+        if stack not in self.rolling and len(self.rolling) >= self.limit:
+            return f"{len(self.rolling)} stack(s) are upgrading (--max-concurrent-upgrades {self.limit}); next wave"
+        return None
+
+    def observe(self, stack: str, record: Mapping[str, Any] | None) -> None:
+        phase = (record or {}).get("phase")
+        if phase == "Rolling":
+            self.rolling.add(stack)
+        else:
+            self.rolling.discard(stack)
+        if phase == "RolledBack":
+            self.halted.setdefault(str((record or {}).get("revision")), stack)
+
+
 def _rollback(rec: UpgradeRecord, now: datetime, deadline: float) -> UpgradeDecision | None:
     """Back to the previous images when a Rolling upgrade is not Ready past the deadline."""
     started = datetime.fromisoformat(rec.started_at.replace("Z", "+00:00"))
@@ -78,7 +110,9 @@ def decide_upgrade(
     now: datetime,
     generation: int = 0,
     deadline: float = DEADLINE,
+    blocked: str | None = None,
 ) -> UpgradeDecision:
+    """``blocked``: why a move may not start now (:meth:`Waves.blocked`); the stack then keeps its images."""
     current = catalog_revision(cat)
     prev = prev_status or {}
     rec = UpgradeRecord.model_validate(prev["upgrade"]) if prev.get("upgrade") else None
@@ -102,6 +136,8 @@ def decide_upgrade(
     if rec is not None and rec.phase == "RolledBack" and rec.revision == current and generation <= rec.generation:
         hint = f"{rec.message}; change the spec (e.g. set approvedRevision again after a fix) to retry"
         return UpgradeDecision(pins, running, current, listed, ConditionReason.UPGRADE_ROLLED_BACK, hint, record=rec)
+    if blocked is not None:
+        move = UpgradeDecision(pins, running, current, listed, ConditionReason.UPGRADE_QUEUED, f"queued: {blocked}")
     if (spec.upgrade_policy or "Manual") == "Automatic":
         if in_window(spec.maintenance_window, now):
             return move
