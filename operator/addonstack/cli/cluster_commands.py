@@ -281,6 +281,10 @@ def operator_group() -> None:
     type=click.Path(file_okay=False),
     help="A provider's catalog entries merged over the built-in catalog (default: $ADDONSTACK_CATALOG_DIR).",
 )
+@click.option(
+    "--qps", type=click.FloatRange(min=0), help="API requests per second, sustained (default 50; 0: no limit)."
+)
+@click.option("--burst", type=click.IntRange(min=1), help="API requests allowed at once above --qps (default 100).")
 @click.option("--verbose", "-v", is_flag=True)
 def operator_run(
     namespaces: tuple[str, ...],
@@ -299,6 +303,8 @@ def operator_run(
     max_concurrent_upgrades: int | None,
     upgrade_deadline: float | None,
     catalog_dir: str | None,
+    qps: float | None,
+    burst: int | None,
     verbose: bool,
 ) -> None:
     """Run the operator (kopf) against $KUBECONFIG or the in-cluster account.
@@ -344,6 +350,8 @@ def operator_run(
         catalog_dir=catalog_dir or s.catalog_dir,
         max_concurrent_upgrades=max_concurrent_upgrades or s.max_concurrent_upgrades,
         upgrade_deadline=upgrade_deadline or s.upgrade_deadline,
+        qps=s.qps if qps is None else qps,
+        burst=burst or s.burst,
     )
     _check_catalog(s.catalog_dir)
     try:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from aiolimiter import AsyncLimiter
 from lightkube import AsyncClient, codecs, operators
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
@@ -21,6 +22,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import Status
 from lightkube.resources.core_v1 import Namespace
 from lightkube.types import CascadeType, OnErrorAction, OnErrorResult, PatchType
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from addonstack.constants import (
     API_GROUP,
@@ -90,35 +92,64 @@ def _api_errors() -> Iterator[None]:
         raise ApiError(status=Status(code=resp.status_code, reason=resp.reason_phrase, message=message)) from exc
 
 
+T = TypeVar("T")
+RETRY_ATTEMPTS = 5  # a request answered 429 or 5xx is sent again after random waits up to 0.5, 1, 2, 4 s
+
+
+def retryable(exc: BaseException) -> bool:
+    """Answers worth sending again: the API server is throttling (429) or failing for now (5xx)."""
+    code = exc.status.code if isinstance(exc, ApiError) else None
+    return code is not None and (code == 429 or code >= 500)
+
+
 class Cluster:
     """Thin async wrapper: get, list by label, apply, delete, status patch, events."""
 
-    def __init__(self, client: AsyncClient, dry_run: bool = False) -> None:
+    def __init__(self, client: AsyncClient, dry_run: bool = False, qps: float = 0, burst: int = 0) -> None:
         self.client = client
         self.dry_run = dry_run
+        # Client-side rate limit (like client-go's --kube-api-qps/--kube-api-burst): ``burst`` requests at once,
+        # then ``qps`` per second; 0 turns it off.
+        self.limiter = AsyncLimiter(max(burst, 1), max(burst, 1) / qps) if qps > 0 else None
         self.writes = 0  # requests that change state; benchmarks and tests read it
         # Requests in flight from this process: reconciles apply and list in parallel, and an API server
         # that is slow to answer must not see hundreds at once (each would hit the client's 10 s timeout).
         self.inflight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._ns_labels: dict[str, tuple[float, dict[str, str] | None]] = {}
 
+    async def _send(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One request: within the rate limit and the in-flight bound, retried with backoff on 429 and 5xx."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(retryable),
+            wait=wait_random_exponential(multiplier=0.25, max=8),
+            stop=stop_after_attempt(RETRY_ATTEMPTS),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                async with self.inflight:
+                    with _api_errors():
+                        return await call()
+        raise AssertionError("unreachable")  # pragma: no cover
+
     @classmethod
-    def from_kubeconfig(cls, path: str | None = None, dry_run: bool = False) -> Cluster:
+    def from_kubeconfig(cls, path: str | None = None, dry_run: bool = False, qps: float = 0, burst: int = 0) -> Cluster:
         config = KubeConfig.from_file(path) if path else None
         client = (
             AsyncClient(config=config, field_manager=FIELD_MANAGER)
             if config
             else AsyncClient(field_manager=FIELD_MANAGER)
         )
-        return cls(client, dry_run)
+        return cls(client, dry_run, qps, burst)
 
     async def close(self) -> None:
         await self.client.close()
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            with _api_errors():
-                obj = await self.client.get(_model(api_version, kind), name, namespace=namespace)
+            obj = await self._send(lambda: self.client.get(_model(api_version, kind), name, namespace=namespace))
         except ApiError as exc:
             if exc.status.code == 404:
                 return None
@@ -136,9 +167,7 @@ class Cluster:
             return cached[1]
         labels: dict[str, str] | None
         try:
-            async with self.inflight:
-                with _api_errors():
-                    obj = await self.client.get(Namespace, namespace)
+            obj = await self._send(lambda: self.client.get(Namespace, namespace))
             labels = dict(obj.metadata.labels or {}) if obj.metadata is not None else {}
         except ApiError as exc:
             if exc.status.code not in (403, 404):
@@ -157,20 +186,22 @@ class Cluster:
         self, api_version: str, kind: str, namespace: str, labels: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """Objects of one kind in a namespace; none when the kind is an optional CRD the cluster lacks."""
-        found: list[dict[str, Any]] = []
+
+        async def collect() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            async for obj in self.client.list(_model(api_version, kind), namespace=namespace, labels=labels):
+                d = _to_dict(obj)
+                d.setdefault("apiVersion", api_version)
+                d.setdefault("kind", kind)
+                found.append(d)
+            return found
+
         try:
-            async with self.inflight:
-                with _api_errors():
-                    async for obj in self.client.list(_model(api_version, kind), namespace=namespace, labels=labels):
-                        d = _to_dict(obj)
-                        d.setdefault("apiVersion", api_version)
-                        d.setdefault("kind", kind)
-                        found.append(d)
+            return await self._send(collect)
         except ApiError as exc:
             if exc.status.code == 404 and (api_version, kind) in OPTIONAL_KINDS:
                 return []  # the CRD is not installed, so nothing of that kind exists
             raise
-        return found
 
     async def list_children(
         self, namespace: str, stack: str, kinds: Iterable[tuple[str, str]] = CHILD_KINDS
@@ -197,13 +228,11 @@ class Cluster:
         writer came first (409), so the caller reads again instead of overwriting its decision."""
         self.writes += 1
         try:
-            async with self.inflight:
-                with _api_errors():
-                    obj = codecs.from_dict(lease)
-                    if lease["metadata"].get("resourceVersion"):
-                        await self.client.replace(obj, field_manager=FIELD_MANAGER)
-                    else:
-                        await self.client.create(obj, field_manager=FIELD_MANAGER)
+            obj = codecs.from_dict(lease)
+            if lease["metadata"].get("resourceVersion"):
+                await self._send(lambda: self.client.replace(obj, field_manager=FIELD_MANAGER))
+            else:
+                await self._send(lambda: self.client.create(obj, field_manager=FIELD_MANAGER))
         except ApiError as exc:
             if exc.status.code in (404, 409):
                 return False
@@ -218,29 +247,27 @@ class Cluster:
         """Server-side apply with our field manager; conflicts with other managers are forced only
         for fields we own by design (the caller drops fields another manager owns)."""
         self.writes += 1
-        async with self.inflight:
-            with _api_errors():
-                result = await self.client.apply(
-                    codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True, dry_run=self.dry_run
-                )
+        result = await self._send(
+            lambda: self.client.apply(
+                codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True, dry_run=self.dry_run
+            )
+        )
         return _to_dict(result)
 
     async def merge_patch(self, obj: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         """JSON merge patch (lists replaced whole) of the live object named like ``obj``, as our manager."""
         self.writes += 1
         meta = obj["metadata"]
-        with _api_errors():
-            result = await self.client.patch(
-                _model(obj["apiVersion"], obj["kind"]), meta["name"], patch, namespace=meta.get("namespace"),
-                patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER, dry_run=self.dry_run,
-            )  # fmt: skip
+        result = await self._send(lambda: self.client.patch(
+            _model(obj["apiVersion"], obj["kind"]), meta["name"], patch, namespace=meta.get("namespace"),
+            patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER, dry_run=self.dry_run,
+        ))  # fmt: skip
         return _to_dict(result)
 
     async def get_stack(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The AddonStack itself (None when it is gone)."""
         try:
-            with _api_errors():
-                obj = await self.client.get(AddonStackResource, name, namespace=namespace)
+            obj = await self._send(lambda: self.client.get(AddonStackResource, name, namespace=namespace))
         except ApiError as exc:
             if exc.status.code == 404:
                 return None
@@ -265,11 +292,10 @@ class Cluster:
         """Merge labels into the AddonStack's metadata (a stack that is gone is not an error)."""
         self.writes += 1
         try:
-            with _api_errors():
-                await self.client.patch(
-                    AddonStackResource, name, {"metadata": {"labels": labels}}, namespace=namespace,
-                    patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER,
-                )  # fmt: skip
+            await self._send(lambda: self.client.patch(
+                AddonStackResource, name, {"metadata": {"labels": labels}}, namespace=namespace,
+                patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER,
+            ))  # fmt: skip
         except ApiError as exc:
             if exc.status.code != 404:
                 raise
@@ -277,12 +303,10 @@ class Cluster:
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the stack's status subresource (a key set to None is removed)."""
         self.writes += 1
-        async with self.inflight:
-            with _api_errors():
-                await self.client.patch(
-                    AddonStackResource.Status, name, {"status": status}, namespace=namespace,
-                    patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER,
-                )  # fmt: skip
+        await self._send(lambda: self.client.patch(
+            AddonStackResource.Status, name, {"status": status}, namespace=namespace,
+            patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER,
+        ))  # fmt: skip
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         if self.dry_run:
@@ -290,10 +314,11 @@ class Cluster:
             return
         self.writes += 1
         try:
-            with _api_errors():
-                await self.client.delete(
+            await self._send(
+                lambda: self.client.delete(
                     _model(api_version, kind), name, namespace=namespace, cascade=CascadeType.BACKGROUND
                 )
+            )
         except ApiError as exc:
             if exc.status.code != 404:
                 raise

@@ -102,7 +102,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # the cluster), and a shard receives only its own stacks.
     for group, version, plural in watch.WATCHED:
         settings.watching.label_selectors[group, version, plural] = LABEL_STACK
-    state.cluster = Cluster.from_kubeconfig(state.settings.kubeconfig, dry_run=state.settings.dry_run)
+    state.cluster = Cluster.from_kubeconfig(
+        state.settings.kubeconfig, dry_run=state.settings.dry_run, qps=state.settings.qps, burst=state.settings.burst
+    )
     if (shard := state.settings.shard) is not None:
         settings.watching.label_selectors[RESOURCE] = shard.selector()
         state.handover = Handover(shard, state.settings.lease_namespace)
@@ -223,10 +225,16 @@ async def on_stack_event(type: str | None, body: kopf.Body, memo: Any, **_: Any)
     metrics.observe_stack(ns, name, None)
     state.locks.pop(f"{ns}/{name}", None)
     debouncer(memo).cancel(ns, name)
-    if state.cluster is not None:  # the services it held pass to the next stacks now, not at their next timer
-        for other in await state.cluster.list_stacks(ns):
-            if stalled_reason(other) == ConditionReason.NAME_CONFLICT:
-                debouncer(memo).schedule(ns, other["metadata"]["name"])
+    if state.cluster is None:
+        return
+    # The services it held pass to the next stacks now, not at their next timer (best effort: the timer still does).
+    try:
+        waiting = [o for o in await state.cluster.list_stacks(ns) if stalled_reason(o) == ConditionReason.NAME_CONFLICT]
+    except Exception as exc:
+        log.info("stacks of %s not re-evaluated after %s was deleted: %s", ns, name, exc)
+        return
+    for other in waiting:
+        debouncer(memo).schedule(ns, other["metadata"]["name"])
 
 
 def stalled_reason(stack: dict[str, Any]) -> str | None:

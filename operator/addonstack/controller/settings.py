@@ -72,6 +72,8 @@ class OperatorSettings:
     health_host: str = "0.0.0.0"
     kubeconfig: str | None = None
     max_workers: int = 20
+    qps: float = 50.0  # client-side limit of API requests per second (0: none); like client-go's --kube-api-qps
+    burst: int = 100  # requests allowed at once above qps before the limit applies
     webhook: WebhookSettings | None = None  # None: no admission webhook (the CRD still validates)
     catalog_dir: str | None = None  # a provider's catalog entries merged over the built-in catalog
     max_concurrent_upgrades: int = 5  # stacks moving to a new catalog revision at once (controller/upgrade.py)
@@ -115,6 +117,8 @@ class OperatorSettings:
             metrics_bind_address=os.environ.get("ADDONSTACK_METRICS_BIND_ADDRESS", ":8080"),
             priority=_env_int("ADDONSTACK_PEERING_PRIORITY"),
             webhook=WebhookSettings.from_env(),
+            qps=float(os.environ.get("ADDONSTACK_QPS") or cls.qps),
+            burst=_env_int("ADDONSTACK_BURST") or cls.burst,
             shard=_shard(),
             lease_namespace=os.environ.get("POD_NAMESPACE") or (ns[0] if ns else "default"),
             catalog_dir=os.environ.get("ADDONSTACK_CATALOG_DIR") or None,

@@ -1,0 +1,52 @@
+"""Which API answers are sent again, and that they are (tenacity with backoff, through Cluster._send)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+import pytest
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import Status
+
+from addonstack.controller.cluster import Cluster, retryable
+
+
+def answer(code: int) -> ApiError:
+    return ApiError(status=Status(code=code, message=f"HTTP {code}"))
+
+
+def test_throttling_and_server_errors_are_retried_and_client_errors_are_not() -> None:
+    assert retryable(answer(429)) and retryable(answer(500)) and retryable(answer(503))
+    assert not any(retryable(answer(code)) for code in (400, 403, 404, 409, 422))
+    assert not retryable(ValueError("not an API answer"))
+
+
+def _cluster() -> Cluster:
+    return Cluster(cast(AsyncClient, None), qps=1000, burst=10)  # no client: _send runs the call it is given
+
+
+def test_a_throttled_request_is_sent_again_until_it_succeeds() -> None:
+    sent: list[int] = []
+
+    async def flaky() -> str:
+        sent.append(1)
+        if len(sent) < 3:
+            raise answer(429 if len(sent) == 1 else 503)
+        return "ok"
+
+    assert asyncio.run(_cluster()._send(flaky)) == "ok"
+    assert len(sent) == 3
+
+
+def test_a_conflict_is_not_retried_and_a_lasting_failure_gives_up() -> None:
+    sent: list[int] = []
+
+    async def conflict() -> str:
+        sent.append(1)
+        raise answer(409)
+
+    with pytest.raises(ApiError):
+        asyncio.run(_cluster()._send(conflict))
+    assert len(sent) == 1
