@@ -197,3 +197,16 @@ def test_waves_limit_concurrent_upgrades_and_stop_after_a_rollback(cat: Catalog,
     )
     third = desire(Observed(approved[1], []), DEFAULTS, bumped, MONDAY_NOON, waves)
     assert isinstance(third, Desired) and not image_of(third, "uptime-kuma").endswith(":9.9.9")
+
+
+def test_a_stack_from_before_revisions_holds_what_its_workloads_run(cat: Catalog, bumped: Catalog) -> None:
+    b = body(["uptime-kuma"])
+    first, _, _ = reconcile(b, cat)
+    live = [served(o, ready=True) for o in first.objects.values()]
+    old = image_of(first, "uptime-kuma")
+    held = desire(Observed(b, live), DEFAULTS, bumped, MONDAY_NOON)  # no status at all
+    assert isinstance(held, Desired) and image_of(held, "uptime-kuma") == old
+    assert held.upgrade is not None and held.upgrade.reason == "UpgradeAvailable"
+    b["spec"]["overrides"] = {"uptime-kuma": {"imageTag": "1.0.0"}}  # the user's own tag is not a pin
+    own = desire(Observed(b, live), DEFAULTS, bumped, MONDAY_NOON)
+    assert isinstance(own, Desired) and own.upgrade is not None and not own.upgrade.available

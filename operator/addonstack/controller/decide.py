@@ -27,7 +27,14 @@ from addonstack.constants import API_GROUP, API_VERSION, KIND, LABEL_COMPONENT, 
 from addonstack.controller import claims
 from addonstack.controller.objects import ObjectKey, decode_secret, labels_of
 from addonstack.controller.status import stack_status, stalled_status
-from addonstack.controller.upgrade import UpgradeDecision, Waves, decide_upgrade, recorded_images, with_upgrade_status
+from addonstack.controller.upgrade import (
+    UpgradeDecision,
+    Waves,
+    decide_upgrade,
+    recorded_images,
+    running_images,
+    with_upgrade_status,
+)
 from addonstack.plan.build import PlanError, StackPlan
 from addonstack.plan.models import StackOptions
 from addonstack.plan.revision import catalog_revision, pin_images
@@ -236,9 +243,10 @@ def desire(
     live = observed.by_key
     w = waves or Waves()
     blocked = w.blocked(f"{ns}/{name}", catalog_revision(cat)) if waves is not None else None
-    upgrade = decide_upgrade(
-        spec, observed.prev, cat, now or datetime.now(UTC), observed.generation, w.deadline, blocked
-    )
+    workloads = {labels_of(o).get(LABEL_SERVICE, ""): o for k, o in live.items() if k.kind in WORKLOAD_KINDS}
+    running = running_images(cat, spec, workloads) if not (observed.prev or {}).get("images") else None
+    when = now or datetime.now(UTC)
+    upgrade = decide_upgrade(spec, observed.prev, cat, when, observed.generation, w.deadline, blocked, running)
     cat = pin_images(cat, upgrade.pins)
     try:
         plan, ctx, options = plan_stack(

@@ -4,7 +4,8 @@ status says about it (``status.catalogRevision``, ``images``, ``availableUpgrade
 ``decide_upgrade`` reads the stack's spec and last status and the operator's catalog; it does no IO and takes
 ``now`` as an argument, so every rule is tested without a cluster (tests/unit/test_upgrade.py):
 
-- a stack without recorded images (new, or from before revisions) takes the catalog as it is;
+- a new stack takes the catalog as it is; one from before revisions (no ``status.images``) holds the tags its
+  workloads run (:func:`running_images`);
 - when the catalog's image of no running service changed, the stack moves to the new revision at once;
 - otherwise Manual stacks keep their recorded images until ``spec.approvedRevision`` names the operator's
   revision, and Automatic stacks move inside ``spec.maintenanceWindow`` (any time without one).
@@ -111,6 +112,7 @@ def decide_upgrade(
     generation: int = 0,
     deadline: float = DEADLINE,
     blocked: str | None = None,
+    live_images: Mapping[str, str] | None = None,
 ) -> UpgradeDecision:
     """``blocked``: why a move may not start now (:meth:`Waves.blocked`); the stack then keeps its images."""
     current = catalog_revision(cat)
@@ -118,7 +120,7 @@ def decide_upgrade(
     rec = UpgradeRecord.model_validate(prev["upgrade"]) if prev.get("upgrade") else None
     if rec is not None and (back := _rollback(rec, now, deadline)) is not None:
         return back
-    pins: dict[str, str] = dict(prev.get("images") or {})
+    pins: dict[str, str] = dict(prev.get("images") or live_images or {})
     changes = upgrades(cat, pins) if pins else []
     if not changes:
         return UpgradeDecision({}, current, record=rec if rec and rec.phase == "Rolling" else None)
@@ -151,6 +153,28 @@ def decide_upgrade(
     if spec.approved_revision:
         hint = f"spec.approvedRevision {spec.approved_revision} is not the operator's catalog revision; {hint}"
     return UpgradeDecision(pins, running, current, listed, ConditionReason.UPGRADE_AVAILABLE, hint[:2000])
+
+
+def running_images(cat: Catalog, spec: AddonStackSpec, workloads: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """For a stack without ``status.images`` (made before revisions): the catalog image at the tag it runs.
+
+    Read from the live workloads (``workloads`` by service id), so the first reconcile by a newer operator
+    holds what runs instead of re-rolling it. Only the tag is taken (a registry mirror may have rewritten
+    the repository); services with an imageTag override or a prebuilt image are the user's own choice.
+    """
+    out: dict[str, str] = {}
+    for sid, obj in workloads.items():
+        svc = cat.services.get(sid)
+        ov = (spec.overrides or {}).get(sid)
+        if svc is None or svc.image is None or (ov and ov.image_tag) or sid in (spec.prebuilt_images or {}):
+            continue
+        containers = ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [{}]
+        ref = str(containers[0].get("image") or "")
+        repo, _, tag = ref.rpartition(":")
+        if not tag or "/" in tag or "@" in ref or not repo.endswith(svc.image.removeprefix("docker.io/")):
+            continue
+        out[sid] = f"{svc.image}:{tag}"
+    return out
 
 
 def recorded_images(services: list[tuple[str, str | None]]) -> dict[str, str]:
