@@ -48,6 +48,7 @@ class ConditionReason(StrEnum):
     ADMIN_SECRET_MISSING = "AdminSecretMissing"
     DATABASE_SETUP_FAILED = "DatabaseSetupFailed"
     QUOTA_EXCEEDED = "QuotaExceeded"
+    LIMIT_RANGE_VIOLATED = "LimitRangeViolated"
     FAILED_CREATE = "FailedCreate"
     IMAGE_PULL_FAILED = "ImagePullFailed"
     CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"

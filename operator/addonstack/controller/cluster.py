@@ -57,6 +57,7 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("batch/v1", "Job"),
     ("networking.k8s.io/v1", "Ingress"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("policy/v1", "PodDisruptionBudget"),
     (TRAEFIK_API_VERSION, "Middleware"),
 )
 NAMESPACE_LABELS_TTL = 30.0  # seconds a namespace's labels are reused (one GET per namespace, not per reconcile)
@@ -116,6 +117,7 @@ class Cluster:
         # that is slow to answer must not see hundreds at once (each would hit the client's 10 s timeout).
         self.inflight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._ns_labels: dict[str, tuple[float, dict[str, str] | None]] = {}
+        self._unreadable: set[str] = set()  # kinds the operator may not list (logged once)
 
     async def _send(self, call: Callable[[], Awaitable[T]]) -> T:
         """One request: within the rate limit and the in-flight bound, retried with backoff on 429 and 5xx."""
@@ -213,6 +215,19 @@ class Cluster:
     async def list_leases(self, namespace: str, label: str) -> list[dict[str, Any]]:
         """Leases of a namespace that carry ``label`` (the shard Leases, controller/shards.py)."""
         return await self._list("coordination.k8s.io/v1", "Lease", namespace, {label: operators.exists()})
+    async def list_readable(self, api_version: str, kind: str, namespace: str) -> list[dict[str, Any]] | None:
+        """Every object of a kind in a namespace, or None when the operator may not list them (RBAC): what
+        the caller cannot read it does not check (logged once per kind)."""
+        try:
+            return await self._list(api_version, kind, namespace)
+        except ApiError as exc:
+            if exc.status.code != 403:
+                raise
+            if kind not in self._unreadable:
+                self._unreadable.add(kind)
+                log.warning("cannot list %s in %s (%s); stacks are not checked against them", kind, namespace,
+                            exc.status.message)  # fmt: skip
+            return None
 
     async def list_claims(self, namespace: str) -> list[dict[str, Any]]:
         """The service-name claim Leases of a namespace (controller/claims.py)."""

@@ -37,9 +37,10 @@ from addonstack.controller.upgrade import (
 )
 from addonstack.plan.build import PlanError, StackPlan
 from addonstack.plan.models import StackOptions
+from addonstack.plan.resources import quota_problems, summary, totals
 from addonstack.plan.revision import catalog_revision, pin_images
 from addonstack.plan.secrets import make_rng
-from addonstack.plan.spec import AddonStackSpec
+from addonstack.plan.spec import AddonStackSpec, Effective, StackResources
 from addonstack.plan.validate import check_stack
 from addonstack.reasons import ConditionReason, EventReason
 from addonstack.render.kubernetes import K8sContext, db_job_name, render_kubernetes
@@ -56,6 +57,7 @@ APPLY_ORDER = [
     "Job",
     "StatefulSet",
     "Deployment",
+    "PodDisruptionBudget",
     "Middleware",
     "Ingress",
     "NetworkPolicy",
@@ -117,6 +119,9 @@ class Observed:
     pods: list[dict[str, Any]] = field(default_factory=list)  # read for reasons only, never applied or pruned
     admin_secret_keys: frozenset[str] | None = None  # keys of the database admin Secret (None: not read)
     pod_security: PodSecurityLevel | None = None  # the namespace's enforce label (None: absent or unreadable)
+    # The namespace's ResourceQuotas and LimitRanges (None: not readable, so not checked).
+    quotas: list[dict[str, Any]] | None = None
+    limit_ranges: list[dict[str, Any]] | None = None
 
     @property
     def by_key(self) -> dict[ObjectKey, dict[str, Any]]:
@@ -144,6 +149,7 @@ class Desired:
     db_failed: str | None
     warnings: list[str]
     upgrade: UpgradeDecision | None = None  # which images the stack keeps and what status says (upgrade.py)
+    resources: StackResources | None = None
 
 
 @dataclass
@@ -198,10 +204,19 @@ def controlled_by_other(live: dict[str, Any], stack_uid: str) -> bool:
     return any(r.get("controller") and r.get("uid") != stack_uid for r in refs)
 
 
-def _stalled(observed: Observed, reason: ConditionReason, message: str, warnings: list[str] | None = None) -> Outcome:
+def _stalled(
+    observed: Observed,
+    reason: ConditionReason,
+    message: str,
+    warnings: list[str] | None = None,
+    resources: StackResources | None = None,
+    eff: Effective | None = None,
+) -> Outcome:
     status = stalled_status(observed.prev, observed.generation, reason, message)
     if warnings is not None:
         status = status.model_copy(update={"warnings": warnings})
+    if resources is not None:
+        status = status.model_copy(update={"resources": resources, "effective": eff})
     st = dump(status)
     return Outcome(st, transition_events(observed.prev, st))
 
@@ -269,6 +284,11 @@ def desire(
         return _stalled(observed, problems[0].reason, message, warnings + plan.warnings)
     objs, render_warnings = render_kubernetes(plan, ctx)
     warnings += plan.warnings + render_warnings
+    # The namespace's quota and LimitRanges: nothing is written that the API server would refuse.
+    resources = summary(totals(objs, observed.limit_ranges or []))
+    if found := quota_problems(objs, observed.live, observed.quotas or [], observed.limit_ranges or []):
+        message = "; ".join(p.message for p in found)[:2000]
+        return _stalled(observed, found[0].reason, message, warnings, resources, effective(ctx, options))
     # Database first: workloads that need it wait until the setup Job has completed.
     waiting, db_failed = _database_job(plan, ctx, live)
     desired: dict[ObjectKey, dict[str, Any]] = {}
@@ -284,7 +304,7 @@ def desire(
         if obj["kind"] in WORKLOAD_KINDS and not declared and others_own_replicas(live.get(key)):
             obj["spec"].pop("replicas", None)  # an HPA or `kubectl scale` owns them; replicas in the stack win
         desired[key] = obj
-    return Desired(spec, plan, ctx, options, desired, waiting, db_failed, warnings, upgrade)
+    return Desired(spec, plan, ctx, options, desired, waiting, db_failed, warnings, upgrade, resources)
 
 
 def conflict_lookups(desired: Desired, observed: Observed) -> dict[tuple[str, str, str], list[ObjectKey]]:
@@ -419,6 +439,7 @@ def decide_status(
         generation,
         pods,
     )
+    status = status.model_copy(update={"resources": desired.resources})
     errors = [msg for _, msg in conflicts] + errors
     if errors:
         reason = ConditionReason.NAME_CONFLICT if conflicts else ConditionReason.APPLY_FAILED

@@ -202,6 +202,11 @@ class AddonStackSpec(SpecModel):
     maintenance_window: MaintenanceWindow | None = Field(
         default=None, description="When Automatic upgrades may happen (UTC)."
     )
+    size: Literal["small", "medium", "large"] | None = Field(
+        default=None,
+        description="Resource preset scaling the catalog's figures (medium): small halves the requests and keeps "
+        "the limits, large doubles both; overrides.<id>.resources win.",
+    )
     image_registry: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
         default=None,
         description="Registry mirror (host[:port][/prefix]) every image is pulled through: redis:7 becomes "
@@ -262,6 +267,16 @@ class Effective(SpecModel):
     database_host: str | None = None
     network_policy: bool
     image_registry: str | None = None
+    size: str | None = None
+
+
+class StackResources(SpecModel):
+    """What the stack's pods and claims ask of the namespace, as its ResourceQuota counts them."""
+
+    requests: dict[str, str] = Field(default_factory=dict, description="cpu and memory, all pods together.")
+    limits: dict[str, str] = Field(default_factory=dict, description="cpu and memory limits, all pods together.")
+    pods: int = 0
+    storage: str | None = Field(default=None, description="Storage the stack's volume claims request.")
 
 
 class AvailableUpgrade(SpecModel):
@@ -292,6 +307,9 @@ class AddonStackStatus(SpecModel):
     routes: list[RouteStatus] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     effective: Effective | None = None
+    resources: StackResources | None = Field(
+        default=None, description="The stack's total requests and limits (with the namespace's LimitRange defaults)."
+    )
     generated_secret_keys: list[str] = Field(
         default_factory=list, description="Names (never values) of keys the operator generated."
     )

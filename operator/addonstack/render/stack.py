@@ -134,6 +134,7 @@ def context_from_spec(spec: AddonStackSpec, name: str, namespace: str, defaults:
             else PeerSelector(namespace=defaults.gateway_namespace, pod_labels=dict(defaults.gateway_labels))
         ),
         overrides=dict(spec.overrides or {}),
+        size=spec.size,
         image_pull_secrets=(
             tuple(ref.name for ref in spec.image_pull_secrets)
             if spec.image_pull_secrets is not None
@@ -151,6 +152,7 @@ def effective(ctx: K8sContext, options: StackOptions) -> Effective:
         database_host=ctx.database_host,
         network_policy=ctx.network_policy,
         image_registry=options.image_registry,
+        size=ctx.size or "medium",
     )
 
 

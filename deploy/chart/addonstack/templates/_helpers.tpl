@@ -62,6 +62,14 @@ watches (controller/watch.py) that re-evaluate a stack when one of its children 
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
   verbs: [get, list, create, update, delete]
+# Budgets for services with more than one replica (render/kubernetes/disruption.py).
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, create, patch, delete]
+# The namespace's quota and LimitRanges, only read: a stack that would not fit stalls before creating objects.
+- apiGroups: [""]
+  resources: [resourcequotas, limitranges]
+  verbs: [list]
 # Traefik StripPrefix Middlewares (ingress class traefik). Listed on every reconcile; inert without Traefik.
 - apiGroups: [traefik.io]
   resources: [middlewares]

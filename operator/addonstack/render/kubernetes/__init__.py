@@ -27,6 +27,7 @@ from addonstack.render.kubernetes.context import (
     secret_name,
     selector,
 )
+from addonstack.render.kubernetes.disruption import disruption_budgets
 from addonstack.render.kubernetes.images import apply_registry
 from addonstack.render.kubernetes.jobs import db_drop_job, db_job, db_job_name
 from addonstack.render.kubernetes.networking import host_service, ingresses, network_policies
@@ -73,5 +74,6 @@ def render_kubernetes(plan: StackPlan, ctx: K8sContext) -> tuple[list[dict[str, 
     objs.append(gateway_env_config_map(plan, ctx))
     objs += ingresses(plan, ctx, warnings)
     objs += network_policies(plan, ctx)
+    objs += disruption_budgets(ctx, objs)
     apply_registry(objs, plan.image_registry, ctx.image_pull_secrets)
     return objs, warnings

@@ -63,6 +63,7 @@ class K8sContext:
     ingress_peer: PeerSelector | None = None
     gateway_peer: PeerSelector | None = None
     overrides: dict[str, ServiceOverride] = field(default_factory=dict)
+    size: str | None = None  # spec.size preset (None: medium)
     image_pull_secrets: tuple[str, ...] = ()  # Secret names every pod pulls its images with
 
 

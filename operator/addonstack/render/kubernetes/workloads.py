@@ -14,6 +14,7 @@ from addonstack.catalog.model import HealthCheck, Service
 from addonstack.constants import ANNOTATION_CONFIG_HASH
 from addonstack.plan.build import PlannedService, StackPlan
 from addonstack.plan.images import mirror_image
+from addonstack.plan.resources import sized
 from addonstack.plan.spec import ServiceOverride
 from addonstack.render.kubernetes import storage
 from addonstack.render.kubernetes.config import container_env, env_objects, k8s_escape, stored
@@ -42,9 +43,10 @@ def _probe(hc: HealthCheck, kind: str) -> dict[str, Any]:
     return probe
 
 
-def _resources(svc: Service, p: PlannedService, override: ServiceOverride | None) -> dict[str, Any]:
-    requests: dict[str, Any] = {"cpu": "50m", "memory": f"{svc.memory_mb}Mi"}
-    limits: dict[str, Any] = {"memory": f"{svc.memory_mb * 2}Mi"}
+def _resources(svc: Service, p: PlannedService, override: ServiceOverride | None, size: str | None) -> dict[str, Any]:
+    preset = sized(svc.memory_mb, size)
+    requests: dict[str, Any] = dict(preset[0])
+    limits: dict[str, Any] = dict(preset[1])
     if override and override.resources:
         r = override.resources
         for src, dst in ((r.requests, requests), (r.limits, limits)):
@@ -111,7 +113,7 @@ def _container(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: li
         container["env"] = env
     if ov and ov.env_from:
         container["envFrom"] = [{"secretRef": {"name": src.secret_ref.name}} for src in ov.env_from]
-    container["resources"] = _resources(svc, p, ov)
+    container["resources"] = _resources(svc, p, ov, ctx.size)
     container["securityContext"] = container_security_context(svc)
     if svc.health_check is not None:
         container["readinessProbe"] = _probe(svc.health_check, "readiness")
