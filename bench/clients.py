@@ -175,7 +175,8 @@ def main() -> None:
     defaults = StackDefaults(database_host="postgres.platform.example", database_admin_secret="pg-admin")
 
     def rendered(ns: str) -> list[dict[str, Any]]:
-        plan, ctx, _ = plan_stack(cat, AddonStackSpec(services=SERVICES), "s", ns, defaults, make_rng(None))
+        planned = plan_stack(cat, AddonStackSpec(services=SERVICES), "s", ns, defaults, make_rng(None))
+        plan, ctx = planned.plan, planned.context
         objs, _ = render_kubernetes(plan, ctx)
         return sorted(objs, key=lambda o: APPLY_ORDER.index(o["kind"]))
 

@@ -93,7 +93,8 @@ def stack_body(name: str, ns: str, services: list[str]) -> dict[str, Any]:
 
 def rendered(name: str, ns: str, services: list[str]) -> list[dict[str, Any]]:
     """The children the operator would write for a stack (offline render; no owner reference)."""
-    plan, ctx, _ = plan_stack(load_catalog(), AddonStackSpec(services=services), name, ns, DEFAULTS, make_rng(None))
+    planned = plan_stack(load_catalog(), AddonStackSpec(services=services), name, ns, DEFAULTS, make_rng(None))
+    plan, ctx = planned.plan, planned.context
     objs, _ = render_kubernetes(plan, ctx)
     return sorted(objs, key=lambda o: APPLY_ORDER.index(o["kind"]))
 

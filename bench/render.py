@@ -93,7 +93,7 @@ def main() -> None:
         spec = AddonStackSpec(services=ids)
 
         def run() -> Any:
-            plan, ctx, _ = plan_stack(
+            planned = plan_stack(
                 cat,
                 spec,
                 "bench",
@@ -101,6 +101,7 @@ def main() -> None:
                 StackDefaults(database_host="db", database_admin_secret="a"),
                 make_rng(1),
             )
+            plan, ctx = planned.plan, planned.context
             return render_kubernetes(plan, ctx)
 
         return run

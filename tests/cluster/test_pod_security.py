@@ -43,7 +43,8 @@ def _workloads(cat: Catalog, ids: list[str], namespace: str, name: str) -> tuple
         "database": {"host": "postgres.platform.example", "adminSecretRef": {"name": "pg-admin"}},
         "redis": {"host": "redis.platform.example"},
     })  # fmt: skip
-    plan, ctx, _ = plan_stack(cat, spec, name, namespace, StackDefaults(), make_rng(1))
+    planned = plan_stack(cat, spec, name, namespace, StackDefaults(), make_rng(1))
+    plan, ctx = planned.plan, planned.context
     objs, _ = render_kubernetes(plan, ctx)
     conflicts = [s.service_id for s in plan.skipped if s.reason == SkipReason.CONFLICT]
     return [o for o in objs if o["kind"] in WORKLOADS], conflicts

@@ -266,7 +266,8 @@ def _k8s_setup_job(
     action: str = "setup",
 ) -> tuple[list[str], dict[str, str], list[Any]]:
     spec = AddonStackSpec.model_validate({"services": services, "database": {"adminSecretRef": {"name": "pg-admin"}}})
-    plan, ctx, _ = plan_stack(CAT, spec, "tenant-a", "ns", StackDefaults(), random.Random(seed), credentials)
+    planned = plan_stack(CAT, spec, "tenant-a", "ns", StackDefaults(), random.Random(seed), credentials)
+    plan, ctx = planned.plan, planned.context
     objs, _ = render_kubernetes(plan, ctx)
     jobs = [o for o in objs if o["kind"] == "Job" and "-db-setup-" in o["metadata"]["name"]]
     if action == "drop":
@@ -451,8 +452,8 @@ def test_unsafe_catalog_database_names_are_refused(field: str, name: str) -> Non
 
 def test_stack_name_and_namespace_never_reach_the_script() -> None:
     spec = AddonStackSpec.model_validate({"services": DB_SERVICES})
-    a, _, _ = plan_stack(CAT, spec, "evil-name", "evil-ns", StackDefaults(), random.Random(0))
-    b, _, _ = plan_stack(CAT, spec, "x", "y", StackDefaults(), random.Random(1))
+    a = plan_stack(CAT, spec, "evil-name", "evil-ns", StackDefaults(), random.Random(0)).plan
+    b = plan_stack(CAT, spec, "x", "y", StackDefaults(), random.Random(1)).plan
     script = setup_script(a.databases)
     assert script == setup_script(b.databases)
     assert "evil" not in script

@@ -22,7 +22,8 @@ from addonstack.render.stack import StackDefaults, plan_stack
 
 def _k8s(ids: list[str], pod_security: Any = None) -> tuple[list[dict[str, Any]], Any]:
     spec = AddonStackSpec.model_validate({"services": ids, "allowExperimental": True})
-    plan, ctx, _ = plan_stack(load_catalog(), spec, "s", "ns", StackDefaults(), make_rng(1), pod_security=pod_security)
+    planned = plan_stack(load_catalog(), spec, "s", "ns", StackDefaults(), make_rng(1), pod_security=pod_security)
+    plan, ctx = planned.plan, planned.context
     return render_kubernetes(plan, ctx)[0], plan
 
 

@@ -388,7 +388,8 @@ def test_valid_spec_renders_schema_valid_kubernetes(
     tried()
     raw, name, ns, cred_data, defaults = case
     spec = AddonStackSpec.model_validate(json.loads(json.dumps(raw)))
-    plan, ctx, _ = plan_stack(CAT, spec, name, ns, defaults, random.Random(seed), cred_data)
+    planned = plan_stack(CAT, spec, name, ns, defaults, random.Random(seed), cred_data)
+    plan, ctx = planned.plan, planned.context
     objs, _ = render_kubernetes(plan, ctx)
     note(f"{len(objs)} objects")
     assert_k8s_valid(objs)
@@ -697,8 +698,8 @@ def test_database_names_come_only_from_the_catalog(
     from addonstack.plan.databases import setup_script
 
     spec = AddonStackSpec.model_validate({"services": services})
-    plan, _, _ = plan_stack(CAT, spec, name, "ns", StackDefaults(), random.Random(0), creds)
-    baseline, _, _ = plan_stack(CAT, spec, "base", "other", StackDefaults(), random.Random(1))
+    plan = plan_stack(CAT, spec, name, "ns", StackDefaults(), random.Random(0), creds).plan
+    baseline = plan_stack(CAT, spec, "base", "other", StackDefaults(), random.Random(1)).plan
     script = setup_script(plan.databases)
     assert script == setup_script(baseline.databases), "the SQL script depends on user input"
     allowed = {n for s in CAT.services.values() if s.postgres for n in (s.postgres.database, s.postgres.role)}

@@ -62,7 +62,8 @@ def _render(cat: Catalog, ids: list[str], ingress: dict[str, Any]) -> tuple[Any,
             "redis": {"host": "redis.example"},
         }
     )
-    plan, ctx, _ = plan_stack(cat, spec, "web", "tenant", StackDefaults(), make_rng(3), creds)
+    planned = plan_stack(cat, spec, "web", "tenant", StackDefaults(), make_rng(3), creds)
+    plan, ctx = planned.plan, planned.context
     objs, _ = render_kubernetes(plan, ctx)
     return plan, objs
 

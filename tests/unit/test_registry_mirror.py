@@ -125,9 +125,10 @@ def test_kubernetes_every_image_of_every_entry_goes_through_the_mirror(catalog: 
         rendered = {}
         for extra in ({}, {"imageRegistry": MIRROR, "imagePullSecrets": [{"name": "mirror-pull"}]}):
             spec = AddonStackSpec.model_validate({**base, **extra})
-            plan, ctx, _ = plan_stack(
+            planned = plan_stack(
                 catalog, spec, "m", "ns", StackDefaults(), make_rng(3), _credentials(catalog, group)
             )
+            plan, ctx = planned.plan, planned.context
             assert set(plan.ids) >= set(group), plan.skipped
             rendered[bool(extra)] = _containers(render_kubernetes(plan, ctx)[0])
         plain, mirrored = rendered[False], rendered[True]
@@ -176,7 +177,8 @@ def test_operator_defaults_apply_and_the_spec_wins(catalog: Catalog) -> None:
         ({"imagePullSecrets": []}, "hub.corp.example", None),
     ]:
         spec = AddonStackSpec.model_validate({"services": ["qdrant"], **spec_extra})
-        plan, ctx, options = plan_stack(catalog, spec, "s", "ns", defaults, make_rng(1))
+        planned = plan_stack(catalog, spec, "s", "ns", defaults, make_rng(1))
+        plan, ctx, options = planned.plan, planned.context, planned.options
         (_, pod, c), *_ = _containers(render_kubernetes(plan, ctx)[0])
         assert c["image"].startswith(f"{registry}/") and options.image_registry == registry
         assert pod.get("imagePullSecrets") == secrets

@@ -53,9 +53,10 @@ def _spec(cat: Catalog, ids: list[str], ingress_class: str, host: str | None = "
 def _render(
     cat: Catalog, ids: list[str], ingress_class: str, host: str | None = "apps.example.com"
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    plan, ctx, _ = plan_stack(
+    planned = plan_stack(
         cat, _spec(cat, ids, ingress_class, host), "all", "tenant", StackDefaults(), make_rng(7), _credentials(cat, ids)
     )
+    plan, ctx = planned.plan, planned.context
     objs, _ = render_kubernetes(plan, ctx)
     return objs, plan.ids
 

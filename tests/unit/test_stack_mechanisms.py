@@ -42,7 +42,8 @@ _DB = {"database": {"host": "pg.example", "adminSecretRef": {"name": "pg-admin"}
 
 def _k8s(cat: Catalog, spec: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
     full = {**_DB, **spec}
-    plan, ctx, _ = plan_stack(cat, AddonStackSpec.model_validate(full), "s1", "tenant", StackDefaults(), make_rng(5))
+    planned = plan_stack(cat, AddonStackSpec.model_validate(full), "s1", "tenant", StackDefaults(), make_rng(5))
+    plan, ctx = planned.plan, planned.context
     objs, _ = render_kubernetes(plan, ctx)
     return plan, objs
 
@@ -276,9 +277,10 @@ def test_a_removed_override_and_a_new_host_reach_the_service_on_the_next_reconci
     }
     assert live["n8n"][plain.key] == "overridden"
     full = {"services": ["n8n"], "ingress": {"host": "apps.example.com"}, **_DB}
-    plan, ctx, _ = plan_stack(
+    planned = plan_stack(
         catalog, AddonStackSpec.model_validate(full), "s1", "tenant", StackDefaults(), make_rng(9), existing_values=live
     )
+    plan, ctx = planned.plan, planned.context
     objs, _ = render_kubernetes(plan, ctx)
     assert _obj(objs, "ConfigMap", "n8n-config")["data"][plain.key] == plain.default
     assert _obj(objs, "Secret", "n8n-env")["stringData"][secret.key] == live["n8n"][secret.key]

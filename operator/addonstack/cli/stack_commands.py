@@ -190,9 +190,10 @@ def render(target: str, path: str, seed: int | None, namespace: str | None, as_j
     spec, name, ns = _load_stack(path)
     target_name = "compose" if target == "compose" else "kubernetes"
     try:
-        plan, ctx, _ = plan_stack(
+        planned = plan_stack(
             load_catalog(), spec, name, namespace or ns, StackDefaults(), make_rng(seed), target=target_name
         )
+        plan, ctx = planned.plan, planned.context
     except PlanError as exc:
         fail(str(exc), BAD_INPUT)
     if as_json:
@@ -298,9 +299,10 @@ def validate(
     defaults = StackDefaults(database_host=database_host, database_admin_secret=database_admin_secret)
     level = pod_security or (_namespace_level(namespace) if namespace else None)
     try:
-        plan, ctx, _ = plan_stack(
+        planned = plan_stack(
             cat, spec, name, namespace or ns, defaults, make_rng(0), pod_security=pod_security_level(level)
         )
+        plan, ctx = planned.plan, planned.context
     except PlanError as exc:
         invalid([str(exc)], BAD_INPUT)
     if found := check_stack(cat, spec, plan, platform(ctx)):  # a valid spec the platform cannot run

@@ -47,7 +47,8 @@ def child_names(cat: Catalog, spec: AddonStackSpec, name: str, namespace: str, d
         if e.credential
     }
     try:
-        plan, ctx, _ = plan_stack(cat, spec, name, namespace, defaults, random.Random(0), creds)
+        planned = plan_stack(cat, spec, name, namespace, defaults, random.Random(0), creds)
+        plan, ctx = planned.plan, planned.context
     except PlanError:
         return set()  # the stack cannot be planned: it creates nothing
     objs, _ = render_kubernetes(plan, ctx)

@@ -264,7 +264,7 @@ def desire(
     upgrade = decide_upgrade(spec, observed.prev, cat, when, observed.generation, w.deadline, blocked, running)
     cat = pin_images(cat, upgrade.pins)
     try:
-        plan, ctx, options = plan_stack(
+        planned = plan_stack(
             cat,
             spec,
             name,
@@ -275,6 +275,7 @@ def desire(
             existing_values(observed.live),
             pod_security=observed.pod_security,
         )
+        plan, ctx, options = planned.plan, planned.context, planned.options
     except PlanError as exc:
         return _stalled(observed, ConditionReason.INVALID_SPEC, str(exc))
     # The one rule set (``addonstack validate`` prints the same words): nothing is written for a stack that

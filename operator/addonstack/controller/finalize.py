@@ -29,7 +29,8 @@ async def finalize(body: dict[str, Any], cluster: Cluster, defaults: StackDefaul
     name, ns = meta["name"], meta["namespace"]
     try:
         spec = AddonStackSpec.model_validate(body.get("spec") or {})
-        plan, ctx, _ = plan_stack(load_catalog(), spec, name, ns, defaults, make_rng(None))
+        planned = plan_stack(load_catalog(), spec, name, ns, defaults, make_rng(None))
+        plan, ctx = planned.plan, planned.context
     except ValueError:
         plan = None
     if plan is not None and plan.databases and ctx.database_admin_secret:

@@ -170,6 +170,17 @@ def issued_values(cat: Catalog, live: Mapping[str, Mapping[str, str]]) -> dict[s
     return out
 
 
+@dataclass(frozen=True)
+class PlannedStack:
+    """What planning a stack resource yields: the plan, where it renders, and the options it was planned with.
+
+    Named fields rather than a tuple, so callers say which part they use and a new part breaks nobody."""
+
+    plan: StackPlan
+    context: K8sContext
+    options: StackOptions
+
+
 def plan_stack(
     cat: Catalog,
     spec: AddonStackSpec,
@@ -181,7 +192,7 @@ def plan_stack(
     existing_values: Mapping[str, Mapping[str, str]] | None = None,
     target: str = "kubernetes",
     pod_security: PodSecurityLevel | None = None,
-) -> tuple[StackPlan, K8sContext, StackOptions]:
+) -> PlannedStack:
     """Plan a stack resource. Raises ``PlanError`` for specs that cannot be planned.
 
     ``target`` "compose" is for ``addonstack render --target compose`` (Docker-socket services are then
@@ -207,7 +218,7 @@ def plan_stack(
         pod_security=pod_security,
     )
     plan.warnings[:0] = warnings
-    return plan, context_from_spec(spec, name, namespace, defaults), options
+    return PlannedStack(plan, context_from_spec(spec, name, namespace, defaults), options)
 
 
 def platform(ctx: K8sContext, admin_secret_keys: frozenset[str] | None = None) -> Platform:
