@@ -48,9 +48,8 @@ from addonstack.catalog.loader import load_catalog
 from addonstack.constants import FIELD_MANAGER, LABEL_STACK
 from addonstack.controller.cluster import AddonStackResource
 from addonstack.controller.reconcile import APPLY_ORDER
-from addonstack.devcluster import DevCluster, find_binaries, missing_binaries
+from addonstack.devcluster import DevCluster, fake_node, find_binaries, missing_binaries, rss_mib
 from addonstack.devcluster.apimetrics import operator_reads, operator_writes, request_counts
-from addonstack.devcluster.cluster import fake_node, rss_mib
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.render.crd import render_crd

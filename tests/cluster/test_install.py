@@ -34,7 +34,7 @@ from lightkube.resources.core_v1 import Event, Namespace, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding, RoleBinding
 
 from addonstack.controller.cluster import AddonStackResource
-from addonstack.devcluster.cluster import free_ports
+from addonstack.devcluster import free_ports
 from tests.cluster.operator_harness import ROOT, TEST_DEFAULTS, stack, wait_for, wait_ready
 
 pytestmark = pytest.mark.cluster
