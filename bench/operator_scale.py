@@ -37,9 +37,8 @@ import operator_throughput as ot
 from addonstack.constants import LABEL_SHARD_BUCKET
 from addonstack.controller.cluster import AddonStackResource
 from addonstack.controller.shards import Shard, bucket_of
-from addonstack.devcluster import DevCluster, find_binaries
+from addonstack.devcluster import DevCluster, find_binaries, rss_mib
 from addonstack.devcluster.apimetrics import operator_writes, request_counts
-from addonstack.devcluster.cluster import rss_mib
 
 RESULTS = Path(__file__).resolve().parent / "results" / "operator-scale-last.json"
 
