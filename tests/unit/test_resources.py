@@ -28,7 +28,8 @@ def cat() -> Catalog:
 
 def objects(cat: Catalog, **spec: Any) -> list[dict[str, Any]]:
     s = AddonStackSpec.model_validate({"services": ["qdrant", "gatus"], **spec})
-    plan, ctx, _ = plan_stack(cat, s, "s1", "ns", StackDefaults(), make_rng(1))
+    planned = plan_stack(cat, s, "s1", "ns", StackDefaults(), make_rng(1))
+    plan, ctx = planned.plan, planned.context
     return render_kubernetes(plan, ctx)[0]
 
 
@@ -66,7 +67,8 @@ def test_size_presets_scale_requests_and_limits(cat: Catalog) -> None:
 def test_a_budget_only_for_services_with_more_than_one_replica(cat: Catalog) -> None:
     def budgets(replicas: int) -> list[dict[str, Any]]:
         s = AddonStackSpec.model_validate({"services": [SCALABLE], "overrides": {SCALABLE: {"replicas": replicas}}})
-        plan, ctx, _ = plan_stack(cat, s, "s1", "ns", StackDefaults(), make_rng(1))
+        planned = plan_stack(cat, s, "s1", "ns", StackDefaults(), make_rng(1))
+        plan, ctx = planned.plan, planned.context
         return [o for o in render_kubernetes(plan, ctx)[0] if o["kind"] == "PodDisruptionBudget"]
 
     assert budgets(1) == []
@@ -80,7 +82,8 @@ def test_a_budget_only_for_services_with_more_than_one_replica(cat: Catalog) -> 
 
 def test_totals_count_pods_replicas_claims_and_objects(cat: Catalog) -> None:
     s = AddonStackSpec.model_validate({"services": ["qdrant", SCALABLE], "overrides": {SCALABLE: {"replicas": 2}}})
-    plan, ctx, _ = plan_stack(cat, s, "s1", "ns", StackDefaults(), make_rng(1))
+    planned = plan_stack(cat, s, "s1", "ns", StackDefaults(), make_rng(1))
+    plan, ctx = planned.plan, planned.context
     t = totals(render_kubernetes(plan, ctx)[0])
     assert t.get("pods") == 3  # qdrant 1 + it-tools 2
     assert t.get("persistentvolumeclaims") >= 1 and t.get("requests.storage") > 0
