@@ -209,7 +209,7 @@ def _rendered(
     http, streams = _routes(plan)
     return {
         "_compose": doc,  # for update's comparison; not a result field
-        "compose_override": yamlio.dump_sectioned(doc, "services", plan.slug),
+        "compose_override": yamlio.dump_sectioned(doc, ("services", "volumes"), plan.slug),
         "env_file": render_env_file(plan, kept_env),
         "env_vars": _env_views(plan),
         "proxy_routes": http,

@@ -8,6 +8,7 @@ wire (YAML, JSON) and snake_case in Python, like every other model in AddonStack
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -345,8 +346,17 @@ class Service(CatalogModel):
     def needs_build(self) -> bool:
         return self.image is None
 
+    @functools.cached_property
+    def env_by_key(self) -> dict[str, EnvVar]:
+        """The variables by key: worked out once per loaded entry (entries are frozen), since planning and
+        rendering look variables up by key thousands of times per large stack."""
+        out: dict[str, EnvVar] = {}
+        for e in self.env:
+            out.setdefault(e.key, e)  # the first wins, as before (the catalog lint refuses duplicates)
+        return out
+
     def env_var(self, key: str) -> EnvVar | None:
-        return next((e for e in self.env if e.key == key), None)
+        return self.env_by_key.get(key)
 
 
 class Category(CatalogModel):

@@ -85,23 +85,35 @@ def generate_secret(rule: SecretRule, rng: random.Random) -> str:
     return "".join(rng.choices(alphabet, k=rule.length))
 
 
+@functools.lru_cache(maxsize=16)
+def _byte_map(alphabet: str) -> tuple[bytes, bytes]:
+    """For ``bytes.translate``: byte -> ``alphabet[byte % size]``, and the bytes to discard (those at or above
+    the largest multiple of the alphabet's size, so the picks stay exactly uniform)."""
+    size = len(alphabet)
+    limit = 256 - 256 % size
+    return bytes(ord(alphabet[b % size]) for b in range(256)), bytes(range(limit, 256))
+
+
 def _os_random_choices(alphabet: str, length: int) -> str:
-    """``length`` uniform picks from ``alphabet`` with one read of the OS's CSPRNG per secret.
+    """``length`` uniform picks from ``alphabet`` (ASCII) with one read of the OS's CSPRNG per secret.
 
     ``SystemRandom.choices`` reads the OS once per character (about 20 µs per character here, most of the
     cost of generating a large stack). Bytes at or above the largest multiple of the alphabet's size are
-    discarded (rejection sampling), so ``byte % size`` is exactly uniform.
+    discarded (rejection sampling), so ``byte % size`` is exactly uniform; ``bytes.translate`` does the
+    mapping and the discarding in C.
     """
-    size = len(alphabet)
-    limit = 256 - 256 % size
-    picked: list[str] = []
+    table, discard = _byte_map(alphabet)
+    picked = b""
     while len(picked) < length:
-        picked.extend(alphabet[b % size] for b in os.urandom(length + length // 2 + 8) if b < limit)
-    return "".join(picked[:length])
+        picked += os.urandom(length + length // 2 + 8).translate(table, discard)
+    return picked[:length].decode("ascii")
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_template(service_id: str, template: str) -> tuple[Segment, ...]:
-    """Split a catalog default into segments; ``${KEY}``, ``${svc.KEY}``, platform keys."""
+    """Split a catalog default into segments; ``${KEY}``, ``${svc.KEY}``, platform keys.
+
+    Memoised: the arguments come from the catalog and the segments are immutable."""
     segs: list[Segment] = []
     pos = 0
     for m in VAR_REF.finditer(template):
