@@ -90,7 +90,14 @@ class Debouncer:
 def register(reg: kopf.OperatorRegistry, debouncer_of: Callable[[Any], Debouncer], shard: Shard | None = None) -> None:
     """kopf event handlers on every watched child kind: each event schedules its stack (of this shard)."""
 
-    async def on_child(labels: kopf.Labels, namespace: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    async def on_child(
+        type: str | None, labels: kopf.Labels, namespace: str | None, body: kopf.Body, memo: Any, **_: Any
+    ) -> None:
+        if type is None:
+            # The watch's initial listing (at start, or after the stream broke): every stack is already
+            # reconciled by kopf's resume handler, so these would only queue a second pass of all of them
+            # (one per stack, on top of the resume's, in the burst that follows every start).
+            return
         stack = labels.get(LABEL_STACK)
         if stack and namespace and (shard is None or shard.owns(namespace, stack)):
             metrics.WATCH_EVENTS.labels(str(body.get("kind") or "")).inc()
