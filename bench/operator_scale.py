@@ -11,7 +11,8 @@ each level the script reports:
   re-apply (children + one status patch per stack), whose target is at most 1 %;
 - shard balance with ``--shards N``: stacks per shard (from each stack's bucket label) and max/mean.
 
-Ratios and figures are printed, never asserted; results go to bench/results/operator-scale-last.json.
+Ratios and figures are printed, never asserted; results go to bench/results/operator-scale-last.json
+(operator-scale-shards-last.json with --shards 2 or more).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from addonstack.devcluster import DevCluster, find_binaries, rss_mib
 from addonstack.devcluster.apimetrics import operator_writes, request_counts
 
 RESULTS = Path(__file__).resolve().parent / "results" / "operator-scale-last.json"
+RESULTS_SHARDS = RESULTS.with_name("operator-scale-shards-last.json")  # runs with --shards 2 or more
 
 
 def start_all(kubeconfig: Path, drift: float, work: Path, shards: int, round_: int) -> list[Any]:
@@ -180,8 +182,9 @@ def report(results: dict[str, Any]) -> None:
             f"({rs['ratio'] * 100:.2f} %, target <= 1 %) | {bal}"
         )
     if results["levels"]:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        out = RESULTS_SHARDS if results["shards"] > 1 else RESULTS
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
