@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,7 +66,11 @@ def stop_all(procs: list[Any]) -> None:
     for p in procs:
         p.terminate()
     for p in procs:
-        p.wait(60)
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:  # a stop that hangs must not leave the dev cluster running
+            p.kill()
+            p.wait(10)
 
 
 def stack_gets(counts: Counter[tuple[str, str, str]]) -> int:
@@ -109,6 +115,7 @@ def main() -> None:
     ap.add_argument("--shards", type=int, default=1, help="operator processes, one shard each (1: no shards)")
     ap.add_argument("--drift-interval", type=float, default=30.0)
     ap.add_argument("--timeout", type=float, default=1800.0)
+    ap.add_argument("--keep", action="store_true", help="leave the work directory (operator logs) in place")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     services = args.services.split(",")
@@ -163,9 +170,13 @@ def main() -> None:
             results["levels"].append(level)
             ot.log(f"level {size}: {json.dumps(level)}")
     finally:
-        if procs:
-            stop_all(procs)
-        cluster.down()
+        try:
+            if procs:
+                stop_all(procs)
+        finally:
+            cluster.down()
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
         report(results)
 
 
