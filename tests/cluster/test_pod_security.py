@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from addonstack.plan.spec import AddonStackSpec
 from addonstack.reasons import SkipReason
 from addonstack.render.kubernetes import render_kubernetes
 from addonstack.render.stack import StackDefaults, plan_stack
+from tests.cluster.operator_harness import get_stack, running_operator, stack, wait_for
 from tests.figures import record
 
 pytestmark = pytest.mark.cluster
@@ -106,3 +108,22 @@ def test_workloads_meet_the_pod_security_level_their_entry_declares(
            f"{baseline_clean} of {n} baseline-clean")  # fmt: skip
     assert n > 100, f"only {n} workloads rendered"
     assert not problems, "\n".join(problems)
+
+
+def test_operator_skips_what_the_namespace_enforce_label_refuses(
+    client: Client, kubeconfig: Path, namespace: str
+) -> None:
+    from lightkube import codecs
+
+    client.patch(Namespace, namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    with running_operator(kubeconfig):
+        client.create(codecs.from_dict(stack("psa", namespace, {"services": ["it-tools", "gatus"]})))
+
+        def skipped() -> list[dict[str, Any]] | str:
+            status = get_stack(client, "psa", namespace).get("status") or {}
+            found = [s for s in status.get("skipped") or [] if s.get("serviceId") == "it-tools"]
+            return found or f"status={status}"
+
+        found = wait_for("it-tools to be skipped for the namespace's Pod Security level", skipped, timeout=90)
+    assert found[0]["reason"] == "pod_security", found
+    assert "pod-security.kubernetes.io/enforce=restricted" in found[0]["details"], found
