@@ -181,6 +181,9 @@ def _kubectl(kubeconfig: Path) -> list[str] | None:
         ),
         ({"services": ["n8n", "n8n"]}, "Duplicate value"),
         ({"services": ["n8n"], "ingress": {"tlsSecretName": "tls"}}, "needs ingress.host"),
+        ({"services": ["n8n"], "ingress": {"clusterIssuer": "le"}}, "need ingress.host"),
+        ({"services": ["n8n"], "ingress": {"host": "a.example", "clusterIssuer": "le", "issuer": "ca"}}, "not both"),
+        ({"services": ["n8n"], "overrides": {"n8n": {"env": {"1-BAD": "x"}}}}, "keys must match"),
     ],
 )
 def test_api_server_rejects_bad_specs(

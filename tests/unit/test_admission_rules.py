@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from addonstack.catalog.loader import load_catalog
 from addonstack.cli.main import cli
 from addonstack.controller.admission import child_names, collisions
-from addonstack.plan.spec import AddonStackSpec
+from addonstack.plan.spec import INGRESS_RULES, AddonStackSpec, IngressRule
 from addonstack.plan.validate import check_spec
 from addonstack.render.stack import StackDefaults
 
@@ -63,6 +63,22 @@ def test_rule_names_field_and_fix(spec: dict[str, Any], field: str, fix: str) ->
     found = problems(spec)
     assert len(found) == 1, found
     assert found[0].startswith(field) and fix in found[0]
+
+
+@pytest.mark.parametrize("rule", INGRESS_RULES, ids=lambda r: r.message.split(":")[0][:40])
+def test_ingress_rules_are_the_crds_words(rule: IngressRule) -> None:
+    """One rule set: the words the API server says (CEL in the CRD) are the words validate says."""
+    crd = (ROOT / "crds" / "addonstack.dev_addonstacks.yaml").read_text()
+    assert rule.message in crd and rule.cel in crd
+    broken = {
+        "ingress.tlsSecretName": {"tlsSecretName": "tls"},
+        "ingress.perServiceHosts": {"perServiceHosts": True},
+        "ingress.clusterIssuer": {"issuer": "ca"},
+        "give": {"host": "a.example", "clusterIssuer": "le", "issuer": "ca"},
+    }[rule.message.split(" ", 1)[0]]
+    assert problems({"services": ["n8n"], "ingress": broken}) == [rule.message]
+    fixed = {**broken, "host": "a.example"} if "host" not in broken else {"host": "a.example", "issuer": "ca"}
+    assert problems({"services": ["n8n"], "ingress": fixed}) == []
 
 
 def test_what_stays_a_status_matter() -> None:

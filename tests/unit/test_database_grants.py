@@ -8,6 +8,14 @@ superuser (CREATEROLE and CREATEDB only, as on managed PostgreSQL) where the ext
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from addonstack.catalog.model import Service
 from addonstack.plan.databases import database_needs, setup_script
 from tests.unit.test_password_safety import (  # noqa: F401 - the module-scoped server fixture
     ADMIN_PASSWORD,
@@ -81,3 +89,64 @@ def test_schemas_are_owned_by_the_role_and_usable(postgres: PgServer) -> None:  
             need.role, need.database, password, f"create table {schema}.t (x int); drop table {schema}.t"
         )
         assert made.returncode == 0, made.stderr
+
+
+def test_a_hyphenated_extension_name_is_created(postgres: PgServer) -> None:  # noqa: F811
+    """uuid-ossp-style names pass the catalog schema and the setup SQL quotes them. The test server has no
+    hyphenated extension of its own, so one is made in a directory the server searches
+    (``extension_control_path``, PostgreSQL 18), and the script runs as the superuser that names it."""
+    # Readable by the server's user ("nobody" when the tests run as root), unlike pytest's tmp_path.
+    base = Path(tempfile.mkdtemp(prefix="addonstack-ext-"))
+    share = base / "share"
+    (share / "extension").mkdir(parents=True)
+    (share / "extension" / "addonstack-probe.control").write_text(
+        "comment = 'test extension with a hyphen'\ndefault_version = '1.0'\nrelocatable = true\n"
+    )
+    (share / "extension" / "addonstack-probe--1.0.sql").write_text(
+        "CREATE FUNCTION addonstack_probe() RETURNS int LANGUAGE sql AS 'SELECT 42';\n"
+    )
+    for d in (base, share, share / "extension"):
+        d.chmod(0o755)
+    for f in (share / "extension").iterdir():
+        f.chmod(0o644)
+    svc = CAT.services["n8n"]
+    assert svc.postgres is not None
+    update = {"extensions": ["addonstack-probe"], "database": "hyphen_app", "role": "hyphen_app"}
+    svc = svc.model_copy(update={"postgres": svc.postgres.model_copy(update=update)})
+    Service.model_validate(svc.model_dump(by_alias=True))  # the catalog schema accepts the name
+    (need,) = database_needs([svc])
+    script = setup_script([need])
+    assert '"addonstack-probe"' in script
+    env = postgres.env(
+        PGHOST="127.0.0.1",
+        PGPORT=str(postgres.port),
+        PGDATABASE="postgres",
+        PGUSER=ADMIN_USER,
+        PGPASSWORD=ADMIN_PASSWORD,
+        PGOPTIONS=f"-c extension_control_path=$system:{share}",
+        **{need.password_env: "hyphen-pw"},
+    )
+    try:
+        for _ in (1, 2):  # idempotent
+            res = _run(["sh", "-c", script], env)
+            assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
+    finally:
+        shutil.rmtree(base)
+    assert postgres.admin_sql("select extname from pg_extension where extname like '%-%'", need.database) == (
+        "addonstack-probe"
+    )
+    used = postgres.login(need.role, need.database, "hyphen-pw", "select addonstack_probe()")
+    assert used.returncode == 0 and used.stdout.strip() == "42", used.stderr
+
+
+def test_extension_names_outside_the_pattern_are_refused() -> None:
+    svc = CAT.services["n8n"]
+    assert svc.postgres is not None
+    for bad in ('uuid"ossp', "Uuid-ossp", "-x", "a b"):
+        data = svc.model_dump(by_alias=True)
+        data["postgres"]["extensions"] = [bad]
+        with pytest.raises(ValidationError):
+            Service.model_validate(data)
+        forced = svc.model_copy(update={"postgres": svc.postgres.model_copy(update={"extensions": [bad]})})
+        with pytest.raises(ValueError, match="unsafe PostgreSQL name"):
+            database_needs([forced])

@@ -238,13 +238,37 @@ def test_lint_truth_rules(catalog: Catalog) -> None:
         build=BuildSource(repository="https://x.example/r"),
     )
     assert any(f"{built.id}" in p and "build.ref" in p for p in catalog_lint.lint(unpinned))
-    # Unverified entries are held to the rules only once they are switched on for everyone.
-    unverified = [s for s in catalog.addons() if s.verified is None]
-    if not catalog_lint.TRUTH_RULES_FOR_ALL and unverified:
-        cat = _with(catalog, unverified[0].id, maturity="beta", maturity_note=None)
-        assert not [p for p in catalog_lint.lint(cat) if unverified[0].id in p]
-        assert [p for p in catalog_lint.lint(cat, truth_everywhere=True) if unverified[0].id in p]
+    # The rules hold for every entry: an unverified stable entry is reported without being asked.
+    assert catalog_lint.TRUTH_RULES_FOR_ALL
+    cat = _with(catalog, "n8n", verified=None, sources=[])
+    assert {p.split(": ", 2)[1] for p in catalog_lint.lint(cat) if "n8n.yaml" in p} == {"sources", "verified"}
+    assert [p for p in catalog_lint.lint(cat, truth_everywhere=False) if "n8n.yaml" in p] == []
     assert catalog_lint.lint(catalog) == []
+
+
+def test_lint_maturity_rules(catalog: Catalog) -> None:
+    """What a deployable entry leans on must be deployable too; a Docker-socket entry is never stable."""
+    exp = next(s.id for s in catalog.addons() if s.maturity == "experimental")
+    cat = _with(catalog, "n8n", requires=[*catalog.services["n8n"].requires, exp])
+    assert any("n8n.yaml: requires:" in p and repr(exp) in p for p in catalog_lint.lint(cat))
+    cat = _with(catalog, "n8n", docker_socket=True)
+    assert any("n8n.yaml: maturity:" in p and "Docker socket" in p for p in catalog_lint.lint(cat))
+
+
+def test_packs_install_no_skipped_service_by_default(catalog: Catalog) -> None:
+    """ecommerce-ops runs on Saleor (Medusa is experimental: no upstream image) and installs whole."""
+    r = _gen(catalog, services=[], skillPacks=["ecommerce-ops"])
+    assert r.metadata.skipped_services == []
+    assert {"saleor", "saleor-worker", "minio"} <= set(r.metadata.resolved_services)
+    assert "medusa" not in r.metadata.resolved_services
+    # The lint reports a pack that would install only part of itself.
+    pack = catalog.packs["ecommerce-ops"]
+    mixed = pack.model_copy(update={"required_services": [*pack.required_services, "medusa"]})
+    cat = dataclasses.replace(catalog, packs={**catalog.packs, pack.id: mixed})
+    assert any("ecommerce-ops.yaml: requiredServices:" in p and "'medusa'" in p for p in catalog_lint.lint(cat))
+    for p in catalog.packs.values():
+        offered = [s for s in p.required_services if catalog_lint.offered_by_default(catalog, catalog.services[s])]
+        assert offered in ([], p.required_services), p.id
 
 
 def test_render_compose_skips_docker_socket_services_for_the_opt_in(tmp_path: Any, catalog: Catalog) -> None:

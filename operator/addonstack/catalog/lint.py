@@ -155,9 +155,27 @@ def _service_pod_security(cat: Catalog, svc: Service) -> Iterator[str]:
         yield f"{where}: podSecurity.writablePaths: only used with readOnlyRootFilesystem: true"
 
 
-# The truth rules (pinned builds, sources + verified, maturityNote) hold for every entry once the truth pass is
-# done; until then only for entries that carry ``verified`` (already checked). Set True to enforce everywhere.
-TRUTH_RULES_FOR_ALL = False
+# The truth rules (pinned builds, sources + verified, maturityNote, what a deployable entry may lean on) hold for
+# every entry since the truth pass; ``lint(cat, truth_everywhere=False)`` checks only entries that carry ``verified``.
+TRUTH_RULES_FOR_ALL = True
+
+
+def offered_by_default(cat: Catalog, svc: Service) -> bool:
+    """Deployed without an opt-in: not experimental, no Docker socket, and so is everything it requires."""
+    seen: set[str] = set()
+    todo = [svc.id]
+    while todo:
+        sid = todo.pop()
+        if sid in seen or sid not in cat.services:
+            continue
+        seen.add(sid)
+        dep = cat.services[sid]
+        if dep.platform_provided:
+            continue
+        if dep.maturity == "experimental" or dep.docker_socket:
+            return False
+        todo.extend(dep.requires)
+    return True
 
 
 def _service_truth(cat: Catalog, svc: Service, everywhere: bool) -> Iterator[str]:
@@ -172,8 +190,20 @@ def _service_truth(cat: Catalog, svc: Service, everywhere: bool) -> Iterator[str
             yield f"{where}: sources: a {svc.maturity} entry lists the upstream files it was verified against"
         if svc.verified is None:
             yield f"{where}: verified: a {svc.maturity} entry records when it was verified (YYYY-MM-DD)"
+        for dep in svc.requires:
+            other = cat.services.get(dep)
+            if other is not None and not other.platform_provided and other.maturity == "experimental":
+                yield (
+                    f"{where}: requires: {dep!r} is experimental, so it is skipped by default and this "
+                    f"{svc.maturity} entry with it; make it experimental too or fix {dep!r}"
+                )
     if svc.maturity in ("beta", "experimental") and not svc.maturity_note:
         yield f"{where}: maturityNote: a {svc.maturity} entry states its known limits or what it lacks"
+    if svc.maturity == "stable" and svc.docker_socket:
+        yield (
+            f"{where}: maturity: an entry that needs the Docker socket cannot be stable (Kubernetes skips it): "
+            "beta with the limit in maturityNote, or experimental"
+        )
 
 
 def _cycles(cat: Catalog) -> Iterator[str]:
@@ -198,6 +228,11 @@ def _cycles(cat: Catalog) -> Iterator[str]:
 def _packs_and_skills(cat: Catalog) -> Iterator[str]:
     for pack in cat.packs.values():
         where = _where(cat, "pack", pack.id)
+        # A pack resting wholly on opt-in services is itself opt-in (resolve names the opt-in); a mixed one
+        # would install half of itself by default.
+        required = [cat.services[r] for r in pack.required_services if r in cat.services]
+        skipped = [s.id for s in required if not offered_by_default(cat, s)]
+        half = set(skipped) if len(skipped) < len(pack.required_services) else set()
         for field, refs in (
             ("requiredServices", pack.required_services),
             ("optionalServices", pack.optional_services),
@@ -208,6 +243,12 @@ def _packs_and_skills(cat: Catalog) -> Iterator[str]:
                     yield f"{where}: {field}: unknown service {ref!r}"
                 elif svc.platform_provided and field == "requiredServices":
                     yield f"{where}: {field}: {ref!r} is platform infrastructure, not an addon"
+                elif field == "requiredServices" and ref in half:
+                    yield (
+                        f"{where}: {field}: {ref!r} is skipped by default (experimental or Docker socket, "
+                        "itself or a service it requires), so a default install would get only part of the "
+                        "pack; list it in optionalServices"
+                    )
         for ref in pack.skills:
             if ref not in cat.skills:
                 yield f"{where}: skills: unknown skill {ref!r}"

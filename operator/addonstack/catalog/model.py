@@ -171,7 +171,10 @@ class PostgresNeed(CatalogModel):
     database: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
     role: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
     password_var: Annotated[str, Field(pattern=ENV_KEY_PATTERN)]
-    extensions: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(default_factory=list)
+    extensions: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]] = Field(
+        default_factory=list,
+        description="Extensions created in the database (quoted, so hyphenated names such as uuid-ossp work).",
+    )
     createdb: bool = Field(
         default=False,
         description="Grant CREATEDB to the role: the app's start creates databases itself (Rails db:create, "

@@ -6,7 +6,8 @@ creates each role and database only if missing, and sets the password from a psq
 password is never pasted into SQL text and quotes, backslashes or ``$`` in it are harmless. The admin
 need not be a superuser: CREATEROLE and CREATEDB suffice (it grants itself each role it creates, which
 PostgreSQL 16+ requires before making that role a database owner).
-Database and role names come only from the catalog, whose schema restricts them to ``[a-z0-9_]``.
+Database, role and schema names come only from the catalog, whose schema restricts them to ``[a-z0-9_]``;
+extension names may also hold ``-`` (``uuid-ossp``) and are always double-quoted in the SQL.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from addonstack.catalog.model import Service
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_EXTENSION = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,11 @@ def database_needs(services: list[Service]) -> list[DatabaseNeed]:
         if svc.postgres is None:
             continue
         pg = svc.postgres
-        for name in (pg.database, pg.role, *pg.extensions, *pg.schemas):
-            if not _NAME.fullmatch(name):  # the catalog schema already guarantees this; never trust input
+        # The catalog schema already guarantees these; never trust input.
+        for name, rule in [(n, _NAME) for n in (pg.database, pg.role, *pg.schemas)] + [
+            (e, _EXTENSION) for e in pg.extensions
+        ]:
+            if not rule.fullmatch(name):
                 raise ValueError(f"{svc.id}: unsafe PostgreSQL name {name!r}")
         out.append(
             DatabaseNeed(

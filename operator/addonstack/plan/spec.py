@@ -7,6 +7,8 @@ carry no defaults: the operator applies them and reports the effective values in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -109,6 +111,40 @@ class Ingress(SpecModel):
     per_service_hosts: bool | None = Field(
         default=None, description="Route <service>.<host> per service instead of <host>/<service>."
     )
+
+
+@dataclass(frozen=True)
+class IngressRule:
+    """A combination of ``spec.ingress`` fields that cannot work. One rule set: the CRD gets ``cel`` (the API
+    server refuses), ``addonstack validate`` and the webhook evaluate ``broken``; both say ``message``."""
+
+    cel: str
+    message: str
+    broken: Callable[[Ingress], bool]
+
+
+INGRESS_RULES: tuple[IngressRule, ...] = (
+    IngressRule(
+        "!has(self.tlsSecretName) || has(self.host)",
+        "ingress.tlsSecretName needs ingress.host: TLS certificates are issued per host",
+        lambda i: i.tls_secret_name is not None and i.host is None,
+    ),
+    IngressRule(
+        "!has(self.perServiceHosts) || !self.perServiceHosts || has(self.host)",
+        "ingress.perServiceHosts needs ingress.host (services get <service>.<host>)",
+        lambda i: bool(i.per_service_hosts) and i.host is None,
+    ),
+    IngressRule(
+        "(!has(self.clusterIssuer) && !has(self.issuer)) || has(self.host)",
+        "ingress.clusterIssuer and ingress.issuer need ingress.host: certificates are issued per host",
+        lambda i: (i.cluster_issuer is not None or i.issuer is not None) and i.host is None,
+    ),
+    IngressRule(
+        "!has(self.clusterIssuer) || !has(self.issuer)",
+        "give ingress.clusterIssuer (cluster-wide) or ingress.issuer (this namespace), not both",
+        lambda i: i.cluster_issuer is not None and i.issuer is not None,
+    ),
+)
 
 
 class Database(SpecModel):

@@ -7,7 +7,8 @@ Where each rule lives (see docs/reliability.md):
   field combinations.
 * This module - rules that need the catalog; served by the operator's validating webhook
   (``controller/admission.py``) and run offline by ``addonstack validate``. It repeats the CRD's id checks
-  so the offline command rejects what the API server would. :func:`check_stack` adds what the planned
+  so the offline command rejects what the API server would, and evaluates the ingress field combinations
+  (``plan.spec.INGRESS_RULES``, the same rules and words the CRD gets as CEL). :func:`check_stack` adds what the planned
   services need from the platform (PostgreSQL and its admin Secret, Redis); the operator runs it before
   its first write and stalls with the same words ``addonstack validate`` prints.
 * The webhook alone - rules that need other objects: two stacks in one namespace creating the same child.
@@ -28,7 +29,7 @@ from addonstack.catalog.loader import Catalog
 from addonstack.constants import INFRASTRUCTURE_IDS
 from addonstack.plan.build import StackPlan
 from addonstack.plan.images import registry_problem
-from addonstack.plan.spec import AddonStackSpec
+from addonstack.plan.spec import INGRESS_RULES, AddonStackSpec
 from addonstack.reasons import ConditionReason
 
 
@@ -82,6 +83,7 @@ def check_spec(cat: Catalog, spec: AddonStackSpec) -> list[str]:
         *_check_contradictions(cat, spec, requested),
         *_check_settings(cat, spec, stack),
         *_check_images(spec),
+        *(rule.message for rule in INGRESS_RULES if spec.ingress is not None and rule.broken(spec.ingress)),
     ]
 
 
