@@ -27,6 +27,7 @@ from lightkube.types import PatchType
 
 from addonstack.catalog.loader import load_catalog
 from addonstack.cli.main import cli
+from addonstack.cli.output import BAD_INPUT
 from addonstack.controller.cluster import AddonStackResource
 from addonstack.controller.settings import OperatorSettings, WebhookSettings
 from addonstack.devcluster.pki import ensure_pki, issue_serving_cert
@@ -157,7 +158,7 @@ def test_webhook_rejects_with_the_rules_message(
     path = tmp_path / "stack.yaml"
     path.write_text(yaml.safe_dump(stack(case, namespace, spec)))
     result = CliRunner().invoke(cli, ["validate", "-f", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == BAD_INPUT, result.output
     for problem in expected:
         assert problem in " ".join(result.output.split()), result.output
 

@@ -41,6 +41,7 @@ from pydantic import ValidationError
 from addonstack.api import AddonStackError, generate_addon_stack
 from addonstack.catalog.loader import load_catalog
 from addonstack.cli.main import cli
+from addonstack.cli.output import BAD_INPUT
 from addonstack.controller.cluster import AddonStackResource
 from addonstack.plan.secrets import env_file_key
 from addonstack.render import envfile
@@ -442,7 +443,7 @@ def _cli_places(scan: Scan, tmp: Path) -> None:
         path = tmp / "bad.json"
         path.write_text(json.dumps(data))
         code, out, err = _cli(["generate", "-i", str(path)])
-        assert code == 1, f"{label}: accepted"
+        assert code == BAD_INPUT, f"{label}: accepted"
         scan.check("CLI error", f"generate: {label}", out + err)
         try:  # the library's own exception text, as a platform would log it
             generate_addon_stack(data, seed=1)
@@ -456,12 +457,12 @@ def _cli_places(scan: Scan, tmp: Path) -> None:
         path = tmp / "bad-update.json"
         path.write_text(json.dumps({**change, "currentEnv": env}))
         code, out, err = _cli(["update", "-i", str(path)])
-        assert code == 1, f"{label}: accepted"
+        assert code == BAD_INPUT, f"{label}: accepted"
         scan.check("CLI error", f"update: {label}", out + err)
     # validate / render of an invalid manifest
     bad_manifest = tmp / "bad-stack.yaml"
     bad_manifest.write_text(yaml.safe_dump(stack("hyg", "t", {"services": ["n8n"], "credentialsSecretRef": secret})))
     for args in (["validate", "-f", str(bad_manifest)], ["render", "-f", str(bad_manifest)]):
         code, out, err = _cli(args)
-        assert code == 1
+        assert code == BAD_INPUT, err
         scan.check("CLI error", " ".join(args[:1]), out + err)
