@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from addonstack import generate_addon_stack, get_all_services
 from addonstack.catalog.loader import load_catalog
 from addonstack.render import yamlio
@@ -93,3 +95,16 @@ def test_one_tenants_blocks_serve_the_next_with_its_own_instance_id() -> None:
         result = generate_addon_stack({"instanceId": instance, "services": ids}, seed=3)
         assert result.compose_override == yamlio.dump(yamlio.load(result.compose_override))
         assert f"dev.addonstack.instance: {instance}" in result.compose_override
+
+
+@pytest.mark.parametrize("text", ["12219860685053e10", "1e5", "-2E+3", ".5", "0o17", "1.5", "123", "yes"])
+def test_strings_that_yaml_1_2_reads_as_numbers_are_quoted(text: str) -> None:
+    """kubectl and Compose read YAML 1.2: an unquoted ``1e5`` there is a number (a config-hash made only of
+    digits and one ``e`` was refused by the API server as 'expected string')."""
+    line = yamlio.dump({"k": text}).strip()
+    assert line in (f"k: '{text}'", f'k: "{text}"'), line
+    assert yamlio.load(line) == {"k": text}
+
+
+def test_numbers_and_ordinary_words_stay_plain() -> None:
+    assert yamlio.dump({"a": 1.5e22, "b": 3, "c": "e10", "d": "v1.2.3"}) == "a: 1.5e+22\nb: 3\nc: e10\nd: v1.2.3\n"

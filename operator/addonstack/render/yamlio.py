@@ -10,7 +10,20 @@ from typing import Any
 
 import yaml
 
-_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # the C emitter when libyaml is present
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]  # C emitter when present
+    """PyYAML resolves plain scalars by YAML 1.1, but Kubernetes tools (sigs.k8s.io/yaml), Compose and most
+    other readers use YAML 1.2, where ``1e10`` and ``0o17`` are numbers. Strings of those shapes (a hex
+    digest made only of digits and one ``e``, a token) must therefore be quoted: the extra resolvers below
+    make the emitter see them as numbers and quote them when they are strings."""
+
+
+_Dumper.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."),
+)
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?0o[0-7]+$"), list("-+0"))
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
