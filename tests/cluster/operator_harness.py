@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -96,7 +97,7 @@ def operator_thread(settings: OperatorSettings) -> Iterator[OperatorSettings]:
     finally:
         stop.set()
         thread.join(timeout=30)
-    assert not errors, f"operator crashed: {errors[0]!r}"
+    assert not errors, "operator crashed: " + "".join(traceback.format_exception(errors[0]))
 
 
 def stack(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:

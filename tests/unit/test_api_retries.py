@@ -50,3 +50,37 @@ def test_a_conflict_is_not_retried_and_a_lasting_failure_gives_up() -> None:
     with pytest.raises(ApiError):
         asyncio.run(_cluster()._send(conflict))
     assert len(sent) == 1
+
+
+def test_gather_all_cancels_and_awaits_the_others_when_one_fails() -> None:
+    """A failed LIST must not leave its siblings running: at a stop they met the closed client and kopf,
+    which re-raises every task still running when it stops, reported a crash (tests/cluster/test_claims.py)."""
+    from addonstack.controller.cluster import gather_all
+
+    finished: list[str] = []
+
+    async def slow() -> str:
+        await asyncio.sleep(5)
+        finished.append("slow")
+        return "slow"
+
+    async def failing() -> str:
+        await asyncio.sleep(0)
+        raise RuntimeError("list failed")
+
+    async def main() -> set[asyncio.Task[object]]:
+        try:
+            await gather_all(slow(), failing())
+        except RuntimeError as exc:
+            assert str(exc) == "list failed"
+        else:
+            raise AssertionError("the failure was swallowed")
+        return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+
+    assert asyncio.run(main()) == set(), "a sibling task outlived the failed gather"
+    assert finished == []
+
+    async def ok() -> list[object]:
+        return await gather_all(asyncio.sleep(0, "a"), asyncio.sleep(0, "b"))
+
+    assert asyncio.run(ok()) == ["a", "b"]

@@ -103,6 +103,20 @@ def retryable(exc: BaseException) -> bool:
     return code is not None and (code == 429 or code >= 500)
 
 
+
+async def gather_all(*awaitables: Awaitable[Any]) -> list[Any]:
+    """:func:`asyncio.gather`, except that when one fails the others are cancelled and awaited before the
+    error is raised. Plain gather leaves them running: at a stop they then meet the closed client, and kopf,
+    which collects every task still running when it stops, re-raised that as a crash of the operator."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
 class Cluster:
     """Thin async wrapper: get, list by label, apply, delete, status patch, events."""
 
@@ -209,7 +223,7 @@ class Cluster:
         self, namespace: str, stack: str, kinds: Iterable[tuple[str, str]] = CHILD_KINDS
     ) -> list[dict[str, Any]]:
         # One LIST per kind, all in flight together (a reconcile waits for one round trip, not eleven).
-        per_kind = await asyncio.gather(*(self._list(av, kind, namespace, {LABEL_STACK: stack}) for av, kind in kinds))
+        per_kind = await gather_all(*(self._list(av, kind, namespace, {LABEL_STACK: stack}) for av, kind in kinds))
         return [obj for found in per_kind for obj in found]
 
     async def list_leases(self, namespace: str, label: str) -> list[dict[str, Any]]:

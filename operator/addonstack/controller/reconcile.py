@@ -19,7 +19,7 @@ from lightkube.core.exceptions import ApiError
 from addonstack.catalog.loader import Catalog, load_catalog
 from addonstack.controller import applied as applied_record
 from addonstack.controller import claiming, metrics
-from addonstack.controller.cluster import Cluster
+from addonstack.controller.cluster import Cluster, gather_all
 from addonstack.controller.decide import (
     APPLY_ORDER,
     RETAINED_KINDS,
@@ -89,13 +89,14 @@ async def observe(body: dict[str, Any], cluster: Cluster, defaults: StackDefault
     spec = body.get("spec") or {}
     ref = (spec.get("credentialsSecretRef") or {}).get("name")
     admin = ((spec.get("database") or {}).get("adminSecretRef") or {}).get("name") or defaults.database_admin_secret
-    creds, admin_data, live, pods, ns_labels, (quotas, limit_ranges) = await asyncio.gather(
+    creds, admin_data, live, pods, ns_labels, quotas, limit_ranges = await gather_all(
         cluster.secret_data(ns, ref) if ref else asyncio.sleep(0, None),
         cluster.secret_data(ns, admin) if admin else asyncio.sleep(0, None),
         cluster.list_children(ns, name),
         cluster.list_children(ns, name, POD_KINDS),
         cluster.namespace_labels(ns),
-        asyncio.gather(cluster.list_readable("v1", "ResourceQuota", ns), cluster.list_readable("v1", "LimitRange", ns)),
+        cluster.list_readable("v1", "ResourceQuota", ns),
+        cluster.list_readable("v1", "LimitRange", ns),
     )
     keys = frozenset(admin_data or {}) if admin else None  # only the key names leave this function
     return Observed(body, live, creds, pods, keys, enforced_level(ns_labels), quotas=quotas, limit_ranges=limit_ranges)
