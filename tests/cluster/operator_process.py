@@ -72,11 +72,13 @@ class OperatorProcess:
         """Block until kopf has run the startup handler; return the seconds it took."""
         return self.wait_output(STARTED, timeout)
 
-    def wait_output(self, marker: str, timeout: float = 60) -> float:
-        """Block until this run's output contains ``marker``; return the seconds it took."""
+    def wait_output(self, marker: str | tuple[str, ...], timeout: float = 60) -> float:
+        """Block until this run's output contains ``marker`` (or one of them); return the seconds it took."""
+        markers = (marker,) if isinstance(marker, str) else marker
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
-            if marker in self.output():
+            text = self.output()
+            if any(m in text for m in markers):
                 return time.monotonic() - t0
             assert self.proc is not None
             if self.proc.poll() is not None:
