@@ -36,6 +36,8 @@ from typing import Any
 
 import yaml
 
+from tests.pgsetup import INITDB_FLAGS
+
 ROOT = Path(__file__).resolve().parents[2]
 LIVE_DIR = Path(os.environ.get("ADDONSTACK_LIVE_DIR", Path.home() / ".cache" / "addonstack" / "live"))
 ADMIN = ("platform_admin", 'adm\'in $HOME "x"')
@@ -321,14 +323,7 @@ def postgres_in(ns: Netns) -> Iterator[Path]:
             str(bin_dir / "initdb"),
             "-D",
             str(data),
-            "-U",
-            "postgres",
-            "-E",
-            "UTF8",
-            "--no-locale",
-            "--no-sync",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
+            *INITDB_FLAGS,
         ],
         env,
     )

@@ -44,6 +44,7 @@ from addonstack.render.kubernetes import db_drop_job, render_kubernetes
 from addonstack.render.stack import StackDefaults, plan_stack
 from tests.composeview import assert_compose_carries_every_value, compose_view
 from tests.hypothesis_setup import tried
+from tests.pgsetup import INITDB_FLAGS
 from tests.unit.test_properties import ENV_TEXT, NASTY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,19 +159,7 @@ def postgres() -> Iterator[PgServer]:
             **kw,
         )
 
-    init = pg(
-        "initdb",
-        "-D",
-        str(data),
-        "-U",
-        "postgres",
-        "-E",
-        "UTF8",
-        "--no-locale",
-        "--no-sync",
-        "--auth-local=trust",
-        "--auth-host=scram-sha-256",
-    )
+    init = pg("initdb", "-D", str(data), *INITDB_FLAGS)
     if init.returncode != 0:
         pytest.fail(f"initdb failed: {init.stdout}{init.stderr}", pytrace=False)
     opts = f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off"
