@@ -136,8 +136,8 @@ async def cleanup(memo: Any, **_: Any) -> None:
         await state.handover.release(state.cluster)
     if state.debouncer is not None:
         await state.debouncer.close()
-    if state.cluster is not None:
-        await state.cluster.close()
+    # The client is closed by run.operator once kopf has returned: handlers and their tasks may still be
+    # running here, and kopf re-raises whatever they meet on a closed client as a crash of the operator.
 
 
 async def publish(state: State, raw: dict[str, Any], cause: fairness.Cause = fairness.Cause.CHILD) -> None:

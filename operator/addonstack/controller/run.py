@@ -26,7 +26,19 @@ async def operator(settings: OperatorSettings, stop_flag: asyncio.Event | None =
     use_catalog_dir(settings.catalog_dir)
     load_catalog()  # a provider's bad entry (CatalogError: file and field) stops the start, before any write
     registry = build_registry(settings)
-    memo = kopf.Memo(state=State(settings))
+    state = State(settings)
+    memo = kopf.Memo(state=state)
+    try:
+        await _kopf(settings, registry, memo, stop_flag)
+    finally:
+        # Only now: kopf has cancelled and awaited every handler and task that could still send a request.
+        if state.cluster is not None:
+            await state.cluster.close()
+
+
+async def _kopf(
+    settings: OperatorSettings, registry: kopf.OperatorRegistry, memo: kopf.Memo, stop_flag: asyncio.Event | None
+) -> None:
     await kopf.operator(
         registry=registry,
         memo=memo,
