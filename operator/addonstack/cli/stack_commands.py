@@ -216,33 +216,6 @@ def render(target: str, path: str, seed: int | None, namespace: str | None, as_j
     click.echo(yamlio.dump_all(objs), nl=False)
 
 
-def _namespace_level(namespace: str) -> str | None:
-    """The namespace's ``pod-security.kubernetes.io/enforce`` level read from the cluster, or None (with a
-    warning saying why) when there is no cluster to ask: validate stays an offline command."""
-    from addonstack.plan.resolve import enforced_level
-
-    try:
-        from lightkube import Client
-        from lightkube.resources.core_v1 import Namespace
-    except ImportError:
-        warn(f"--namespace {namespace}: its Pod Security label is not read without the operator extras; "
-             "pass --pod-security LEVEL")  # fmt: skip
-        return None
-    try:
-        client = Client()
-        try:
-            obj = client.get(Namespace, namespace)
-        finally:
-            client.close()
-    except Exception as exc:  # any cluster error only means the label stays unknown
-        from addonstack.cli.kube_errors import explain
-
-        why = explain(exc, resource="namespaces", name=namespace) or f"{type(exc).__name__}: {exc}"
-        warn(f"--namespace {namespace}: Pod Security label not read ({why}); pass --pod-security LEVEL")
-        return None
-    return enforced_level(obj.metadata.labels if obj.metadata else None)
-
-
 @click.command()
 @click.option("-f", "--file", "path", required=True, help="AddonStack manifest (YAML), or -.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for programs.")
@@ -250,13 +223,14 @@ def _namespace_level(namespace: str) -> str | None:
 @click.option("--database-admin-secret", help="The operator's default admin Secret, if the stack relies on it.")
 @click.option(
     "--namespace", "-n",
-    help="Target namespace (overrides metadata.namespace); its pod-security.kubernetes.io/enforce label is read "
-    "from the cluster when one is reachable.",
+    help="Target namespace (overrides metadata.namespace). When a cluster is reachable (KUBECONFIG), its "
+    "pod-security.kubernetes.io/enforce label, ResourceQuotas and LimitRanges are read and the stack is "
+    "checked against them as the operator does before creating anything.",
 )  # fmt: skip
 @click.option(
     "--pod-security",
     type=click.Choice(["privileged", "baseline", "restricted"]),
-    help="The Pod Security level the namespace enforces, given offline (no cluster is asked).",
+    help="The Pod Security level the namespace enforces, given offline (the namespace's label is not read).",
 )
 def validate(
     path: str,
@@ -271,7 +245,9 @@ def validate(
     Exit 2 for a spec that is wrong in itself, 1 for one the platform cannot run (services need PostgreSQL
     or Redis and none is configured: the operator would stall with the same message). Services the
     namespace's Pod Security level refuses are listed as skipped (reason pod_security), as the operator
-    would skip them.
+    would skip them. With --namespace and a reachable cluster, a stack the namespace's ResourceQuota or
+    LimitRange would refuse exits 2 with the operator's QuotaExceeded / LimitRangeViolated words; without a
+    cluster that check is skipped with a warning.
 
     \b
     Example:
@@ -279,16 +255,21 @@ def validate(
       addonstack validate -f examples/rag.yaml --pod-security restricted
     """
     from addonstack.catalog.loader import load_catalog
+    from addonstack.cli.namespace_facts import read_namespace
     from addonstack.plan.build import PlanError
     from addonstack.plan.resolve import pod_security_level
+    from addonstack.plan.resources import quota_problems
     from addonstack.plan.secrets import make_rng
     from addonstack.plan.validate import check_spec, check_stack
+    from addonstack.reasons import ConditionReason
+    from addonstack.render.kubernetes import render_kubernetes
     from addonstack.render.stack import StackDefaults, plan_stack, platform
 
-    def invalid(problems: list[str], code: int) -> NoReturn:
-        message = f"{path}: {len(problems)} problem(s)"
+    def invalid(problems: list[str], code: int, reason: ConditionReason = ConditionReason.INVALID_SPEC) -> NoReturn:
+        message = f"{path}: {len(problems)} problem(s) ({reason.value})"
         if as_json:
-            emit_json({"valid": False, "problems": problems, "error": {"field": "spec", "message": message}})
+            error = {"field": "spec", "message": message}
+            emit_json({"valid": False, "reason": reason.value, "problems": problems, "error": error})
             sys.exit(code)
         fail(message + "\n" + "\n".join(f"  {p}" for p in problems), code, "spec")
 
@@ -297,7 +278,8 @@ def validate(
     if problems := check_spec(cat, spec):  # bad input; checked before planning: such a plan says little
         invalid(problems, BAD_INPUT)
     defaults = StackDefaults(database_host=database_host, database_admin_secret=database_admin_secret)
-    level = pod_security or (_namespace_level(namespace) if namespace else None)
+    facts = read_namespace(namespace, name, label=pod_security is None) if namespace else None
+    level = pod_security or (facts.level if facts else None)
     try:
         planned = plan_stack(
             cat, spec, name, namespace or ns, defaults, make_rng(0), pod_security=pod_security_level(level)
@@ -306,7 +288,11 @@ def validate(
     except PlanError as exc:
         invalid([str(exc)], BAD_INPUT)
     if found := check_stack(cat, spec, plan, platform(ctx)):  # a valid spec the platform cannot run
-        invalid([p.message for p in found], FAILURE)
+        invalid([p.message for p in found], FAILURE, found[0].reason)
+    if facts is not None and facts.quotas is not None:  # what the namespace would refuse (the operator's check)
+        objs, _ = render_kubernetes(plan, ctx)
+        if found := quota_problems(objs, facts.live, facts.quotas, facts.limit_ranges):
+            invalid([p.message for p in found], BAD_INPUT, found[0].reason)
     result = {
         "valid": True,
         "services": plan.ids,
