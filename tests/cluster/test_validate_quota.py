@@ -1,6 +1,7 @@
 """``addonstack validate --namespace`` against the real control plane: it reads the namespace's ResourceQuotas
-and LimitRanges and refuses (exit 2) a stack the namespace would refuse, in the words the operator's Stalled
-condition uses for the same objects; a namespace without quota, or with room, passes."""
+and LimitRanges and refuses (exit 1, as for other stacks the platform cannot run) a stack the namespace would
+refuse, in the words the operator's Stalled condition uses for the same objects; a namespace without quota, or
+with room, passes."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from lightkube.resources.core_v1 import LimitRange, ResourceQuota
 
 from addonstack.catalog.loader import load_catalog
 from addonstack.cli.main import cli
-from addonstack.cli.output import BAD_INPUT
+from addonstack.cli.output import FAILURE
 from addonstack.controller.decide import Observed, Outcome, desire
 from addonstack.plan.resources import quantity, totals
 from addonstack.render.stack import StackDefaults
@@ -57,7 +58,7 @@ def test_a_stack_over_the_quota_is_refused_in_the_operators_words(
 ) -> None:
     _create(client, "ResourceQuota", "tenant-plan", namespace, {"hard": {"requests.memory": "100Mi", "pods": "10"}})
     result = _validate(kubeconfig, tmp_path, namespace)
-    assert result.exit_code == BAD_INPUT, result.output
+    assert result.exit_code == FAILURE, result.output
     text = " ".join(result.stderr.split())
     assert "(QuotaExceeded)" in text
     assert "ResourceQuota tenant-plan: requests.memory would reach" in text and "the quota allows 100Mi" in text
@@ -71,7 +72,7 @@ def test_a_container_over_the_limit_range_is_refused_with_json(
     limits = {"limits": [{"type": "Container", "max": {"memory": "64Mi"}}]}
     _create(client, "LimitRange", "tenant-limits", namespace, limits)
     result = _validate(kubeconfig, tmp_path, namespace, "--json")
-    assert result.exit_code == BAD_INPUT, result.output
+    assert result.exit_code == FAILURE, result.output
     data = json.loads(result.stdout)
     assert data["valid"] is False and data["reason"] == "LimitRangeViolated", data
     assert any(p.startswith("LimitRange tenant-limits: container qdrant of ") for p in data["problems"]), data

@@ -246,7 +246,7 @@ def validate(
     or Redis and none is configured: the operator would stall with the same message). Services the
     namespace's Pod Security level refuses are listed as skipped (reason pod_security), as the operator
     would skip them. With --namespace and a reachable cluster, a stack the namespace's ResourceQuota or
-    LimitRange would refuse exits 2 with the operator's QuotaExceeded / LimitRangeViolated words; without a
+    LimitRange would refuse exits 1 with the operator's QuotaExceeded / LimitRangeViolated words; without a
     cluster that check is skipped with a warning.
 
     \b
@@ -292,7 +292,7 @@ def validate(
     if facts is not None and facts.quotas is not None:  # what the namespace would refuse (the operator's check)
         objs, _ = render_kubernetes(plan, ctx)
         if found := quota_problems(objs, facts.live, facts.quotas, facts.limit_ranges):
-            invalid([p.message for p in found], BAD_INPUT, found[0].reason)
+            invalid([p.message for p in found], FAILURE, found[0].reason)
     result = {
         "valid": True,
         "services": plan.ids,
