@@ -34,7 +34,7 @@ from addonstack.plan.models import (
 )
 from addonstack.plan.secrets import CredentialError, env_file_key, make_rng, route_credentials
 from addonstack.render import yamlio
-from addonstack.render.compose import render_compose, render_env_file
+from addonstack.render.compose import init_id, render_compose, render_env_file
 from addonstack.render.skills import gateway_env, openclaw_config_patch, workspace_skill_files
 from addonstack.render.state import CurrentStack, StateError, read_current
 from addonstack.render.values import stored_value
@@ -351,12 +351,31 @@ def _pin_images(plan: StackPlan, state: CurrentStack, upgrade: bool, warnings: l
             p.image = old
 
 
+def _orphans(plan: StackPlan, state: CurrentStack, removing: set[str], cat: Catalog, warnings: list[str]) -> set[str]:
+    """Catalog services that were only dependencies (never requested) of services now removed: nothing that
+    stays requires them, so they go with the services they were added for (their values with them)."""
+    if not removing:
+        return set()
+    planned, skipped = set(plan.ids), {s.service_id for s in plan.skipped}
+    orphans = {
+        sid
+        for sid in state.services
+        if sid in cat.services and sid not in state.requested and sid not in planned | skipped | removing
+    }
+    for sid in sorted(orphans):
+        warnings.append(f"{sid}: removed as well; it was only a dependency of {', '.join(sorted(removing))}")
+    return orphans
+
+
 def _carried(plan: StackPlan, state: CurrentStack, removing: set[str], warnings: list[str]) -> list[str]:
-    """Services that exist and were not asked to go but are not planned: kept exactly as they are."""
+    """Services that exist and were not asked to go but are not planned: kept exactly as they are. The
+    one-shot init service of a removed service goes with it (it runs that service's start-up step with
+    that service's variables)."""
     carried = []
     planned = set(plan.ids)
+    inits = {init_id(sid) for sid in removing}
     for sid in [*state.services, *state.compose_services]:
-        if sid in planned or sid in removing or sid in carried or sid == POSTGRES_SETUP_ID:
+        if sid in planned or sid in removing or sid in carried or sid == POSTGRES_SETUP_ID or sid in inits:
             continue
         if sid not in state.compose_services:
             continue
@@ -430,6 +449,7 @@ def update_addon_stack(
         warnings.append(f"removeServices: {sid} is still a dependency of a requested service; kept with its values")
     _check_lost_secrets(plan, state, inp.regenerate_missing_secrets, warnings)
     _pin_images(plan, state, inp.upgrade, warnings)
+    removing |= _orphans(plan, state, removing, cat, warnings)
     carried = _carried(plan, state, removing, warnings)
     plan.warnings[:0] = warnings
     keep = (set(state.services) | set(state.env_sections)) - removing

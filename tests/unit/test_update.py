@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from addonstack import generate_addon_stack, update_addon_stack
@@ -89,6 +91,33 @@ def test_removing_dependent_and_dependency_together_works() -> None:
     dep = g.metadata.added_dependencies[0]
     u = upd(g, removeServices=[WITH_DEP, dep])
     assert u.metadata.resolved_services == []
+
+
+def _undefined(result: object) -> dict[str, list[str]]:
+    """Per Compose service: the ${SERVICE__VAR} it reads that the env file does not define (the platform's own
+    variables, such as POSTGRES_PASSWORD, come from the provider's environment)."""
+    defined = set(values(result.env_file))
+    out = {}
+    for name, svc in (yamlio.load(result.compose_override)["services"] or {}).items():
+        refs = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+__[A-Za-z0-9_]+)\}", yamlio.dump(svc)))
+        if missing := sorted(refs - defined):
+            out[name] = missing
+    return out
+
+
+@pytest.mark.parametrize(("services", "gone"), [(["chatwoot", "n8n"], {"chatwoot-worker", "chatwoot-init"}),
+                                                 (["kong", "n8n"], {"kong-init"})])  # fmt: skip
+def test_removing_a_service_takes_its_init_step_and_its_own_dependencies(services: list[str], gone: set[str]) -> None:
+    """Found by the property test: chatwoot's migration step (chatwoot-init) and its worker, added only for it,
+    were kept 'as added by hand' and read variables whose section had just been dropped."""
+    g = base(services)
+    assert gone <= set(yamlio.load(g.compose_override)["services"])
+    u = upd(g, removeServices=[services[0]])
+    left = set(yamlio.load(u.compose_override)["services"])
+    assert not gone & left, left
+    assert "n8n" in left and u.metadata.unchanged == ["n8n"]
+    assert _undefined(u) == {}
+    assert set(u.metadata.removed) == {services[0]} | ({"chatwoot-worker"} & gone)
 
 
 @pytest.mark.parametrize(
