@@ -17,6 +17,11 @@ def _where(cat: Catalog, kind: str, item_id: str) -> str:
     return cat.sources.get(f"{kind}:{item_id}", f"{kind} {item_id}")
 
 
+def _routed(svc: Service) -> bool:
+    """Has an exposed HTTP port: a proxy or Ingress may route it."""
+    return any(p.protocol == "http" and p.exposed for p in svc.ports)
+
+
 def _service_refs(cat: Catalog, svc: Service) -> Iterator[str]:
     where = _where(cat, "service", svc.id)
     if svc.category not in cat.categories:
@@ -76,7 +81,7 @@ def _service_ports(cat: Catalog, svc: Service) -> Iterator[str]:
         checked: int | None = hc.http.port if hc.http else hc.tcp.port if hc.tcp else None
         if checked is not None and checked not in containers:
             yield f"{where}: healthCheck: port {checked} is not one of the service's container ports"
-    if svc.proxy_path and not any(p.protocol == "http" and p.exposed for p in svc.ports):
+    if svc.proxy_path and not _routed(svc):
         yield f"{where}: proxyPath: set, but the service has no exposed HTTP port"
     vols = [v.name for v in svc.volumes]
     for name in sorted({n for n in vols if vols.count(n) > 1}):
@@ -118,8 +123,27 @@ def _service_public_url(cat: Catalog, svc: Service) -> Iterator[str]:
                 f"{where}: publicUrl.env.{i}.value: ${{{name}}} is not a public-URL placeholder "
                 f"(use {', '.join('${' + p + '}' for p in PUBLIC_URL_PLACEHOLDERS)})"
             )
-    if svc.public_url.env and not any(p.protocol == "http" and p.exposed for p in svc.ports):
+        if var.of is not None:
+            yield from _public_url_of(cat, svc, f"{where}: publicUrl.env.{i}.of", var.of)
+    own = [v for v in svc.public_url.env if v.of is None]
+    if own and not _routed(svc):
         yield f"{where}: publicUrl: set, but the service has no exposed HTTP port, so it is never routed"
+
+
+def _public_url_of(cat: Catalog, svc: Service, where: str, of: str) -> Iterator[str]:
+    """``of`` names a routed web service this entry belongs with: one it requires, or one requiring it."""
+    other = cat.services.get(of)
+    if other is None:
+        yield f"{where}: unknown service {of!r}"
+    elif of == svc.id:
+        yield f"{where}: names the entry itself; leave out 'of' for its own address"
+    elif of not in svc.requires and svc.id not in other.requires:
+        yield (
+            f"{where}: {of!r} neither is required by {svc.id!r} nor requires it; "
+            f"a variable may only take the address of a service deployed with this one"
+        )
+    elif not _routed(other):
+        yield f"{where}: {of!r} has no exposed HTTP port, so it never has a public address"
 
 
 # Capabilities each Pod Security level admits beyond none (restricted: only NET_BIND_SERVICE; baseline: the

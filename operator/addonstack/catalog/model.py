@@ -191,10 +191,18 @@ class PublicUrlVar(CatalogModel):
     ``value`` is a template over ``${PUBLIC_URL}``, ``${PUBLIC_ORIGIN}``, ``${PUBLIC_HOST}``,
     ``${PUBLIC_PATH}`` and ``${PUBLIC_SCHEME}``; the planner sets the variable (declared in ``env``) to it
     whenever the stack has a public address (``spec.ingress`` host, or the library's ``publicBaseUrl``).
+    With ``of``, the placeholders are those of another service: a worker that is never routed itself but
+    writes links to the web app it serves (emails, webhooks) is told that app's address.
     """
 
     key: Annotated[str, Field(pattern=ENV_KEY_PATTERN)]
     value: str
+    of: ServiceId | None = Field(
+        default=None,
+        description="Fill the placeholders with the public address of this service instead of the entry's own "
+        "(a worker or scheduler told the URL of the web app it serves). It must be a service the entry "
+        "requires or that requires the entry; when it is not in the stack or not routed, the default stays.",
+    )
 
 
 class PublicUrl(CatalogModel):

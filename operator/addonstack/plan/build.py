@@ -184,7 +184,7 @@ def _apply_public(
     """Public-URL variables: they win over defaults and earlier values (a host change reaches the app),
     not over a value the caller supplied for that variable."""
     for p in planned:
-        for key, value in public_values(p.service, public.get(p.id)).items():
+        for key, value in public_values(p.service, public).items():
             if key not in supplied.credentials.get(p.id, {}):
                 p.values.values[key] = literal(value, "public")
 

@@ -7,6 +7,8 @@ planner decides every route here, once, from ``spec.ingress`` (Kubernetes) or ``
 the URL it is served at. An app that can live under a path prefix (``publicUrl.subPath``) gets the prefix
 passed through and is told it; any other is routed on its own host ``<service>.<host>``. Without a public
 address nothing is known about the outside, so the catalog defaults stay and prefixes are stripped.
+A worker that is never routed but writes the links of the web app it serves (``publicUrl.env[].of``)
+is told that app's address, so emails from the worker and pages from the app agree.
 """
 
 from __future__ import annotations
@@ -145,8 +147,15 @@ def _http_route(svc: Service, port: int, routing: Routing, warnings: list[str]) 
     return route, PublicAddress(routing.scheme, routing.host, path)
 
 
-def public_values(svc: Service, address: PublicAddress | None) -> Mapping[str, str]:
-    """The public-URL variables of a service with a public address ({} without one: defaults stay)."""
-    if address is None or svc.public_url is None:
+def public_values(svc: Service, public: Mapping[str, PublicAddress]) -> Mapping[str, str]:
+    """The public-URL variables of a service, each filled from the address it names: the service's own, or
+    with ``of`` the address of the service it serves. A variable whose address is unknown (no public
+    address, or that service not routed in this stack) is left out, so its catalog default stays."""
+    if svc.public_url is None:
         return {}
-    return {v.key: address.fill(v.value) for v in svc.public_url.env}
+    out: dict[str, str] = {}
+    for var in svc.public_url.env:
+        address = public.get(var.of or svc.id)
+        if address is not None:
+            out[var.key] = address.fill(var.value)
+    return out

@@ -229,10 +229,23 @@ def domain_markdown(cat: Catalog) -> str:
         where = (
             f"`https://apps.example.com{s.proxy_path or '/' + s.id}`" if sub else f"`https://{s.id}.apps.example.com`"
         )
-        told = ", ".join(f"`{v.key}={v.value}`" for v in s.public_url.env) if s.public_url else ""
+        told = ", ".join(f"`{v.key}={v.value}`" for v in s.public_url.env if v.of is None) if s.public_url else ""
         lines.append(
             f"| {s.id} | {where} | {_cell(told) or 'none (the app needs no public address, or it is not known yet)'} |"
         )
+    lines += [
+        "",
+        "Workers and schedulers that are never routed themselves but write links to the web app they serve",
+        "(emails, webhooks) are told that app's address (`publicUrl.env[].of`) when both are in the stack:",
+        "",
+        "| service | told the address of | variables set |",
+        "|---|---|---|",
+    ]
+    for s in sorted(cat.addons(), key=lambda s: s.id):
+        pu = s.public_url
+        for of in sorted({v.of for v in pu.env if v.of} if pu else set()):
+            told = ", ".join(f"`{v.key}={v.value}`" for v in pu.env if v.of == of) if pu else ""
+            lines.append(f"| {s.id} | {of} | {_cell(told)} |")
     return "\n".join(lines) + "\n"
 
 
