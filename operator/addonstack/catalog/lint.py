@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from addonstack.catalog.model import PUBLIC_URL_PLACEHOLDERS, Catalog, Service
+from addonstack.catalog.model import COMMAND_VAR, PUBLIC_URL_PLACEHOLDERS, Catalog, Service
 from addonstack.constants import PLATFORM_ENV_KEYS
 
 
@@ -63,6 +63,24 @@ def _service_env(cat: Catalog, svc: Service) -> Iterator[str]:
                 f"{where}: env.{i}: secret {var.key!r} has no default, no generate rule and is not "
                 "a credential, so it would always be empty"
             )
+
+
+def _service_command(cat: Catalog, svc: Service) -> Iterator[str]:
+    """``${KEY}`` in command, args or initCommand names a plain variable of the entry that always has a value."""
+    where = _where(cat, "service", svc.id)
+    for field, items in (("command", svc.command), ("args", svc.args), ("initCommand", svc.init_command)):
+        for i, text in enumerate(items or []):
+            for key in COMMAND_VAR.findall(text):
+                var = svc.env_var(key)
+                at = f"{where}: {field}.{i}: ${{{key}}}"
+                if var is None:
+                    yield f"{at} is not a variable of {svc.id!r} (a shell variable is written $KEY, without braces)"
+                elif var.secret:
+                    yield f"{at} is secret; any process can read a command line, let the program read it from env"
+                elif not var.in_container:
+                    yield f"{at} has inContainer: false; Kubernetes expands only the container's own variables"
+                elif var.default is None:
+                    yield f"{at} has no default, so the item would be empty until someone sets it; give a default"
 
 
 def _service_ports(cat: Catalog, svc: Service) -> Iterator[str]:
@@ -316,6 +334,7 @@ def lint(cat: Catalog, truth_everywhere: bool | None = None) -> list[str]:
         for check in (
             _service_refs,
             _service_env,
+            _service_command,
             _service_ports,
             _service_postgres,
             _service_public_url,

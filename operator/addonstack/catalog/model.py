@@ -22,6 +22,10 @@ ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # ``${KEY}`` (same service or platform key) or ``${service-id.KEY}`` (a required service's variable).
 VAR_REF = re.compile(r"\$\{(?:([a-z0-9][a-z0-9-]*)\.)?([A-Za-z_][A-Za-z0-9_]*)\}")
 
+# ``${KEY}`` in command, args or initCommand: a plain variable of the same entry, substituted by the renderers
+# (Kubernetes ``$(KEY)``, Compose the env-file value), so a flag can carry a public URL. ``$KEY`` stays the shell's.
+COMMAND_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
 ServiceId = Annotated[str, Field(pattern=ID_PATTERN, description="DNS-label-safe id, 1-40 characters.")]
 PortNumber = Annotated[int, Field(ge=1, le=65535)]
 Platform = Literal["linux/amd64", "linux/arm64"]
@@ -285,13 +289,19 @@ class Service(CatalogModel):
     ports: list[Port] = Field(default_factory=list)
     volumes: list[Volume] = Field(default_factory=list)
     env: list[EnvVar] = Field(default_factory=list)
-    command: list[str] | None = Field(default=None, description="Overrides the image entrypoint.")
-    args: list[str] | None = Field(default=None, description="Overrides the image command.")
+    command: list[str] | None = Field(
+        default=None,
+        description="Overrides the image entrypoint. ${KEY} names a plain (not secret) variable of this entry with "
+        "a default; the renderers put its value there, so a public-URL variable can reach a flag.",
+    )
+    args: list[str] | None = Field(
+        default=None, description="Overrides the image command; ${KEY} as in command (e.g. --web.external-url=${URL})."
+    )
     init_command: list[str] | None = Field(
         default=None,
         min_length=1,
         description="Runs to completion before the service starts, with the same image, environment and "
-        "volumes (migrations): a Kubernetes initContainer, a one-shot Compose service.",
+        "volumes (migrations): a Kubernetes initContainer, a one-shot Compose service. ${KEY} as in command.",
     )
     memory_mb: Annotated[int, Field(ge=16, le=65536)]
     maturity: Maturity = "stable"

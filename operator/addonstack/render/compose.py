@@ -26,7 +26,7 @@ from addonstack.plan.databases import setup_script
 from addonstack.plan.images import mirror_image
 from addonstack.plan.secrets import env_file_key
 from addonstack.render import envfile
-from addonstack.render.values import compose_escape, compose_expression, stored_items
+from addonstack.render.values import compose_command_item, compose_escape, compose_expression, stored_items
 
 GENERATOR = f"addonstack/{VERSION}"
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -124,7 +124,8 @@ def _hardening(p: PlannedService) -> dict[str, Any]:
 
 
 def _init_service(plan: StackPlan, p: PlannedService, healthy: set[str]) -> dict[str, Any]:
-    out = {**_base(plan, p), "restart": "no", "entrypoint": [compose_escape(c) for c in p.service.init_command or []]}
+    entrypoint = [compose_command_item(plan, p.id, c) for c in p.service.init_command or []]
+    out = {**_base(plan, p), "restart": "no", "entrypoint": entrypoint}
     out.pop("build", None)  # the service itself builds the image; both use the same tag
     if deps := _depends(plan, p, healthy):
         out["depends_on"] = deps
@@ -137,9 +138,9 @@ def _service(plan: StackPlan, p: PlannedService, healthy: set[str]) -> dict[str,
     svc = p.service
     out: dict[str, Any] = {**_base(plan, p), "restart": "unless-stopped"}
     if svc.command:
-        out["entrypoint"] = [compose_escape(c) for c in svc.command]
+        out["entrypoint"] = [compose_command_item(plan, p.id, c) for c in svc.command]
     if svc.args:
-        out["command"] = [compose_escape(c) for c in svc.args]
+        out["command"] = [compose_command_item(plan, p.id, c) for c in svc.args]
     if p.ports:
         proto = {port.container: port.protocol for port in svc.ports}
         out["ports"] = [

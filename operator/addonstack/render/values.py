@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+from addonstack.catalog.model import COMMAND_VAR
 from addonstack.plan.build import PlannedService, StackPlan
 from addonstack.plan.secrets import Lit, PlatformRef, Ref, Value, env_file_key, expand, flatten
 
@@ -46,4 +47,16 @@ def compose_expression(values: Mapping[str, Mapping[str, Value]], plan: StackPla
             out.append("${" + seg.key + "}")
         elif isinstance(seg, Ref) and seg.key in values.get(seg.service_id, {}):
             out.append(compose_expression(values, plan, seg.service_id, seg.key))
+    return "".join(out)
+
+
+def compose_command_item(plan: StackPlan, sid: str, text: str) -> str:
+    """A command, args or initCommand item for Compose: its text escaped, each ``${KEY}`` as the variable's
+    Compose expression (a reference to its env-file key), so the flag follows the env file like ``environment``."""
+    out: list[str] = []
+    for i, part in enumerate(COMMAND_VAR.split(text)):
+        if i % 2 == 0:
+            out.append(compose_escape(part))
+        elif part in plan.values.get(sid, {}):
+            out.append(compose_expression(plan.values, plan, sid, part))
     return "".join(out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from addonstack.catalog.model import VAR_REF
+from addonstack.catalog.model import COMMAND_VAR, VAR_REF
 from addonstack.constants import POSTGRES_HOST, POSTGRES_PORT
 from addonstack.plan.build import PlannedService, StackPlan
 from addonstack.plan.secrets import Lit, PlatformRef, Ref, expand, flatten
@@ -27,6 +27,13 @@ from addonstack.render.skills import gateway_env, openclaw_config_patch, skill_f
 
 def k8s_escape(text: str) -> str:
     return text.replace("$(", "$$(")
+
+
+def k8s_command_item(text: str) -> str:
+    """A command, args or initCommand item: its text escaped, each ``${KEY}`` as ``$(KEY)``, which Kubernetes
+    expands from the container's own variable (the lint admits only plain in-container variables)."""
+    parts = COMMAND_VAR.split(text)
+    return "".join(k8s_escape(part) if i % 2 == 0 else f"$({part})" for i, part in enumerate(parts))
 
 
 def _platform_env(ctx: K8sContext, key: str) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from addonstack.plan.images import mirror_image
 from addonstack.plan.resources import sized
 from addonstack.plan.spec import ServiceOverride
 from addonstack.render.kubernetes import storage
-from addonstack.render.kubernetes.config import container_env, env_objects, k8s_escape, stored
+from addonstack.render.kubernetes.config import container_env, env_objects, k8s_command_item, stored
 from addonstack.render.kubernetes.context import K8sContext, content_hash, labels, meta, selector
 from addonstack.render.kubernetes.networking import workload_service
 from addonstack.render.kubernetes.security import container_security_context, pod_security_context, scratch_volumes
@@ -79,7 +79,7 @@ def _init_containers(svc: Service, container: dict[str, Any]) -> dict[str, Any]:
         return {}
     keep = ("image", "imagePullPolicy", "env", "envFrom", "resources", "securityContext", "volumeMounts")
     init = {"name": f"{svc.id}-init"[:63], **{k: copy.deepcopy(container[k]) for k in keep if k in container}}
-    init["command"] = [k8s_escape(c) for c in svc.init_command]
+    init["command"] = [k8s_command_item(c) for c in svc.init_command]
     return {"initContainers": [init]}
 
 
@@ -92,9 +92,9 @@ def _container(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: li
         "imagePullPolicy": "IfNotPresent",
     }
     if svc.command:
-        container["command"] = [k8s_escape(c) for c in svc.command]
+        container["command"] = [k8s_command_item(c) for c in svc.command]
     if svc.args:
-        container["args"] = [k8s_escape(c) for c in svc.args]
+        container["args"] = [k8s_command_item(c) for c in svc.args]
     if svc.ports:
         container["ports"] = [
             {
