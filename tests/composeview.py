@@ -1,7 +1,7 @@
 """Read our Compose override and env file with Docker Compose's own loader (tools/composecheck).
 
 ``compose_view`` returns what Compose resolves: the env file as Compose parses it (``dotenv``) and, per
-service, the interpolated environment, entrypoint and command. The ``composecheck`` fixture
+service, the interpolated environment, entrypoint, command and health check test. The ``composecheck`` fixture
 (tests/unit/conftest.py) builds the tool.
 """
 

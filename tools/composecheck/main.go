@@ -29,6 +29,7 @@ type service struct {
 	Entrypoint  []string           `json:"entrypoint"`
 	Command     []string           `json:"command"`
 	Image       string             `json:"image"`
+	Healthcheck []string           `json:"healthcheck,omitempty"`
 }
 
 type output struct {
@@ -69,11 +70,16 @@ func main() {
 		fail(err)
 	}
 	for svcName, svc := range project.Services {
+		var health []string
+		if svc.HealthCheck != nil {
+			health = svc.HealthCheck.Test
+		}
 		out.Services[svcName] = service{
 			Environment: svc.Environment,
 			Entrypoint:  svc.Entrypoint,
 			Command:     svc.Command,
 			Image:       svc.Image,
+			Healthcheck: health,
 		}
 	}
 	enc := json.NewEncoder(os.Stdout)

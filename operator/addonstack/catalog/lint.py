@@ -65,22 +65,48 @@ def _service_env(cat: Catalog, svc: Service) -> Iterator[str]:
             )
 
 
+def _plain_var_problem(svc: Service, key: str, in_container: bool = True) -> str | None:
+    """Why ``key`` cannot be substituted into a command line or a probe path, or None."""
+    var = svc.env_var(key)
+    if var is None:
+        return f"is not a variable of {svc.id!r} (a shell variable is written $KEY, without braces)"
+    if var.secret:
+        return "is secret; any process can read a command line, let the program read it from env"
+    if in_container and not var.in_container:
+        return "has inContainer: false; Kubernetes expands only the container's own variables"
+    if var.default is None:
+        return "has no default, so the item would be empty until someone sets it; give a default"
+    return None
+
+
 def _service_command(cat: Catalog, svc: Service) -> Iterator[str]:
-    """``${KEY}`` in command, args or initCommand names a plain variable of the entry that always has a value."""
+    """``${KEY}`` in command, args, initCommand or composeTest names a plain variable of the entry with a value;
+    a health check's ``basePathVar`` is one too, and the Compose test follows it."""
     where = _where(cat, "service", svc.id)
-    for field, items in (("command", svc.command), ("args", svc.args), ("initCommand", svc.init_command)):
+    hc = svc.health_check
+    fields = (
+        ("command", svc.command),
+        ("args", svc.args),
+        ("initCommand", svc.init_command),
+        ("healthCheck.composeTest", hc.compose_test if hc else None),
+    )
+    for field, items in fields:
         for i, text in enumerate(items or []):
             for key in COMMAND_VAR.findall(text):
-                var = svc.env_var(key)
-                at = f"{where}: {field}.{i}: ${{{key}}}"
-                if var is None:
-                    yield f"{at} is not a variable of {svc.id!r} (a shell variable is written $KEY, without braces)"
-                elif var.secret:
-                    yield f"{at} is secret; any process can read a command line, let the program read it from env"
-                elif not var.in_container:
-                    yield f"{at} has inContainer: false; Kubernetes expands only the container's own variables"
-                elif var.default is None:
-                    yield f"{at} has no default, so the item would be empty until someone sets it; give a default"
+                if (problem := _plain_var_problem(svc, key)) is not None:
+                    yield f"{where}: {field}.{i}: ${{{key}}} {problem}"
+    key = hc.http.base_path_var if hc is not None and hc.http is not None else None
+    if key is None or hc is None:
+        return
+    if (problem := _plain_var_problem(svc, key, in_container=False)) is not None:
+        yield f"{where}: healthCheck.http.basePathVar: {key!r} {problem}"
+    if hc.compose_test and not any(f"${{{key}}}" in t for t in hc.compose_test):
+        yield (
+            f"{where}: healthCheck.composeTest: the probe path moves under ${{{key}}} on Kubernetes; "
+            f"put ${{{key}}} before the path in the Compose test too"
+        )
+    if svc.public_url is None or not svc.public_url.sub_path:
+        yield f"{where}: healthCheck.http.basePathVar: set, but publicUrl.subPath is not true, so no prefix is passed"
 
 
 def _service_ports(cat: Catalog, svc: Service) -> Iterator[str]:

@@ -132,6 +132,13 @@ class HttpCheck(CatalogModel):
     path: Annotated[str, Field(pattern=r"^/")]
     port: PortNumber
     scheme: Literal["HTTP", "HTTPS"] = "HTTP"
+    base_path_var: Annotated[str, Field(pattern=ENV_KEY_PATTERN)] | None = Field(
+        default=None,
+        description="A variable of the entry holding the base path the app serves every endpoint under, health "
+        "included (set from ${PUBLIC_PATH} when routed under a prefix, empty otherwise): the probe asks "
+        "<base path><path>, and composeTest must use ${KEY} of it too. Only where upstream code shows the "
+        "health endpoint moves under the base path; apps that keep it at the root leave this out.",
+    )
 
 
 class TcpCheck(CatalogModel):

@@ -9,7 +9,7 @@ Kubernetes). The output validates against the Compose specification's JSON Schem
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from addonstack.catalog.model import HealthCheck
@@ -37,14 +37,19 @@ def volume_key(service_id: str, name: str) -> str:
     return name if name.startswith(service_id) else f"{service_id}-{name}"
 
 
-def _healthcheck(hc: HealthCheck | None) -> dict[str, Any] | None:
+def _healthcheck(hc: HealthCheck | None, item: Callable[[str], str] = compose_escape) -> dict[str, Any] | None:
+    """``item`` renders each composeTest item (``${KEY}`` of the entry's variables, like command and args);
+    an ``exec`` check is passed as written, as Kubernetes runs it."""
     if hc is None:
         return None
-    test = hc.compose_test or (["CMD", *hc.exec] if hc.exec else None)
-    if test is None:
+    if hc.compose_test:
+        test = [item(t) for t in hc.compose_test]
+    elif hc.exec:
+        test = ["CMD", *(compose_escape(t) for t in hc.exec)]
+    else:
         return None
     return {
-        "test": [compose_escape(t) for t in test],
+        "test": test,
         "interval": f"{hc.interval_seconds}s",
         "timeout": f"{hc.timeout_seconds}s",
         "retries": hc.retries,
@@ -146,7 +151,7 @@ def _service(plan: StackPlan, p: PlannedService, healthy: set[str]) -> dict[str,
         out["ports"] = [
             f"{a.host}:{a.container}" + ("/udp" if proto.get(a.container) == "udp" else "") for a in p.ports
         ]
-    hc = _healthcheck(svc.health_check)
+    hc = _healthcheck(svc.health_check, lambda text: compose_command_item(plan, p.id, text))
     if hc:
         out["healthcheck"] = hc
     deps = _depends(plan, p, healthy)

@@ -171,7 +171,10 @@ apps.example.com     A/CNAME  -> ingress controller
 ```
 
 Apps that work under a path prefix are served at `https://apps.example.com/<service>`, the prefix passed
-through unchanged and the app told it. Every other app gets its own host `<service>.apps.example.com`;
+through unchanged and the app told it. Some of them then serve everything under it, health checks and API
+included (Prometheus, Alertmanager): their readiness, liveness and Compose health checks ask the prefixed
+path, and in-cluster clients use `http://<service>:<port>/<service>` (the gateway's `PROMETHEUS_URL` says
+so). Every other app gets its own host `<service>.apps.example.com`;
 the stack's warnings name each such DNS name, so without a wildcard record you can add them one by one.
 With `perServiceHosts: true`, or a wildcard `host: "*.apps.example.com"`, every service gets its own host.
 

@@ -60,3 +60,14 @@ def compose_command_item(plan: StackPlan, sid: str, text: str) -> str:
         elif part in plan.values.get(sid, {}):
             out.append(compose_expression(plan.values, plan, sid, part))
     return "".join(out)
+
+
+def health_base_path(plan: StackPlan, p: PlannedService) -> str:
+    """The prefix an HTTP health check needs: the value of its ``basePathVar`` as the app normalises it
+    (``/x``, or "" for the root), so the probe follows the base path the app is really told, overrides included."""
+    hc = p.service.health_check
+    key = hc.http.base_path_var if hc is not None and hc.http is not None else None
+    if key is None or key not in p.values.values:
+        return ""
+    trimmed = (stored_value(plan, p.id, key) or "").strip("/")
+    return f"/{trimmed}" if trimmed else ""

@@ -159,13 +159,22 @@ def skills_config_map(plan: StackPlan, ctx: K8sContext) -> dict[str, Any]:
 def gateway_env_config_map(plan: StackPlan, ctx: K8sContext) -> dict[str, Any]:
     """``<stack>-gateway-env``: the variables the skill files use (``N8N_HOST=n8n``), for the gateway's
     ``envFrom``. Service names resolve in the stack's namespace. A variable that holds one of a service's
-    secrets (an access token) is not copied here: the annotation names the Secret key to read it from."""
+    secrets (an access token) is not copied here: the annotation names the Secret key to read it from. One
+    built from plain variables (a URL with the service's path prefix) is filled in."""
     secret_refs: dict[str, str] = {}
+    by_id = {p.id: p.service for p in plan.services}
     for p in plan.services:
         for item in p.service.gateway_env:
-            if (ref := VAR_REF.search(item.value)) is not None and item.key not in secret_refs:
-                secret_refs[item.key] = f"{secret_name(ref.group(1) or p.id)}/{ref.group(2)}"
-    data = {k: v for k, v in gateway_env(p.service for p in plan.services).items() if k not in secret_refs}
+            for ref in VAR_REF.finditer(item.value):
+                owner = by_id.get(ref.group(1) or p.id)
+                var = owner.env_var(ref.group(2)) if owner is not None else None
+                if (var is None or var.secret) and item.key not in secret_refs:
+                    secret_refs[item.key] = f"{secret_name(ref.group(1) or p.id)}/{ref.group(2)}"
+
+    def plain(sid: str, key: str) -> str | None:
+        return flatten(expand(plan.values, sid, key)) if key in plan.values.get(sid, {}) else None
+
+    data = {k: v for k, v in gateway_env((p.service for p in plan.services), plain).items() if k not in secret_refs}
     m = meta(ctx, f"{ctx.stack}-gateway-env", "gateway", "gateway")
     if secret_refs:
         m["annotations"] = {

@@ -21,12 +21,14 @@ from addonstack.render.kubernetes.config import container_env, env_objects, k8s_
 from addonstack.render.kubernetes.context import K8sContext, content_hash, labels, meta, selector
 from addonstack.render.kubernetes.networking import workload_service
 from addonstack.render.kubernetes.security import container_security_context, pod_security_context, scratch_volumes
+from addonstack.render.values import health_base_path
 
 
-def _probe(hc: HealthCheck, kind: str) -> dict[str, Any]:
+def _probe(hc: HealthCheck, kind: str, base_path: str = "") -> dict[str, Any]:
+    """``base_path``: the prefix the app serves its health endpoint under (``HttpCheck.basePathVar``)."""
     handler: dict[str, Any]
     if hc.http is not None:
-        handler = {"httpGet": {"path": hc.http.path, "port": hc.http.port, "scheme": hc.http.scheme}}
+        handler = {"httpGet": {"path": base_path + hc.http.path, "port": hc.http.port, "scheme": hc.http.scheme}}
     elif hc.tcp is not None:
         handler = {"tcpSocket": {"port": hc.tcp.port}}
     else:
@@ -116,9 +118,9 @@ def _container(plan: StackPlan, ctx: K8sContext, p: PlannedService, warnings: li
     container["resources"] = _resources(svc, p, ov, ctx.size)
     container["securityContext"] = container_security_context(svc)
     if svc.health_check is not None:
-        container["readinessProbe"] = _probe(svc.health_check, "readiness")
-        container["livenessProbe"] = _probe(svc.health_check, "liveness")
-        container["startupProbe"] = _probe(svc.health_check, "startup")
+        base = health_base_path(plan, p)
+        for kind in ("readiness", "liveness", "startup"):
+            container[f"{kind}Probe"] = _probe(svc.health_check, kind, base)
     mounts = [{"name": v.name, "mountPath": v.container_path} for v in svc.volumes] + scratch_volumes(svc)[1]
     if mounts:
         container["volumeMounts"] = mounts
