@@ -9,6 +9,10 @@ API_GROUP: Final = "addonstack.dev"
 API_VERSION: Final = "v1alpha1"
 KIND: Final = "AddonStack"
 PLURAL: Final = "addonstacks"
+BACKUP_KIND: Final = "AddonStackBackup"
+BACKUP_PLURAL: Final = "addonstackbackups"
+RESTORE_KIND: Final = "AddonStackRestore"
+RESTORE_PLURAL: Final = "addonstackrestores"
 FIELD_MANAGER: Final = "addonstack-operator"
 # Traefik's CRD group for the StripPrefix Middleware emitted with ingress class traefik.
 TRAEFIK_API_VERSION: Final = "traefik.io/v1alpha1"
@@ -27,6 +31,13 @@ LABEL_SHARD_COUNT: Final = f"{API_GROUP}/shard-count"
 # Pod Security Admission: the level a namespace enforces (privileged, baseline, restricted); read, never set.
 LABEL_POD_SECURITY_ENFORCE: Final = "pod-security.kubernetes.io/enforce"
 ANNOTATION_CONFIG_HASH: Final = f"{API_GROUP}/config-hash"
+# Backups and restores: the Job that stops a stack's workloads while it reads or writes their volumes
+# (on the AddonStack), the backup id a Job writes, and the mark that its result was recorded (on the Job).
+ANNOTATION_QUIESCED_BY: Final = f"{API_GROUP}/quiesced-by"
+ANNOTATION_QUIESCED_SERVICES: Final = f"{API_GROUP}/quiesced-services"  # on the stack and on the Job (its plan)
+LABEL_BACKUP_ID: Final = f"{API_GROUP}/backup-id"
+LABEL_DATA_JOB: Final = f"{API_GROUP}/data-job"  # "backup" or "restore"
+ANNOTATION_RECORDED: Final = f"{API_GROUP}/recorded"
 # cert-manager's ingress-shim issues a certificate for an Ingress's tls hosts when one of these is set.
 ANNOTATION_CERT_MANAGER_CLUSTER_ISSUER: Final = "cert-manager.io/cluster-issuer"
 ANNOTATION_CERT_MANAGER_ISSUER: Final = "cert-manager.io/issuer"
@@ -79,3 +90,5 @@ POSTGRES_PORT: Final = 5432
 POSTGRES_CLIENT_IMAGE: Final = "postgres:17.6-alpine"
 
 VERSION: Final = "0.1.0"
+# The image backup and restore Jobs run (the operator's own: it carries the agent and PostgreSQL's clients).
+BACKUP_AGENT_IMAGE: Final = f"ghcr.io/addonstack/addonstack-operator:{VERSION}"

@@ -63,6 +63,14 @@ class ConditionReason(StrEnum):
     UP_TO_DATE = "UpToDate"
     UPGRADE_ROLLED_BACK = "UpgradeRolledBack"
     UPGRADE_QUEUED = "UpgradeQueued"
+    # -- backups and restores (AddonStackBackup, AddonStackRestore, the stack's BackupFailed condition) --
+    COMPLETED = "Completed"  # a backup or restore finished
+    QUIESCING = "Quiescing"  # waiting for the workloads whose volumes are archived to stop
+    BACKUP_FAILED = "BackupFailed"
+    BACKUP_TARGET_MISSING = "BackupTargetMissing"
+    BACKUP_NOT_FOUND = "BackupNotFound"
+    SEALING_KEY_MISSING = "SealingKeyMissing"
+    RESTORE_FAILED = "RestoreFailed"
 
     @property
     def stalls(self) -> bool:
@@ -81,8 +89,25 @@ _WAITING = frozenset(
         ConditionReason.UP_TO_DATE,
         ConditionReason.UPGRADE_ROLLED_BACK,
         ConditionReason.UPGRADE_QUEUED,
+        ConditionReason.COMPLETED,
+        ConditionReason.QUIESCING,
     }
 )
+
+
+class DataPhase(StrEnum):
+    """``status.phase`` of an AddonStackBackup or AddonStackRestore."""
+
+    PENDING = "Pending"
+    PREPARING = "Preparing"  # restore: reading the backup, carrying secrets, creating the target stack
+    QUIESCING = "Quiescing"  # workloads whose volumes are read or written are scaled to zero
+    RUNNING = "Running"  # the Job runs
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+    @property
+    def done(self) -> bool:
+        return self in (DataPhase.COMPLETED, DataPhase.FAILED)
 
 
 class EventReason(StrEnum):

@@ -27,6 +27,8 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from addonstack.constants import (
     API_GROUP,
     API_VERSION,
+    BACKUP_KIND,
+    BACKUP_PLURAL,
     FIELD_MANAGER,
     KIND,
     LABEL_COMPONENT,
@@ -34,6 +36,8 @@ from addonstack.constants import (
     LABEL_STACK,
     MANAGED_BY,
     PLURAL,
+    RESTORE_KIND,
+    RESTORE_PLURAL,
     TRAEFIK_API_VERSION,
 )
 from addonstack.controller.objects import decode_secret
@@ -41,6 +45,10 @@ from addonstack.controller.objects import decode_secret
 log = logging.getLogger("addonstack.cluster")
 
 AddonStackResource = create_namespaced_resource(API_GROUP, API_VERSION, KIND, PLURAL)
+DATA_RESOURCES = {
+    BACKUP_PLURAL: create_namespaced_resource(API_GROUP, API_VERSION, BACKUP_KIND, BACKUP_PLURAL),
+    RESTORE_PLURAL: create_namespaced_resource(API_GROUP, API_VERSION, RESTORE_KIND, RESTORE_PLURAL),
+}
 # Registered so Traefik Middlewares can be applied and listed; clusters without Traefik's CRDs answer 404.
 _TRAEFIK_GROUP, _TRAEFIK_VERSION = TRAEFIK_API_VERSION.split("/")
 TraefikMiddleware = create_namespaced_resource(_TRAEFIK_GROUP, _TRAEFIK_VERSION, "Middleware", "middlewares")
@@ -55,6 +63,7 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"),
     ("apps/v1", "StatefulSet"),
     ("batch/v1", "Job"),
+    ("batch/v1", "CronJob"),
     ("networking.k8s.io/v1", "Ingress"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("policy/v1", "PodDisruptionBudget"),
@@ -334,6 +343,14 @@ class Cluster:
         self.writes += 1
         await self._send(lambda: self.client.patch(
             AddonStackResource.Status, name, {"status": status}, namespace=namespace,
+            patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER,
+        ))  # fmt: skip
+
+    async def patch_data_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status of an AddonStackBackup or AddonStackRestore."""
+        self.writes += 1
+        await self._send(lambda: self.client.patch(
+            DATA_RESOURCES[plural].Status, name, {"status": status}, namespace=namespace,
             patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER,
         ))  # fmt: skip
 

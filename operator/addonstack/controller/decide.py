@@ -25,6 +25,7 @@ from addonstack.catalog.loader import Catalog, format_validation_error
 from addonstack.catalog.model import PodSecurityLevel
 from addonstack.constants import API_GROUP, API_VERSION, KIND, LABEL_COMPONENT, LABEL_SERVICE, LABEL_STACK
 from addonstack.controller import claims
+from addonstack.controller.backup_status import backup_cron_jobs, carry_backup_status, quiesced_services
 from addonstack.controller.objects import ObjectKey, decode_secret, labels_of
 from addonstack.controller.status import stack_status, stalled_status
 from addonstack.controller.upgrade import (
@@ -58,6 +59,7 @@ APPLY_ORDER = [
     "StatefulSet",
     "Deployment",
     "PodDisruptionBudget",
+    "CronJob",
     "Middleware",
     "Ingress",
     "NetworkPolicy",
@@ -284,6 +286,8 @@ def desire(
         message = "; ".join(p.message for p in problems)[:2000]
         return _stalled(observed, problems[0].reason, message, warnings + plan.warnings)
     objs, render_warnings = render_kubernetes(plan, ctx)
+    objs += backup_cron_jobs(plan, ctx, spec, defaults.backup_image, body)
+    quiesced = quiesced_services(body)
     warnings += plan.warnings + render_warnings
     # The namespace's quota and LimitRanges: nothing is written that the API server would refuse.
     resources = summary(totals(objs, observed.limit_ranges or []))
@@ -302,7 +306,9 @@ def desire(
             obj["metadata"]["ownerReferences"] = [owner]
         key = ObjectKey.of(obj)
         declared = spec.overrides is not None and sid in spec.overrides and spec.overrides[sid].replicas is not None
-        if obj["kind"] in WORKLOAD_KINDS and not declared and others_own_replicas(live.get(key)):
+        if obj["kind"] in WORKLOAD_KINDS and sid in quiesced:
+            obj["spec"]["replicas"] = 0  # a backup or restore Job reads or writes its volumes now
+        elif obj["kind"] in WORKLOAD_KINDS and not declared and others_own_replicas(live.get(key)):
             obj["spec"].pop("replicas", None)  # an HPA or `kubectl scale` owns them; replicas in the stack win
         desired[key] = obj
     return Desired(spec, plan, ctx, options, desired, waiting, db_failed, warnings, upgrade, resources)
@@ -450,7 +456,7 @@ def decide_status(
     if desired.upgrade is not None:
         images = recorded_images([(p.id, p.service.image_ref) for p in desired.plan.services])
         status = with_upgrade_status(status, desired.upgrade, images, prev)
-    st = dump(status)
+    st = carry_backup_status(prev, dump(status))
     upgraded = list(desired.upgrade.events) if desired.upgrade is not None and not errors else []
     return Outcome(st, upgraded + transition_events(prev, st))
 

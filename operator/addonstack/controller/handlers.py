@@ -20,8 +20,9 @@ import kopf
 
 from addonstack.catalog.loader import load_catalog
 from addonstack.constants import API_GROUP, FIELD_MANAGER, LABEL_STACK, PLURAL
-from addonstack.controller import admission, fairness, metrics, watch
+from addonstack.controller import admission, backup_handlers, fairness, metrics, watch
 from addonstack.controller.applied import status_patch
+from addonstack.controller.backup_flow import Lock, Publish
 from addonstack.controller.cluster import Cluster
 from addonstack.controller.finalize import finalize
 from addonstack.controller.reconcile import ApplyCache, reconcile
@@ -255,6 +256,17 @@ def debouncer(memo: Any) -> watch.Debouncer:
     return state.debouncer
 
 
+def data_context(memo: Any) -> tuple[Cluster, Publish, Lock]:
+    """What the backup and restore handlers use of the operator's state: the client, a reconcile, the locks."""
+    state = _state(memo)
+    assert state.cluster is not None
+
+    async def reconcile_now(stack: dict[str, Any]) -> None:
+        await publish(state, stack)
+
+    return state.cluster, reconcile_now, state.lock
+
+
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     """All handlers, with the drift interval and deletion default taken from ``settings``."""
     reg = kopf.OperatorRegistry()
@@ -288,6 +300,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     kopf.on.delete(*RESOURCE, when=needs_finalizer, backoff=RETRY_BACKOFF, registry=reg)(on_delete)
     kopf.on.event(*RESOURCE, registry=reg)(on_stack_event)
     watch.register(reg, debouncer, settings.shard)
+    backup_handlers.register(reg, settings, data_context)
     if settings.webhook is not None:
         admission.register(reg, *RESOURCE)
     return reg

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from addonstack.constants import BACKUP_AGENT_IMAGE
 from addonstack.controller.shards import Shard
 from addonstack.plan.images import registry_problem
 from addonstack.render.stack import StackDefaults
@@ -102,6 +103,7 @@ class OperatorSettings:
             image_pull_secrets=tuple(
                 n.strip() for n in os.environ.get("ADDONSTACK_IMAGE_PULL_SECRETS", "").split(",") if n.strip()
             ),
+            backup_image=os.environ.get("ADDONSTACK_BACKUP_IMAGE") or BACKUP_AGENT_IMAGE,
         )
         if defaults.image_registry and (problem := registry_problem(defaults.image_registry)):
             raise ValueError(problem.replace("imageRegistry", "ADDONSTACK_IMAGE_REGISTRY", 1))

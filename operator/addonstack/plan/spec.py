@@ -190,6 +190,46 @@ class MaintenanceWindow(SpecModel):
     end: ClockTime = Field(description="HH:MM, UTC.")
 
 
+class S3Target(SpecModel):
+    """An S3-compatible bucket (AWS S3, MinIO, SeaweedFS, Ceph RGW, versitygw...), addressed path-style."""
+
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$", max_length=512)] = Field(
+        description="URL of the S3 API, e.g. https://s3.eu-central-1.amazonaws.com or http://minio.backup:9000."
+    )
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] = Field(
+        description="Bucket; it must exist."
+    )
+    region: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$")] | None = Field(
+        default=None, description="Signing region (default us-east-1)."
+    )
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{0,200}$")] | None = Field(
+        default=None, description="Key prefix; backups go under <prefix>/<namespace>/<stack>/<backupId>/."
+    )
+    secret_ref: SecretRef = Field(description="Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.")
+
+
+class BackupTarget(SpecModel):
+    s3: S3Target
+
+
+class BackupSpec(SpecModel):
+    """Scheduled backups of the stack's databases, volumes and the secrets their data needs."""
+
+    schedule: Annotated[str, Field(pattern=r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$")] | None = Field(
+        default=None, description="Cron schedule of the stack's CronJob (UTC); none: one-shot backups only."
+    )
+    retention: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        default=None, description="Scheduled backups kept (default 7); older ones are deleted from the bucket."
+    )
+    target: BackupTarget = Field(description="Where backups are stored.")
+    encryption_key_secret_ref: SecretRef | None = Field(
+        default=None,
+        description="Secret with key 'key' (16+ random bytes) that seals the secret values the data needs; "
+        "without it a backup only names those Secrets.",
+    )
+    suspend: bool | None = Field(default=None, description="Pause the schedule (the CronJob stays).")
+
+
 class AddonStackSpec(SpecModel):
     services: Annotated[list[Id], Field(max_length=250)] = Field(
         description="Catalog ids to deploy; dependencies are added, platform infrastructure is skipped."
@@ -254,6 +294,7 @@ class AddonStackSpec(SpecModel):
         description="Secrets (kubernetes.io/dockerconfigjson) every pod pulls its images with; replaces the "
         "operator's --image-pull-secret when given.",
     )
+    backup: BackupSpec | None = Field(default=None, description="Scheduled backups and their storage.")
 
 
 # ---- status ------------------------------------------------------------------------------------
@@ -333,6 +374,17 @@ class UpgradeRecord(SpecModel):
     message: str = ""
 
 
+class BackupStatus(SpecModel):
+    """The stack's newest backups, kept by the operator across reconciles."""
+
+    last_backup: str | None = Field(default=None, description="Id of the newest successful backup.")
+    last_success_time: str | None = None
+    last_size_bytes: int | None = None
+    last_failure_time: str | None = None
+    last_failure: str | None = Field(default=None, description="Why the newest failed backup failed.")
+    location: str | None = Field(default=None, description="s3://bucket/prefix of the stack's backups.")
+
+
 class AddonStackStatus(SpecModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
@@ -369,3 +421,4 @@ class AddonStackStatus(SpecModel):
             "restarted operator or a new leader re-applies nothing that is unchanged. Written by the operator."
         ),
     )
+    backup: BackupStatus | None = None

@@ -14,7 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from addonstack.catalog.loader import Catalog, load_catalog
-from addonstack.constants import API_GROUP, API_VERSION, KIND, PLURAL
+from addonstack.constants import (
+    API_GROUP,
+    API_VERSION,
+    BACKUP_KIND,
+    BACKUP_PLURAL,
+    KIND,
+    PLURAL,
+    RESTORE_KIND,
+    RESTORE_PLURAL,
+)
+from addonstack.plan.backup_spec import (
+    AddonStackBackupSpec,
+    AddonStackBackupStatus,
+    AddonStackRestoreSpec,
+    AddonStackRestoreStatus,
+)
 from addonstack.plan.images import REGISTRY_FIX, REGISTRY_PATTERN
 from addonstack.plan.spec import INGRESS_RULES, MAX_STACK_NAME, AddonStackSpec, AddonStackStatus
 from addonstack.render import yamlio
@@ -177,6 +192,97 @@ def render_crd(cat: Catalog | None = None) -> dict[str, Any]:
     }
 
 
+# Backup and restore names are backup ids and label values (their Jobs are "backup-<name>", hashed if long).
+MAX_DATA_NAME = 63
+_DATA_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def _data_crd(
+    kind: str, plural: str, spec: type[Any], status: type[Any], description: str, columns: list[Any]
+) -> dict[str, Any]:
+    """An AddonStackBackup or AddonStackRestore CRD: spec and status from their models, the stack's group."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{plural}.{API_GROUP}",
+            "labels": {"app.kubernetes.io/name": "addonstack", "app.kubernetes.io/part-of": "addonstack"},
+        },
+        "spec": {
+            "group": API_GROUP,
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "categories": ["addonstack"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": API_VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [*columns, *_DATA_COLUMNS],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": description,
+                            "required": ["spec"],
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": f"self.metadata.name.size() <= {MAX_DATA_NAME}",
+                                    "message": f"metadata.name: at most {MAX_DATA_NAME} characters (it names the "
+                                    "Job and the backup); choose a shorter name",
+                                }
+                            ],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": {
+                                    **_structural(spec),
+                                    "x-kubernetes-validations": [
+                                        {"rule": "self == oldSelf", "message": "spec is immutable: create a new object"}
+                                    ],
+                                },
+                                "status": _structural(status),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_data_crds() -> dict[str, dict[str, Any]]:
+    """File name in crds/ -> the AddonStackBackup and AddonStackRestore CRDs."""
+    backup = _data_crd(
+        BACKUP_KIND, BACKUP_PLURAL, AddonStackBackupSpec, AddonStackBackupStatus,
+        "A one-shot backup of an AddonStack's databases, volumes and the secrets their data needs.",
+        [{"name": "Stack", "type": "string", "jsonPath": ".spec.stackName"},
+         {"name": "Size", "type": "integer", "jsonPath": ".status.sizeBytes"}],
+    )  # fmt: skip
+    restore = _data_crd(
+        RESTORE_KIND, RESTORE_PLURAL, AddonStackRestoreSpec, AddonStackRestoreStatus,
+        "Restores a backup into an AddonStack of this namespace: the same stack, or a clone it creates.",
+        [{"name": "Backup", "type": "string", "jsonPath": ".spec.source.backupId"},
+         {"name": "Target", "type": "string", "jsonPath": ".status.targetStack"}],
+    )  # fmt: skip
+    return {f"{API_GROUP}_{BACKUP_PLURAL}.yaml": backup, f"{API_GROUP}_{RESTORE_PLURAL}.yaml": restore}
+
+
+def data_crd_files(root: Path | None = None) -> dict[Path, str]:
+    base = root or Path(__file__).resolve().parents[3]
+    header = "# Generated by `make generate` from the pydantic models. Do not edit.\n"
+    return {base / "crds" / name: header + yamlio.dump(crd) for name, crd in render_data_crds().items()}
+
+
 def crd_path(root: Path | None = None) -> Path:
     base = root or Path(__file__).resolve().parents[3]
     return base / "crds" / f"{API_GROUP}_{PLURAL}.yaml"
@@ -199,6 +305,9 @@ if __name__ == "__main__":
     path.write_text(crd_yaml(), encoding="utf-8")
     print(path)
     if len(sys.argv) == 1:
+        for extra, text in data_crd_files().items():
+            extra.write_text(text, encoding="utf-8")
+            print(extra)
         for src, dst in chart_copies():
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_text(src.read_text(encoding="utf-8"), encoding="utf-8")

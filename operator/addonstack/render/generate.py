@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from addonstack.catalog.schema import render_schemas
-from addonstack.render.crd import chart_copies, crd_path, crd_yaml
+from addonstack.render.crd import chart_copies, crd_path, crd_yaml, data_crd_files
 from addonstack.render.docs import render_all
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -24,8 +24,12 @@ def artefacts(root: Path = ROOT) -> dict[Path, str]:
     out = {root / "catalog" / "schema" / name: text for name, text in render_schemas().items()}
     crd = crd_yaml()
     out[crd_path(root)] = crd
+    data_crds = data_crd_files(root)
+    out.update(data_crds)
     for src, dst in chart_copies(root):
-        out[dst] = crd if src == crd_path(root) else src.read_text(encoding="utf-8")
+        out[dst] = crd if src == crd_path(root) else data_crds.get(src) or src.read_text(encoding="utf-8")
+    for src, text in data_crds.items():  # new files are not in crds/ yet on the first run
+        out[src.parent.parent / "deploy" / "chart" / "addonstack-crds" / "files" / src.name] = text
     out.update({root / "docs" / name: text for name, text in render_all().items()})
     return out
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from addonstack.catalog.loader import Catalog
 from addonstack.catalog.model import PodSecurityLevel
+from addonstack.constants import BACKUP_AGENT_IMAGE
 from addonstack.plan.build import PlanError, StackPlan, build_plan
 from addonstack.plan.images import registry_problem
 from addonstack.plan.models import StackOptions
@@ -39,6 +40,7 @@ class StackDefaults:
     gateway_labels: tuple[tuple[str, str], ...] = (("app.kubernetes.io/name", "openclaw-gateway"),)
     image_registry: str | None = None  # --image-registry: mirror for stacks without spec.imageRegistry
     image_pull_secrets: tuple[str, ...] = ()  # --image-pull-secret: for stacks without spec.imagePullSecrets
+    backup_image: str = BACKUP_AGENT_IMAGE  # what backup and restore Jobs run
 
 
 def credentials_from_secret(cat: Catalog, data: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], list[str]]:
