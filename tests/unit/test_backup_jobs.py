@@ -39,8 +39,8 @@ DEFAULTS = StackDefaults(database_host="pg.platform", database_admin_secret="pg-
 
 def _plan(services: list[str]) -> Any:
     spec = AddonStackSpec.model_validate({"services": services})
-    plan, ctx, _ = plan_stack(CAT, spec, "shop", "team-a", DEFAULTS, random.Random(0))
-    return plan, ctx
+    planned = plan_stack(CAT, spec, "shop", "team-a", DEFAULTS, random.Random(0))
+    return planned.plan, planned.context
 
 
 def _env(job: dict[str, Any]) -> dict[str, Any]:

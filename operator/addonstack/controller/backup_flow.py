@@ -39,11 +39,12 @@ from addonstack.constants import (
     LABEL_SERVICE,
     LABEL_STACK,
 )
-from addonstack.controller.cluster import Cluster
 from addonstack.controller.backup_status import BACKUP_CONDITION
+from addonstack.controller.cluster import Cluster
 from addonstack.controller.status import now
 from addonstack.plan.backup_spec import AddonStackBackupSpec
 from addonstack.plan.build import StackPlan
+from addonstack.plan.resolve import enforced_level
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec, S3Target
 from addonstack.reasons import ConditionReason, DataPhase
@@ -111,8 +112,12 @@ async def plan_for(
     creds: dict[str, str] = {}
     if spec.credentials_secret_ref:
         creds = await cluster.secret_data(meta["namespace"], spec.credentials_secret_ref.name) or {}
-    plan, ctx, _ = plan_stack(load_catalog(), spec, meta["name"], meta["namespace"], defaults, make_rng(None), creds)
-    return plan, ctx, spec
+    # The namespace's Pod Security level, as the reconcile reads it: services it skips have nothing to back up.
+    level = enforced_level(await cluster.namespace_labels(meta["namespace"]))
+    planned = plan_stack(
+        load_catalog(), spec, meta["name"], meta["namespace"], defaults, make_rng(None), creds, pod_security=level
+    )
+    return planned.plan, planned.context, spec
 
 
 async def store_for(cluster: Cluster, namespace: str, target: S3Target) -> Store:

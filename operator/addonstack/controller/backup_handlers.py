@@ -10,16 +10,35 @@ from typing import Any
 
 import kopf
 
-from addonstack.constants import API_GROUP, BACKUP_PLURAL, LABEL_DATA_JOB, RESTORE_PLURAL
+from addonstack.constants import API_GROUP, BACKUP_PLURAL, LABEL_DATA_JOB, LABEL_STACK, RESTORE_PLURAL
 from addonstack.controller import backup_flow, restore_flow
 from addonstack.controller.backup_flow import INTERVAL, Lock, Publish
 from addonstack.controller.cluster import Cluster
 from addonstack.controller.settings import OperatorSettings
+from addonstack.controller.shards import Shard
 
 
 def _patch(patch: kopf.Patch, update: dict[str, Any] | None) -> None:
     for key, value in (update or {}).items():
         patch.status[key] = value
+
+
+def _stack_of(kind: str, body: kopf.Body) -> str:
+    """The stack a data Job, backup or restore works on (the shard that owns that stack handles it)."""
+    spec = body.get("spec") or {}
+    if kind == "job":
+        return str((body.get("metadata", {}).get("labels") or {}).get(LABEL_STACK, ""))
+    if kind == "backup":
+        return str(spec.get("stackName", ""))
+    target = (spec.get("target") or {}).get("stackName")
+    return str(target or (spec.get("source") or {}).get("stackName", ""))
+
+
+def _owned(shard: Shard | None, kind: str) -> Callable[..., bool]:
+    def when(body: kopf.Body, namespace: str | None, **_: Any) -> bool:
+        return shard is None or shard.owns(namespace or "", _stack_of(kind, body))
+
+    return when
 
 
 Context = Callable[[Any], tuple[Cluster, Publish, Lock]]  # kopf's memo -> client, reconcile-now, stack lock
@@ -48,6 +67,13 @@ def register(reg: kopf.OperatorRegistry, settings: OperatorSettings, context: Co
         _patch(patch, await restore_flow.advance_restore(cluster, settings.defaults, dict(body), publish, lock))
 
     jobs = {LABEL_DATA_JOB: kopf.PRESENT}
-    kopf.timer("batch", "v1", "jobs", labels=jobs, interval=INTERVAL, sharp=False, registry=reg)(on_job)
-    kopf.timer(API_GROUP, BACKUP_PLURAL, interval=INTERVAL, sharp=False, registry=reg)(on_backup)
-    kopf.timer(API_GROUP, RESTORE_PLURAL, interval=INTERVAL, sharp=False, registry=reg)(on_restore)
+    shard = settings.shard
+    kopf.timer(
+        "batch", "v1", "jobs", labels=jobs, when=_owned(shard, "job"), interval=INTERVAL, sharp=False, registry=reg
+    )(on_job)
+    kopf.timer(API_GROUP, BACKUP_PLURAL, when=_owned(shard, "backup"), interval=INTERVAL, sharp=False, registry=reg)(
+        on_backup
+    )
+    kopf.timer(API_GROUP, RESTORE_PLURAL, when=_owned(shard, "restore"), interval=INTERVAL, sharp=False, registry=reg)(
+        on_restore
+    )
