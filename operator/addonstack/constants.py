@@ -36,6 +36,10 @@ ANNOTATION_CONFIG_HASH: Final = f"{API_GROUP}/config-hash"
 ANNOTATION_QUIESCED_BY: Final = f"{API_GROUP}/quiesced-by"
 ANNOTATION_QUIESCED_SERVICES: Final = f"{API_GROUP}/quiesced-services"  # on the stack and on the Job (its plan)
 LABEL_BACKUP_ID: Final = f"{API_GROUP}/backup-id"
+# On an AddonStackBackup: "pre-upgrade" marks the one the operator makes before moving a stack to a new catalog
+# revision (its manifest says trigger: pre-upgrade, so retention never prunes it).
+LABEL_PURPOSE: Final = f"{API_GROUP}/purpose"
+PURPOSE_PRE_UPGRADE: Final = "pre-upgrade"
 LABEL_DATA_JOB: Final = f"{API_GROUP}/data-job"  # "backup" or "restore"
 ANNOTATION_RECORDED: Final = f"{API_GROUP}/recorded"
 # cert-manager's ingress-shim issues a certificate for an Ingress's tls hosts when one of these is set.

@@ -63,6 +63,8 @@ class ConditionReason(StrEnum):
     UP_TO_DATE = "UpToDate"
     UPGRADE_ROLLED_BACK = "UpgradeRolledBack"
     UPGRADE_QUEUED = "UpgradeQueued"
+    UPGRADE_WAITING_FOR_BACKUP = "UpgradeWaitingForBackup"  # the pre-upgrade AddonStackBackup has not completed
+    UPGRADE_BACKUP_FAILED = "UpgradeBackupFailed"  # the pre-upgrade backup failed: the stack keeps its images
     # -- backups and restores (AddonStackBackup, AddonStackRestore, the stack's BackupFailed condition) --
     COMPLETED = "Completed"  # a backup or restore finished
     QUIESCING = "Quiescing"  # waiting for the workloads whose volumes are archived to stop
@@ -89,6 +91,8 @@ _WAITING = frozenset(
         ConditionReason.UP_TO_DATE,
         ConditionReason.UPGRADE_ROLLED_BACK,
         ConditionReason.UPGRADE_QUEUED,
+        ConditionReason.UPGRADE_WAITING_FOR_BACKUP,
+        ConditionReason.UPGRADE_BACKUP_FAILED,
         ConditionReason.COMPLETED,
         ConditionReason.QUIESCING,
     }

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from addonstack.catalog.loader import Catalog, load_catalog
+from addonstack.controller.backup_status import pre_upgrade_backup
 from addonstack.controller.decide import ApplyCache, Desired, Observed, decide_actions, decide_status, desire
 from addonstack.controller.upgrade import in_window
+from addonstack.plan.backup_spec import AddonStackBackupSpec
 from addonstack.plan.revision import catalog_revision, pin_images
-from addonstack.plan.spec import MaintenanceWindow
+from addonstack.plan.spec import MAX_STACK_NAME, MaintenanceWindow
 from addonstack.render.stack import StackDefaults
 from tests.unit.test_decide import body, served
 
@@ -35,8 +37,10 @@ def bumped(cat: Catalog) -> Catalog:
     )
 
 
-def reconcile(b: dict[str, Any], cat: Catalog, now: datetime = MONDAY_NOON) -> tuple[Desired, dict[str, Any], list]:
-    observed = Observed(b, [])
+def reconcile(
+    b: dict[str, Any], cat: Catalog, now: datetime = MONDAY_NOON, backup: dict[str, Any] | None = None
+) -> tuple[Desired, dict[str, Any], list]:
+    observed = Observed(b, [], pre_upgrade_backup=backup)
     desired = desire(observed, DEFAULTS, cat, now)
     assert isinstance(desired, Desired), desired
     applied = {}
@@ -210,3 +214,76 @@ def test_a_stack_from_before_revisions_holds_what_its_workloads_run(cat: Catalog
     b["spec"]["overrides"] = {"uptime-kuma": {"imageTag": "1.0.0"}}  # the user's own tag is not a pin
     own = desire(Observed(b, live), DEFAULTS, bumped, MONDAY_NOON)
     assert isinstance(own, Desired) and own.upgrade is not None and not own.upgrade.available
+
+
+BACKUP = {
+    "target": {"s3": {"endpoint": "http://s3.backup:9000", "bucket": "tenant-backups", "secretRef": {"name": "s3"}}}
+}
+
+
+def test_a_stack_with_backups_moves_only_after_its_pre_upgrade_backup_completed(cat: Catalog, bumped: Catalog) -> None:
+    b = body(["uptime-kuma"], backup=BACKUP)
+    first, b["status"], _ = reconcile(b, cat)
+    old = image_of(first, "uptime-kuma")
+    b["spec"]["approvedRevision"] = catalog_revision(bumped)
+    name = "s1-pre-" + catalog_revision(bumped).rsplit("-", 1)[1]
+
+    def backup(phase: str | None) -> dict[str, Any]:
+        return {"metadata": {"name": name}, "status": {"phase": phase} if phase else {}}
+
+    # Approved, no backup yet: the images stay, the decision asks the executor to create it.
+    held, status, events = reconcile(b, bumped)
+    assert image_of(held, "uptime-kuma") == old and held.objects == first.objects
+    assert held.upgrade is not None and held.upgrade.backup == name
+    assert condition(status)["reason"] == "UpgradeWaitingForBackup" and name in condition(status)["message"]
+    assert status["catalogRevision"] == catalog_revision(cat) and status["availableRevision"]
+    assert not [e for e in events if e[1] == "Upgraded"]
+    # It exists and runs: still held, and not asked for again.
+    for phase in (None, "Pending", "Quiescing", "Running"):
+        waiting, status, _ = reconcile(b, bumped, backup=backup(phase))
+        assert image_of(waiting, "uptime-kuma") == old and waiting.upgrade and waiting.upgrade.backup is None
+        assert condition(status)["reason"] == "UpgradeWaitingForBackup"
+    # Failed: held, and the condition says so and how to retry.
+    failed, status, _ = reconcile(b, bumped, backup=backup("Failed"))
+    assert image_of(failed, "uptime-kuma") == old and failed.upgrade and failed.upgrade.backup is None
+    cond = condition(status)
+    assert cond["reason"] == "UpgradeBackupFailed" and name in cond["message"] and "delete" in cond["message"]
+    # Completed: the stack moves.
+    moved, status, events = reconcile(b, bumped, backup=backup("Completed"))
+    assert image_of(moved, "uptime-kuma").endswith(":9.9.9")
+    assert status["catalogRevision"] == catalog_revision(bumped) and [e for e in events if e[1] == "Upgraded"]
+
+
+def test_the_backup_gate_waits_for_approval_and_window(cat: Catalog, bumped: Catalog) -> None:
+    """No backup is asked for before the move would happen: not for an unapproved Manual stack, not outside
+    an Automatic stack's window; a stack without spec.backup moves without one."""
+    b = body(["uptime-kuma"], backup=BACKUP)
+    _, b["status"], _ = reconcile(b, cat)
+    held, status, _ = reconcile(b, bumped)
+    assert held.upgrade and held.upgrade.backup is None and condition(status)["reason"] == "UpgradeAvailable"
+    b["spec"] |= {
+        "upgradePolicy": "Automatic",
+        "maintenanceWindow": {"days": ["Sat"], "start": "02:00", "end": "04:00"},
+    }
+    held, status, _ = reconcile(b, bumped)
+    assert held.upgrade and held.upgrade.backup is None and condition(status)["reason"] == "OutsideMaintenanceWindow"
+    inside, _, _ = reconcile(b, bumped, datetime(2026, 12, 12, 3, 0, tzinfo=UTC))
+    assert inside.upgrade and inside.upgrade.backup, "inside the window the backup is asked for first"
+    plain = body(["uptime-kuma"], approvedRevision=catalog_revision(bumped))
+    _, plain["status"], _ = reconcile(body(["uptime-kuma"]), cat)
+    assert image_of(reconcile(plain, bumped)[0], "uptime-kuma").endswith(":9.9.9")
+
+
+def test_pre_upgrade_backup_object() -> None:
+    stack = body(["uptime-kuma"], backup=BACKUP)
+    longest = stack["metadata"]["name"] = "s" * MAX_STACK_NAME
+    name = longest + "-pre-0123456789ab"
+    obj = pre_upgrade_backup(name, stack)
+    assert len(obj["metadata"]["name"]) <= 63 and obj["kind"] == "AddonStackBackup"
+    assert obj["metadata"]["labels"] == {
+        "addonstack.dev/stack": "s" * MAX_STACK_NAME,
+        "addonstack.dev/purpose": "pre-upgrade",
+    }
+    assert AddonStackBackupSpec.model_validate(obj["spec"]).stack_name == "s" * MAX_STACK_NAME
+    (owner,) = obj["metadata"]["ownerReferences"]
+    assert owner["uid"] == "uid-1" and not owner.get("controller"), "owned by the stack, not controlled by it"

@@ -33,11 +33,12 @@ from addonstack.constants import (
     ANNOTATION_QUIESCED_BY,
     ANNOTATION_QUIESCED_SERVICES,
     ANNOTATION_RECORDED,
-    API_GROUP,
     BACKUP_PLURAL,
     LABEL_BACKUP_ID,
+    LABEL_PURPOSE,
     LABEL_SERVICE,
     LABEL_STACK,
+    PURPOSE_PRE_UPGRADE,
 )
 from addonstack.controller.backup_status import BACKUP_CONDITION
 from addonstack.controller.cluster import Cluster
@@ -53,7 +54,6 @@ from addonstack.render.stack import StackDefaults, plan_stack
 
 log = logging.getLogger("addonstack.backup")
 INTERVAL = 5.0  # seconds between steps of an unfinished backup or restore
-PURPOSE_LABEL = f"{API_GROUP}/purpose"
 Publish = Callable[[dict[str, Any]], Awaitable[None]]  # reconcile a stack now (handlers.publish)
 Lock = Callable[[str, str], asyncio.Lock]  # the stack's lock, shared with the reconcile
 
@@ -303,10 +303,10 @@ async def _start_backup(
         )
     await store_for(cluster, ns, target.s3)  # the credentials Secret exists and has its keys
     key_ref = spec.encryption_key_secret_ref or (configured.encryption_key_secret_ref if configured else None)
-    purpose = (meta.get("labels") or {}).get(PURPOSE_LABEL)
+    purpose = (meta.get("labels") or {}).get(LABEL_PURPOSE)
     revision = (stack.get("status") or {}).get("catalogRevision")
     req = BackupRequest(
-        target.s3, name, "pre-upgrade" if purpose == "pre-upgrade" else "manual",
+        target.s3, name, "pre-upgrade" if purpose == PURPOSE_PRE_UPGRADE else "manual",
         key_ref.name if key_ref else None, None, revision if isinstance(revision, str) else None,
         dict(stack.get("spec") or {}),
     )  # fmt: skip

@@ -55,6 +55,9 @@ def register(reg: kopf.OperatorRegistry, settings: OperatorSettings, context: Co
         async def record(j: dict[str, Any], ok: bool) -> None:
             if kind == "backup":
                 await backup_flow.record_backup(cluster, lock, j, ok)
+                if stack := (j["metadata"].get("labels") or {}).get(LABEL_STACK):
+                    # An upgrade may wait for this backup (upgrade.BackupGate): decide now, not at the next resync.
+                    await publish({"metadata": {"namespace": j["metadata"]["namespace"], "name": stack}})
 
         await backup_flow.advance_job(cluster, job, publish, record)
 

@@ -9,7 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from addonstack.backup.jobs import backup_cron_job
-from addonstack.constants import ANNOTATION_QUIESCED_BY, ANNOTATION_QUIESCED_SERVICES
+from addonstack.constants import (
+    ANNOTATION_QUIESCED_BY,
+    ANNOTATION_QUIESCED_SERVICES,
+    API_GROUP,
+    API_VERSION,
+    BACKUP_KIND,
+    KIND,
+    LABEL_PURPOSE,
+    LABEL_STACK,
+    PURPOSE_PRE_UPGRADE,
+)
 from addonstack.plan.build import StackPlan
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.render.kubernetes import K8sContext
@@ -51,3 +61,21 @@ def carry_backup_status(prev: dict[str, Any] | None, status: dict[str, Any]) -> 
     if kept:
         status["conditions"] = [c for c in status.get("conditions", []) if c.get("type") != BACKUP_CONDITION] + kept
     return status
+
+
+def pre_upgrade_backup(name: str, stack: dict[str, Any]) -> dict[str, Any]:
+    """The AddonStackBackup an upgrade waits for (``upgrade.BackupGate``): target and key come from the stack's
+    ``spec.backup``; owned by the stack (not as its controller), so it goes when the stack goes."""
+    meta = stack["metadata"]
+    owner = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND, "name": meta["name"], "uid": meta["uid"]}
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": BACKUP_KIND,
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "labels": {LABEL_STACK: meta["name"], LABEL_PURPOSE: PURPOSE_PRE_UPGRADE},
+            "ownerReferences": [owner],
+        },
+        "spec": {"stackName": meta["name"]},
+    }

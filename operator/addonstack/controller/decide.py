@@ -31,6 +31,7 @@ from addonstack.controller.status import stack_status, stalled_status
 from addonstack.controller.upgrade import (
     UpgradeDecision,
     Waves,
+    backup_gate,
     decide_upgrade,
     recorded_images,
     running_images,
@@ -124,6 +125,7 @@ class Observed:
     # The namespace's ResourceQuotas and LimitRanges (None: not readable, so not checked).
     quotas: list[dict[str, Any]] | None = None
     limit_ranges: list[dict[str, Any]] | None = None
+    pre_upgrade_backup: dict[str, Any] | None = None  # the AddonStackBackup an upgrade waits for (upgrade.py)
 
     @property
     def by_key(self) -> dict[ObjectKey, dict[str, Any]]:
@@ -263,20 +265,13 @@ def desire(
     workloads = {labels_of(o).get(LABEL_SERVICE, ""): o for k, o in live.items() if k.kind in WORKLOAD_KINDS}
     running = running_images(cat, spec, workloads) if not (observed.prev or {}).get("images") else None
     when = now or datetime.now(UTC)
-    upgrade = decide_upgrade(spec, observed.prev, cat, when, observed.generation, w.deadline, blocked, running)
+    gate = backup_gate(spec, name, catalog_revision(cat), observed.pre_upgrade_backup)
+    upgrade = decide_upgrade(spec, observed.prev, cat, when, observed.generation, w.deadline, blocked, running, gate)
     cat = pin_images(cat, upgrade.pins)
     try:
-        planned = plan_stack(
-            cat,
-            spec,
-            name,
-            ns,
-            defaults,
-            make_rng(None),
-            observed.credentials or {},
-            existing_values(observed.live),
-            pod_security=observed.pod_security,
-        )
+        creds, issued = observed.credentials or {}, existing_values(observed.live)
+        level = observed.pod_security
+        planned = plan_stack(cat, spec, name, ns, defaults, make_rng(None), creds, issued, pod_security=level)
         plan, ctx, options = planned.plan, planned.context, planned.options
     except PlanError as exc:
         return _stalled(observed, ConditionReason.INVALID_SPEC, str(exc))

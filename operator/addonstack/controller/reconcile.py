@@ -17,8 +17,10 @@ from typing import Any
 from lightkube.core.exceptions import ApiError
 
 from addonstack.catalog.loader import Catalog, load_catalog
+from addonstack.constants import API_GROUP, API_VERSION, BACKUP_KIND
 from addonstack.controller import applied as applied_record
 from addonstack.controller import claiming, metrics
+from addonstack.controller.backup_status import pre_upgrade_backup
 from addonstack.controller.cluster import Cluster, gather_all
 from addonstack.controller.decide import (
     APPLY_ORDER,
@@ -37,8 +39,9 @@ from addonstack.controller.decide import (
     status_changed,
 )
 from addonstack.controller.objects import ObjectKey
-from addonstack.controller.upgrade import Waves
+from addonstack.controller.upgrade import Waves, pre_upgrade_backup_name
 from addonstack.plan.resolve import enforced_level
+from addonstack.plan.revision import catalog_revision
 from addonstack.reasons import EventReason
 from addonstack.render.stack import StackDefaults
 
@@ -102,6 +105,27 @@ async def observe(body: dict[str, Any], cluster: Cluster, defaults: StackDefault
     return Observed(body, live, creds, pods, keys, enforced_level(ns_labels), quotas=quotas, limit_ranges=limit_ranges)
 
 
+async def _pre_upgrade_backup(cluster: Cluster, body: dict[str, Any], cat: Catalog) -> dict[str, Any] | None:
+    """The AddonStackBackup a move to the operator's revision waits for; read only for a stack with
+    ``spec.backup`` whose images are from another revision (a converged stack costs no request)."""
+    revision = catalog_revision(cat)
+    if not (body.get("spec") or {}).get("backup") or (body.get("status") or {}).get("catalogRevision") == revision:
+        return None
+    meta = body["metadata"]
+    name = pre_upgrade_backup_name(meta["name"], revision)
+    return await cluster.get(f"{API_GROUP}/{API_VERSION}", BACKUP_KIND, meta["namespace"], name)
+
+
+async def _request_backup(cluster: Cluster, desired: Desired, body: dict[str, Any]) -> None:
+    """Create the pre-upgrade backup the upgrade decision waits for (the backup handlers take it from there)."""
+    if desired.upgrade is None or not desired.upgrade.backup:
+        return
+    try:
+        await cluster.apply(pre_upgrade_backup(desired.upgrade.backup, body))
+    except ApiError as exc:  # the condition keeps saying the upgrade waits; the next reconcile tries again
+        log.warning("AddonStackBackup %s not created: %s", desired.upgrade.backup, exc.status.message)
+
+
 async def _existing(cluster: Cluster, desired: Desired, observed: Observed) -> dict[ObjectKey, dict[str, Any]]:
     """Live objects with the names this stack would create but does not own yet (none on a converged resync)."""
     existing: dict[ObjectKey, dict[str, Any]] = {}
@@ -125,9 +149,11 @@ async def reconcile(
 ) -> Outcome:
     observed = await observe(body, cluster, defaults)
     cat = catalog or load_catalog()
+    observed.pre_upgrade_backup = await _pre_upgrade_backup(cluster, body, cat)
     desired = desire(observed, defaults, cat, waves=waves)
     if isinstance(desired, Outcome):
         return desired
+    await _request_backup(cluster, desired, body)
     stack = body["metadata"]["name"]
     applied_record.seed(cache, stack, observed.prev, desired.objects)
     existing = await _existing(cluster, desired, observed)

@@ -8,7 +8,9 @@ status says about it (``status.catalogRevision``, ``images``, ``availableUpgrade
   workloads run (:func:`running_images`);
 - when the catalog's image of no running service changed, the stack moves to the new revision at once;
 - otherwise Manual stacks keep their recorded images until ``spec.approvedRevision`` names the operator's
-  revision, and Automatic stacks move inside ``spec.maintenanceWindow`` (any time without one).
+  revision, and Automatic stacks move inside ``spec.maintenanceWindow`` (any time without one);
+- a stack with ``spec.backup`` moves only once its pre-upgrade backup (an AddonStackBackup named
+  ``<stack>-pre-<digest>``, :class:`BackupGate`) has completed; until then the executor creates it and waits.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from addonstack.catalog.model import Catalog
 from addonstack.controller.status import _condition
 from addonstack.plan.revision import catalog_revision, upgrades
 from addonstack.plan.spec import AddonStackSpec, AddonStackStatus, AvailableUpgrade, MaintenanceWindow, UpgradeRecord
-from addonstack.reasons import ConditionReason, EventReason
+from addonstack.reasons import ConditionReason, DataPhase, EventReason
 
 CONDITION = "UpgradeAvailable"
 DEADLINE = 600.0  # seconds an upgraded stack has to become Ready before it is rolled back
@@ -41,6 +43,41 @@ class UpgradeDecision:
     message: str = ""
     events: list[tuple[str, str, str]] = field(default_factory=list)
     record: UpgradeRecord | None = None  # status.upgrade after this reconcile
+    backup: str | None = None  # name of the pre-upgrade AddonStackBackup the executor creates (not there yet)
+
+
+@dataclass(frozen=True)
+class BackupGate:
+    """The pre-upgrade backup of a stack with ``spec.backup``: its object's name, whether it exists, and its
+    ``status.phase`` (None: not set yet)."""
+
+    name: str
+    exists: bool = False
+    phase: str | None = None
+
+    def hold(self) -> tuple[ConditionReason, str] | None:
+        """Why the move waits (None: the backup completed, the stack may move)."""
+        if self.phase == DataPhase.COMPLETED:
+            return None
+        if self.phase == DataPhase.FAILED:
+            why = f"the pre-upgrade backup (AddonStackBackup {self.name}) failed; the stack keeps its images. "
+            return ConditionReason.UPGRADE_BACKUP_FAILED, why + "Read its status, fix the cause, delete it to retry"
+        state = f"phase {self.phase or DataPhase.PENDING}" if self.exists else "being created"
+        return ConditionReason.UPGRADE_WAITING_FOR_BACKUP, f"waiting for AddonStackBackup {self.name} ({state})"
+
+
+def pre_upgrade_backup_name(stack: str, revision: str) -> str:
+    """``<stack>-pre-<the revision's 12 hex digest>``: at most 40 + 5 + 12 characters."""
+    return f"{stack}-pre-{revision.rpartition('-')[2]}"
+
+
+def backup_gate(spec: AddonStackSpec, stack: str, revision: str, live: Mapping[str, Any] | None) -> BackupGate | None:
+    """The gate of a move to ``revision`` (None without ``spec.backup``: nothing to wait for); ``live`` is the
+    AddonStackBackup read from the cluster (None: not there)."""
+    if spec.backup is None:
+        return None
+    phase = ((live or {}).get("status") or {}).get("phase")
+    return BackupGate(pre_upgrade_backup_name(stack, revision), live is not None, str(phase) if phase else None)
 
 
 def in_window(window: MaintenanceWindow | None, now: datetime) -> bool:
@@ -113,8 +150,10 @@ def decide_upgrade(
     deadline: float = DEADLINE,
     blocked: str | None = None,
     live_images: Mapping[str, str] | None = None,
+    gate: BackupGate | None = None,
 ) -> UpgradeDecision:
-    """``blocked``: why a move may not start now (:meth:`Waves.blocked`); the stack then keeps its images."""
+    """``blocked``: why a move may not start now (:meth:`Waves.blocked`); the stack then keeps its images.
+    ``gate``: the pre-upgrade backup a move waits for (:func:`backup_gate`)."""
     current = catalog_revision(cat)
     prev = prev_status or {}
     rec = UpgradeRecord.model_validate(prev["upgrade"]) if prev.get("upgrade") else None
@@ -140,6 +179,9 @@ def decide_upgrade(
         return UpgradeDecision(pins, running, current, listed, ConditionReason.UPGRADE_ROLLED_BACK, hint, record=rec)
     if blocked is not None:
         move = UpgradeDecision(pins, running, current, listed, ConditionReason.UPGRADE_QUEUED, f"queued: {blocked}")
+    elif gate is not None and (hold := gate.hold()) is not None:
+        make = None if gate.exists else gate.name
+        move = UpgradeDecision(pins, running, current, listed, hold[0], hold[1], backup=make)
     if (spec.upgrade_policy or "Manual") == "Automatic":
         if in_window(spec.maintenance_window, now):
             return move

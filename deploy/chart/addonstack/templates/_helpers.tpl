@@ -30,9 +30,13 @@ watches (controller/watch.py) that re-evaluate a stack when one of its children 
 - apiGroups: [addonstack.dev]
   resources: [addonstacks/status]
   verbs: [get, patch]
-# Backups and restores (a restore may create its target stack: the clone).
+# Backups and restores (a restore may create its target stack: the clone; an upgrade creates its
+# pre-upgrade backup).
 - apiGroups: [addonstack.dev]
-  resources: [addonstackbackups, addonstackrestores]
+  resources: [addonstackbackups]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [addonstack.dev]
+  resources: [addonstackrestores]
   verbs: [get, list, watch, patch]
 - apiGroups: [addonstack.dev]
   resources: [addonstackbackups/status, addonstackrestores/status]
