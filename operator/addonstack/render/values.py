@@ -13,13 +13,16 @@ from addonstack.catalog.model import COMMAND_VAR
 from addonstack.plan.build import PlannedService, StackPlan
 from addonstack.plan.secrets import Lit, PlatformRef, Ref, Value, env_file_key, expand, flatten
 
+_UNKNOWN = object()  # not worked out yet (None is a result: built from platform keys)
+
 
 def stored_value(plan: StackPlan, service_id: str, key: str) -> str | None:
     """The literal a variable stores (env file, Secret), or None when it is built from platform keys."""
     memo = (service_id, key)
-    if memo not in plan.stored:
-        plan.stored[memo] = flatten(expand(plan.values, service_id, key))
-    return plan.stored[memo]
+    lit = plan.stored.get(memo, _UNKNOWN)
+    if lit is _UNKNOWN:
+        lit = plan.stored[memo] = flatten(expand(plan.values, service_id, key))
+    return lit  # type: ignore[return-value]  # the sentinel was replaced
 
 
 def stored_items(plan: StackPlan, p: PlannedService) -> Iterator[tuple[str, str]]:
@@ -37,7 +40,7 @@ def compose_escape(text: str) -> str:
 def compose_expression(values: Mapping[str, Mapping[str, Value]], plan: StackPlan, sid: str, key: str) -> str:
     """What Compose's ``environment`` gets for a variable: references only, never a secret literal."""
     if stored_value(plan, sid, key) is not None:
-        return "${" + env_file_key(sid, key) + "}"
+        return f"${{{env_file_key(sid, key)}}}"
     value = values[sid][key]
     out: list[str] = []
     for seg in value.segments:

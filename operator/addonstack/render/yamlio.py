@@ -35,11 +35,20 @@ def dump(data: Any) -> str:
     return text
 
 
-_FRAGMENTS: dict[str, str] = {}
+_FRAGMENTS: dict[tuple[str, str, str], str] = {}
 _FRAGMENT_LIMIT = 4096
 # Stands for the caller's ``variable`` in memoised fragments: a plain scalar that no catalog value holds.
 _PLACEHOLDER = "ADDONSTACKVARIABLEd41d8cd98f00b204"
 _PLACEHOLDER_JSON = json.dumps(_PLACEHOLDER)
+# One encoder for every entry: ``json.dumps`` with options builds a new encoder per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
+@functools.lru_cache(maxsize=256)
+def _value_token(variable: str) -> tuple[str, re.Pattern[str]]:
+    """The JSON token of ``variable`` and the pattern of it as a whole string value (compiled once per id)."""
+    token = json.dumps(variable, ensure_ascii=False)
+    return token, re.compile(r"(?<=[\[ ])" + re.escape(token) + r"(?=[,\]}])")
 
 
 def _json(value: Any, variable: str | None) -> str:
@@ -51,15 +60,15 @@ def _json(value: Any, variable: str | None) -> str:
     before ``,``, ``]`` or ``}``; a key ends before ``:``. A quote inside a string is always escaped
     (``\\"``), so no part of a longer string can match.
     """
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    text: str = _ENCODE(value)
     if variable is None:
         return text
-    token = json.dumps(variable, ensure_ascii=False)
+    token, pattern = _value_token(variable)
     if token not in text:
         return text
     if text == token:
         return _PLACEHOLDER_JSON
-    return re.sub(r"(?<=[\[ ])" + re.escape(token) + r"(?=[,\]}])", _PLACEHOLDER_JSON, text)
+    return pattern.sub(_PLACEHOLDER_JSON, text)
 
 
 @functools.lru_cache(maxsize=256)
@@ -78,7 +87,7 @@ def _entry(section: str, key: str, value: Any, variable: str | None) -> str:
     the next tenant too: a whole scalar's representation does not depend on its neighbours.
     """
     templated = _json(value, variable)
-    memo = json.dumps([section, key], ensure_ascii=False) + templated
+    memo = (section, key, templated)
     text = _FRAGMENTS.get(memo)
     if text is None:
         text = dump({section: {key: json.loads(templated)}}).split("\n", 1)[1]
