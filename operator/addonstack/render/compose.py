@@ -57,6 +57,11 @@ def _healthcheck(hc: HealthCheck | None, item: Callable[[str], str] = compose_es
     }
 
 
+def _has_healthcheck(hc: HealthCheck | None) -> bool:
+    """Whether :func:`_healthcheck` gives a check, without building it."""
+    return hc is not None and bool(hc.compose_test or hc.exec)
+
+
 def init_id(service_id: str) -> str:
     """The one-shot Compose service that runs a service's ``initCommand`` (migrations) first."""
     return f"{service_id}-init"
@@ -79,12 +84,13 @@ def _base(plan: StackPlan, p: PlannedService) -> dict[str, Any]:
     out: dict[str, Any] = {"image": p.image}
     if (build := _build(p)) is not None:
         out["build"] = build
+    sid, own, values = p.id, p.values.values, plan.values
     env = {
-        var.key: compose_expression(plan.values, plan, p.id, var.key)
+        var.key: compose_expression(values, plan, sid, var.key)
         for var in svc.env
-        if var.in_container and var.key in p.values.values
+        if var.in_container and var.key in own
     }
-    env.update({key: compose_expression(plan.values, plan, p.id, key) for key in p.extra_env})
+    env.update({key: compose_expression(values, plan, sid, key) for key in p.extra_env})
     if env:
         out["environment"] = env
     volumes = [f"{volume_key(p.id, v.name)}:{v.container_path}" for v in svc.volumes]
@@ -199,7 +205,7 @@ def render_compose(
     again; ``kept`` holds Compose entries an update carries over as they are (hand-added services, services
     gone from the catalog).
     """
-    healthy = {p.id for p in plan.services if _healthcheck(p.service.health_check)}
+    healthy = {p.id for p in plan.services if _has_healthcheck(p.service.health_check)}
     services: dict[str, Any] = {}
     if plan.databases:
         services[POSTGRES_SETUP_ID] = _postgres_setup(plan)

@@ -35,7 +35,7 @@ def dump(data: Any) -> str:
     return text
 
 
-_FRAGMENTS: dict[tuple[str, str, str], str] = {}
+_FRAGMENTS: dict[tuple[str | None, str, str], str] = {}
 _FRAGMENT_LIMIT = 4096
 # Stands for the caller's ``variable`` in memoised fragments: a plain scalar that no catalog value holds.
 _PLACEHOLDER = "ADDONSTACKVARIABLEd41d8cd98f00b204"
@@ -77,8 +77,9 @@ def _scalar(text: str) -> str:
     return dump({"k": text})[3:-1]
 
 
-def _entry(section: str, key: str, value: Any, variable: str | None) -> str:
-    """The lines of ``section: {key: value}`` after the first: the entry exactly as it is dumped in place.
+def _entry(section: str | None, key: str, value: Any, variable: str | None) -> str:
+    """The lines of ``section: {key: value}`` after the first: the entry exactly as it is dumped in place;
+    with ``section`` None, the whole ``key: value`` of a top-level key (the state block, the networks).
 
     Memoised, since a service's block rarely changes between calls. The memo key is the JSON form of
     the entry (cheap, C): the Compose entries it is used for hold only string keys, lists, strings,
@@ -90,7 +91,8 @@ def _entry(section: str, key: str, value: Any, variable: str | None) -> str:
     memo = (section, key, templated)
     text = _FRAGMENTS.get(memo)
     if text is None:
-        text = dump({section: {key: json.loads(templated)}}).split("\n", 1)[1]
+        data = json.loads(templated)
+        text = dump({key: data}) if section is None else dump({section: {key: data}}).split("\n", 1)[1]
         if len(_FRAGMENTS) >= _FRAGMENT_LIMIT:
             _FRAGMENTS.clear()
         _FRAGMENTS[memo] = text
@@ -99,11 +101,17 @@ def _entry(section: str, key: str, value: Any, variable: str | None) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=64)
+def _heading(key: str) -> str:
+    """``key:`` alone, the first line of a block mapping section."""
+    return dump({key: None}).replace(" null\n", "\n", 1)
+
+
 def dump_sectioned(data: dict[str, Any], section: str | tuple[str, ...], variable: str | None = None) -> str:
-    """The same text as :func:`dump` for a top-level mapping, with each entry of ``data[section]``
-    (a mapping with string keys, e.g. Compose ``services`` and ``volumes``) dumped once and then reused
-    from a memo; ``variable`` names a string (the instance id) that may differ between otherwise equal
-    entries.
+    """The same text as :func:`dump` for a top-level mapping of JSON data, with each entry of
+    ``data[section]`` (a mapping with string keys, e.g. Compose ``services`` and ``volumes``) and each
+    other top-level key dumped once and then reused from a memo; ``variable`` names a string (the
+    instance id) that may differ between otherwise equal entries.
 
     Entries of a block mapping are independent lines, so dumping them one by one and joining them
     gives the same bytes (a unit test checks this over the whole catalog).
@@ -112,10 +120,10 @@ def dump_sectioned(data: dict[str, Any], section: str | tuple[str, ...], variabl
     parts: list[str] = []
     for key, value in data.items():
         if key in sections and isinstance(value, dict) and value:
-            parts.append(dump({key: None}).replace(" null\n", "\n", 1))
+            parts.append(_heading(key))
             parts.extend(_entry(key, k, v, variable) for k, v in value.items())
         else:
-            parts.append(dump({key: value}))
+            parts.append(_entry(None, key, value, variable))
     return "".join(parts)
 
 
