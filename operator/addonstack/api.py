@@ -121,7 +121,7 @@ SERVICE_CATEGORIES = _Categories()
 def _env_views(plan: StackPlan) -> list[ServiceEnv]:
     """Every variable as a platform UI shows it. Each service's variables go to pydantic as plain dicts in
     one validation of its :class:`ServiceEnv` (the same checks, in Rust, without one ``__init__`` per
-    variable): measured 2.7 -> 1.6 ms for the 1,000 variables of the catalog."""
+    variable): measured 2.7 -> 2.1 ms for the 1,300 variables of all deployable services."""
     out = []
     for p in plan.services:
         sid, values = p.id, p.values.values
