@@ -223,6 +223,8 @@ def expand(
 ) -> tuple[Segment, ...]:
     """Inline every addon reference, leaving only literals and platform references."""
     value = plan.get(service_id, {}).get(key)
+    if value is not None and len(value.segments) == 1 and isinstance(value.segments[0], Lit):
+        return value.segments  # a plain literal (every generated secret, most defaults)
     if value is not None and not any(isinstance(seg, Ref) for seg in value.segments):
         return value.segments  # nothing to inline (most values): no copy, and no cycle is possible
     marker = f"{service_id}.{key}"
@@ -242,6 +244,8 @@ def expand(
 
 def flatten(segments: tuple[Segment, ...]) -> str | None:
     """The literal string of segments without platform references, else None."""
+    if len(segments) == 1 and isinstance(segments[0], Lit):
+        return segments[0].text
     if any(isinstance(s, PlatformRef) for s in segments):
         return None
     return "".join(s.text for s in segments if isinstance(s, Lit))

@@ -26,7 +26,7 @@ from addonstack.plan.databases import setup_script
 from addonstack.plan.images import mirror_image
 from addonstack.plan.secrets import env_file_key
 from addonstack.render import envfile
-from addonstack.render.values import compose_command_item, compose_escape, compose_expression, stored_items
+from addonstack.render.values import compose_command_item, compose_escape, compose_expression, stored_value
 
 GENERATOR = f"addonstack/{VERSION}"
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -246,12 +246,16 @@ def render_env_file(plan: StackPlan, kept: Mapping[str, Mapping[str, str]] | Non
     sections = []
     for p in plan.services:
         entries = []
-        for key, lit in stored_items(plan, p):
-            var = p.service.env_var(key)
+        sid, env_var = p.id, p.service.env_var
+        for key, chosen in p.values.values.items():
+            lit = stored_value(plan, sid, key)
+            if lit is None:
+                continue
+            var = env_var(key)
             comment = var.description if var else ""
-            if p.values.values[key].origin == "unset":
+            if chosen.origin == "unset":
                 comment = f"{comment} SET ME: no value was generated.".strip()
-            entries.append((comment, env_file_key(p.id, key), lit))
+            entries.append((comment, env_file_key(sid, key), lit))
         written = {key for _, key, _ in entries}
         for key, value in (kept or {}).get(p.id, {}).items():
             if key not in written:

@@ -7,7 +7,7 @@ whose own parts are again references.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from addonstack.catalog.model import COMMAND_VAR
 from addonstack.plan.build import PlannedService, StackPlan
@@ -23,14 +23,6 @@ def stored_value(plan: StackPlan, service_id: str, key: str) -> str | None:
     if lit is _UNKNOWN:
         lit = plan.stored[memo] = flatten(expand(plan.values, service_id, key))
     return lit  # type: ignore[return-value]  # the sentinel was replaced
-
-
-def stored_items(plan: StackPlan, p: PlannedService) -> Iterator[tuple[str, str]]:
-    """(key, literal) for every variable of a service that is stored, in catalog order."""
-    for key in p.values.values:
-        lit = stored_value(plan, p.id, key)
-        if lit is not None:
-            yield key, lit
 
 
 def compose_escape(text: str) -> str:
