@@ -89,7 +89,7 @@ def test_wrong_type_names_field(tmp_path: Path) -> None:
 def test_latest_tag_is_rejected(tmp_path: Path) -> None:
     cat = _copy_catalog(tmp_path)
     path = cat / "services" / "qdrant.yaml"
-    path.write_text(path.read_text().replace("imageTag: v1.12.1", "imageTag: latest"))
+    path.write_text(path.read_text().replace("imageTag: v1.12.1-unprivileged", "imageTag: latest"))
     with pytest.raises(CatalogError, match="not pinned"):
         load_catalog_from(cat)
 

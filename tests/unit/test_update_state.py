@@ -56,13 +56,13 @@ def test_gpu_prebuilt_and_ports_settings_survive_an_update() -> None:
 
 def test_unchanged_services_keep_their_image_unless_upgrade() -> None:
     g = gen(["qdrant"])
-    old = g.compose_override.replace("qdrant/qdrant:v1.12.1", "qdrant/qdrant:v1.11.0")
+    old = g.compose_override.replace("qdrant/qdrant:v1.12.1-unprivileged", "qdrant/qdrant:v1.11.0-unprivileged")
     change = {"instanceId": "t1", "currentCompose": old, "currentEnv": g.env_file}
     kept = update_addon_stack(change)
-    assert yaml.safe_load(kept.compose_override)["services"]["qdrant"]["image"] == "qdrant/qdrant:v1.11.0"
+    assert yaml.safe_load(kept.compose_override)["services"]["qdrant"]["image"] == "qdrant/qdrant:v1.11.0-unprivileged"
     assert kept.images_to_pull == [] and kept.restart_required == []
     moved = update_addon_stack({**change, "upgrade": True})
-    assert moved.images_to_pull == ["qdrant/qdrant:v1.12.1"] and moved.restart_required == ["qdrant"]
+    assert moved.images_to_pull == ["qdrant/qdrant:v1.12.1-unprivileged"] and moved.restart_required == ["qdrant"]
 
 
 def test_hand_added_services_and_lines_are_kept() -> None:
