@@ -179,8 +179,10 @@ def _no_permission_errors(procs: list[OperatorProcess], only: str | None = None)
 def _about(line: str, namespace: str | None) -> bool:
     if namespace is None:
         return True
-    mentioned = set(re.findall(r"namespaces/([a-z0-9-]+)|\[([a-z0-9-]+)/[a-z0-9-]+\]", line))
-    names = {a or b for a, b in mentioned}
+    mentioned = set(
+        re.findall(r"namespaces/([a-z0-9-]+)|\[([a-z0-9-]+)/[a-z0-9-]+\]|in namespace ([a-z0-9-]+)", line)
+    )
+    names = {a or b or c for a, b, c in mentioned}
     return not names or namespace in names
 
 

@@ -218,7 +218,8 @@ def _data_crd(
                 "listKind": f"{kind}List",
                 "plural": plural,
                 "singular": kind.lower(),
-                "categories": ["addonstack"],
+                # No category "addonstack": it is AddonStack's singular name, and kubectl expands a category
+                # first, so `kubectl get addonstack NAME` would name three kinds ("only one resource").
             },
             "scope": "Namespaced",
             "versions": [
