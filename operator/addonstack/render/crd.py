@@ -122,26 +122,18 @@ def _cel_list(items: list[str]) -> str:
     return "[" + ",".join(f"'{i}'" for i in items) + "]"
 
 
-def render_crd(cat: Catalog | None = None) -> dict[str, Any]:
-    cat = cat or load_catalog()
-    status = _structural(AddonStackStatus)
+def _crd(kind: str, plural: str, names: dict[str, Any], columns: list[Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The envelope every AddonStack CRD shares: one namespaced version with a status subresource."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{PLURAL}.{API_GROUP}",
+            "name": f"{plural}.{API_GROUP}",
             "labels": {"app.kubernetes.io/name": "addonstack", "app.kubernetes.io/part-of": "addonstack"},
         },
         "spec": {
             "group": API_GROUP,
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "shortNames": ["stack", "stacks"],
-                "categories": ["addonstack"],
-            },
+            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower(), **names},
             "scope": "Namespaced",
             "versions": [
                 {
@@ -149,47 +141,46 @@ def render_crd(cat: Catalog | None = None) -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {
-                            "name": "Ready",
-                            "type": "string",
-                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-                        },
-                        {"name": "Services", "type": "string", "jsonPath": ".status.summary"},
-                        {"name": "Skipped", "type": "integer", "jsonPath": ".status.skippedCount"},
-                        {
-                            "name": "Reason",
-                            "type": "string",
-                            "priority": 1,
-                            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
-                        },
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A tenant's selection of self-hosted services, deployed and kept converged.",
-                            "required": ["spec"],
-                            "x-kubernetes-validations": [
-                                {
-                                    "rule": f"self.metadata.name.size() <= {MAX_STACK_NAME}",
-                                    "message": f"metadata.name: at most {MAX_STACK_NAME} characters, because it "
-                                    "prefixes the names of the stack's objects; choose a shorter name",
-                                }
-                            ],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema(cat),
-                                "status": status,
-                            },
-                        }
-                    },
+                    "additionalPrinterColumns": columns,
+                    "schema": {"openAPIV3Schema": schema},
                 }
             ],
         },
     }
+
+
+def render_crd(cat: Catalog | None = None) -> dict[str, Any]:
+    cat = cat or load_catalog()
+    status = _structural(AddonStackStatus)
+    columns = [
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Services", "type": "string", "jsonPath": ".status.summary"},
+        {"name": "Skipped", "type": "integer", "jsonPath": ".status.skippedCount"},
+        {"name": "Reason", "type": "string", "priority": 1,
+         "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]  # fmt: skip
+    schema = {
+        "type": "object",
+        "description": "A tenant's selection of self-hosted services, deployed and kept converged.",
+        "required": ["spec"],
+        "x-kubernetes-validations": [
+            {
+                "rule": f"self.metadata.name.size() <= {MAX_STACK_NAME}",
+                "message": f"metadata.name: at most {MAX_STACK_NAME} characters, because it "
+                "prefixes the names of the stack's objects; choose a shorter name",
+            }
+        ],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec_schema(cat),
+            "status": status,
+        },
+    }
+    names = {"shortNames": ["stack", "stacks"], "categories": ["addonstack"]}
+    return _crd(KIND, PLURAL, names, columns, schema)
 
 
 # Backup and restore names are backup ids and label values (their Jobs are "backup-<name>", hashed if long).
@@ -203,62 +194,35 @@ _DATA_COLUMNS = [
 def _data_crd(
     kind: str, plural: str, spec: type[Any], status: type[Any], description: str, columns: list[Any]
 ) -> dict[str, Any]:
-    """An AddonStackBackup or AddonStackRestore CRD: spec and status from their models, the stack's group."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": f"{plural}.{API_GROUP}",
-            "labels": {"app.kubernetes.io/name": "addonstack", "app.kubernetes.io/part-of": "addonstack"},
-        },
-        "spec": {
-            "group": API_GROUP,
-            "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": kind.lower(),
-                # No category "addonstack": it is AddonStack's singular name, and kubectl expands a category
-                # first, so `kubectl get addonstack NAME` would name three kinds ("only one resource").
+    """An AddonStackBackup or AddonStackRestore CRD: spec and status from their models, the stack's group.
+
+    No category "addonstack": it is AddonStack's singular name, and kubectl expands a category first, so
+    `kubectl get addonstack NAME` would name three kinds ("only one resource")."""
+    schema = {
+        "type": "object",
+        "description": description,
+        "required": ["spec"],
+        "x-kubernetes-validations": [
+            {
+                "rule": f"self.metadata.name.size() <= {MAX_DATA_NAME}",
+                "message": f"metadata.name: at most {MAX_DATA_NAME} characters (it names the "
+                "Job and the backup); choose a shorter name",
+            }
+        ],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {
+                **_structural(spec),
+                "x-kubernetes-validations": [
+                    {"rule": "self == oldSelf", "message": "spec is immutable: create a new object"}
+                ],
             },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": API_VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [*columns, *_DATA_COLUMNS],
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": description,
-                            "required": ["spec"],
-                            "x-kubernetes-validations": [
-                                {
-                                    "rule": f"self.metadata.name.size() <= {MAX_DATA_NAME}",
-                                    "message": f"metadata.name: at most {MAX_DATA_NAME} characters (it names the "
-                                    "Job and the backup); choose a shorter name",
-                                }
-                            ],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": {
-                                    **_structural(spec),
-                                    "x-kubernetes-validations": [
-                                        {"rule": "self == oldSelf", "message": "spec is immutable: create a new object"}
-                                    ],
-                                },
-                                "status": _structural(status),
-                            },
-                        }
-                    },
-                }
-            ],
+            "status": _structural(status),
         },
     }
+    return _crd(kind, plural, {}, [*columns, *_DATA_COLUMNS], schema)
 
 
 def render_data_crds() -> dict[str, dict[str, Any]]:
