@@ -236,23 +236,33 @@ def _labels(ctx: K8sContext, kind: str, backup_id: str | None) -> dict[str, str]
     return out
 
 
+def _job(
+    plan: StackPlan,
+    ctx: K8sContext,
+    action: Literal["backup", "restore"],
+    name: str,
+    job_labels: dict[str, str],
+    spec: dict[str, Any],
+) -> dict[str, Any]:
+    """A backup or restore Job, annotated with the services the operator stops around it."""
+    meta = {"name": name, "namespace": ctx.namespace, "labels": job_labels, "annotations": _quiesce(plan, action)}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
+
+
 def backup_job(plan: StackPlan, ctx: K8sContext, req: BackupRequest, name: str, image: str) -> dict[str, Any]:
     """The one-shot backup Job (suspended when workloads must stop first)."""
     data = dump_plan(plan, ctx, req)
     key = req.encryption_key_secret
     pod = _pod_spec(plan, ctx, "dump", _env(ctx, data.to_json(), req.target, key, False), key, image, write=False)
     job_labels = _labels(ctx, "backup", req.backup_id)
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": ctx.namespace,
-            "labels": job_labels,
-            "annotations": _quiesce(plan, "backup"),
-        },
-        "spec": _job_spec(job_labels, pod, suspend=bool(quiesced_services(plan, "backup"))),
-    }
+    return _job(
+        plan,
+        ctx,
+        "backup",
+        name,
+        job_labels,
+        _job_spec(job_labels, pod, suspend=bool(quiesced_services(plan, "backup"))),
+    )
 
 
 def cron_job_name(stack: str) -> str:
@@ -304,17 +314,7 @@ def restore_job(
     data = restore_plan(plan, source, target)
     pod = _pod_spec(plan, ctx, "restore", _env(ctx, data.to_json(), target, None, False), None, image, write=True)
     job_labels = _labels(ctx, "restore", source[2])
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": ctx.namespace,
-            "labels": job_labels,
-            "annotations": _quiesce(plan, "restore"),
-        },
-        "spec": _job_spec(job_labels, pod, suspend=True),
-    }
+    return _job(plan, ctx, "restore", name, job_labels, _job_spec(job_labels, pod, suspend=True))
 
 
 def data_job_name(kind: Literal["backup", "restore"], name: str) -> str:
