@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.pgsetup import INITDB_FLAGS
+from tests.pgsetup import CREATE_ADMIN_SQL, INITDB_FLAGS, SERVER_OPTIONS, psql_as_postgres
 
 ADMIN_USER = "platform_admin"
 ADMIN_PASSWORD = "adm'in\"\\ $HOME $$ ${X} `id` :x; -- \n# end"
@@ -126,7 +126,7 @@ def pg_server() -> Iterator[PgServer]:
     init = pg("initdb", "-D", str(data), *INITDB_FLAGS)
     if init.returncode != 0:
         pytest.fail(f"initdb failed: {init.stdout}{init.stderr}", pytrace=False)
-    opts = f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off"
+    opts = SERVER_OPTIONS.format(port=port, sock=sock)
     start = pg("pg_ctl", "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60", "-o", opts, "start")
     if start.returncode != 0:
         log = (data / "server.log").read_text(errors="replace") if (data / "server.log").exists() else ""
@@ -134,29 +134,11 @@ def pg_server() -> Iterator[PgServer]:
     try:
         # The platform's admin role, with a hostile password, made over the trusted local socket.
         admin = subprocess.run(
-            [
-                str(bin_dir / "psql"),
-                "-h",
-                str(sock),
-                "-p",
-                str(port),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-v",
-                f"pw={ADMIN_PASSWORD}",
-                "-v",
-                f"admin={ADMIN_USER}",
-                "-v",
-                f"limited={LIMITED_ADMIN[0]}",
-                "-v",
-                f"pw2={LIMITED_ADMIN[1]}",
-            ],
-            input="CREATE ROLE :\"admin\" SUPERUSER LOGIN PASSWORD :'pw';\n"
-            "CREATE ROLE :\"limited\" CREATEROLE CREATEDB LOGIN PASSWORD :'pw2';\nSELECT version();\n",
+            psql_as_postgres(
+                bin_dir, sock, port, pw=ADMIN_PASSWORD, admin=ADMIN_USER, limited=LIMITED_ADMIN[0], pw2=LIMITED_ADMIN[1]
+            ),
+            input=CREATE_ADMIN_SQL
+            + "CREATE ROLE :\"limited\" CREATEROLE CREATEDB LOGIN PASSWORD :'pw2';\nSELECT version();\n",
             capture_output=True,
             text=True,
             timeout=30,

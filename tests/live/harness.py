@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from tests.pgsetup import INITDB_FLAGS
+from tests.pgsetup import CREATE_ADMIN_SQL, INITDB_FLAGS, SERVER_OPTIONS, psql_as_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVE_DIR = Path(os.environ.get("ADDONSTACK_LIVE_DIR", Path.home() / ".cache" / "addonstack" / "live"))
@@ -329,7 +329,7 @@ def postgres_in(ns: Netns) -> Iterator[Path]:
     )
     if init.returncode != 0:
         raise LiveError(f"initdb failed: {init.stderr}")
-    opts = f"-h 127.0.0.1 -p 5432 -k {sock} -c fsync=off -c full_page_writes=off"
+    opts = SERVER_OPTIONS.format(port=5432, sock=sock)
     start = ns.run(
         [
             *as_nobody,
@@ -350,27 +350,7 @@ def postgres_in(ns: Netns) -> Iterator[Path]:
     if start.returncode != 0:
         raise LiveError(f"PostgreSQL did not start: {start.stderr}")
     try:
-        admin = ns.run(
-            [
-                str(bin_dir / "psql"),
-                "-h",
-                str(sock),
-                "-p",
-                "5432",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-v",
-                f"pw={ADMIN[1]}",
-                "-v",
-                f"admin={ADMIN[0]}",
-            ],
-            env,
-            input="CREATE ROLE :\"admin\" SUPERUSER LOGIN PASSWORD :'pw';\n",
-        )
+        admin = ns.run(psql_as_postgres(bin_dir, sock, 5432, pw=ADMIN[1], admin=ADMIN[0]), env, input=CREATE_ADMIN_SQL)
         if admin.returncode != 0:
             raise LiveError(f"admin role: {admin.stderr}")
         yield bin_dir
