@@ -4,9 +4,9 @@ The operator runs as a separate process (``addonstack operator run``, settings f
 Each round starts it, waits a random time (from the seeded RNG: some kills land before kopf has started, some
 just after the first server-side apply, the rest anywhere in the first seconds of work) and kills it with
 SIGKILL: no cleanup handlers, requests cut halfway.
-Between kills the stacks are changed (services removed, re-added, added) and a stack with deletionPolicy
-Delete is deleted, so kills also hit updates and finalization. A watch records the first value of every
-Secret key the operator ever issues. At the end, after one last clean start:
+Between kills the stacks are changed (services removed, re-added, added; a size preset every round) and a
+stack with deletionPolicy Delete is deleted, so kills also hit updates and finalization. A watch records the
+first value of every Secret key the operator ever issues. At the end, after one last clean start:
 
 - every stack is Ready for its latest generation, and the deleted one is gone with its Secrets;
 - no Secret value ever differed from the first one issued (watched through the whole run, and compared
@@ -62,6 +62,11 @@ CHANGES: dict[int, tuple[tuple[int, str], list[str]]] = {
     13: ((0, "alerts"), ["gotify", "ntfy", "excalidraw"]),
 }
 DELETE_AT = 7
+# Every round also changes one stack's size preset (resources of each workload), so each start has children to
+# apply: once the stacks have converged, a restart alone finds nothing to write and kills would land after the
+# work, whatever the machine's speed.
+RESIZED = ((0, "search"), (0, "alerts"))
+SIZES = ("small", "large", "medium")
 
 
 def _seed() -> int:
@@ -91,6 +96,9 @@ def test_sigkill_during_reconciles(client: Client, kubeconfig: Path, tmp_path: P
                     wanted[key] = services
                     client.patch(AddonStackResource, key[1], {"spec": {"services": services}}, namespace=nss[key[0]],
                                  patch_type=PatchType.MERGE)  # fmt: skip
+                key = RESIZED[kill % len(RESIZED)]
+                client.patch(AddonStackResource, key[1], {"spec": {"size": SIZES[kill % len(SIZES)]}},
+                             namespace=nss[key[0]], patch_type=PatchType.MERGE)  # fmt: skip
                 if kill == DELETE_AT:
                     client.delete(AddonStackResource, DOOMED[1], namespace=nss[DOOMED[0]])
                 op.start()
@@ -105,7 +113,7 @@ def test_sigkill_during_reconciles(client: Client, kubeconfig: Path, tmp_path: P
                     # Kill in the stretch where it applies children; a stack whose children match
                     # status.applied needs no write after a restart, so its first handler outcome counts too.
                     op.wait_output((APPLYING, *HANDLED))
-                    delay = rng.uniform(0.0, 0.15)
+                    delay = rng.uniform(0.0, 0.05)  # a resized stack applies ~8 objects: tens of ms
                     time.sleep(delay)
                     delays.append(f"{delay:.2f}s after its first apply")
                 else:

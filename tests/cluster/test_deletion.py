@@ -72,7 +72,7 @@ def test_retain_keeps_secrets_claims_and_database(client: Client, kubeconfig: Pa
         secrets = {s.metadata.name: s.data for s in client.list(Secret, namespace=ns, labels={LABEL_STACK: "keep"})}
         t0 = time.monotonic()
         client.delete(AddonStackResource, "keep", namespace=ns)
-        wait_for("the stack to be gone", lambda: stack_gone(client, "keep", ns), timeout=60)
+        wait_for("the stack to be gone", lambda: stack_gone(client, "keep", ns), timeout=150)
         took = time.monotonic() - t0
         wait_for("owned children to be garbage-collected",
                  lambda: not ({"Deployment", "StatefulSet", "Service", "ConfigMap"} & set(_kinds(client, ns, "keep"))),
