@@ -31,7 +31,10 @@ def _settings(kubeconfig: Path, index: int, lease_ns: str) -> OperatorSettings:
 
 @contextlib.contextmanager
 def _namespaces(client: Client, stem: str, n: int) -> Iterator[list[str]]:
-    names = [f"{stem}-{i}" for i in range(n)]
+    """n namespaces, half of whose stacks "app" shard 0 owns: picked by hash, so never all on one shard."""
+    candidates = [f"{stem}-{i}" for i in range(64)]
+    per_shard = [[c for c in candidates if Shard(0, 2).owns(c, "app") == (k == 0)][: n // 2] for k in (0, 1)]
+    names = per_shard[0] + per_shard[1]
     for name in names:
         client.create(Namespace(metadata=ObjectMeta(name=name, labels={"addonstack.dev/test": "true"})))
     try:
