@@ -14,6 +14,8 @@ BACKUP_PLURAL: Final = "addonstackbackups"
 RESTORE_KIND: Final = "AddonStackRestore"
 RESTORE_PLURAL: Final = "addonstackrestores"
 FIELD_MANAGER: Final = "addonstack-operator"
+# The pod sysctl (one of the "safe" ones every Pod Security level admits) that lets a non-root server bind port 80.
+UNPRIVILEGED_PORT_SYSCTL: Final = "net.ipv4.ip_unprivileged_port_start"
 # Traefik's CRD group for the StripPrefix Middleware emitted with ingress class traefik.
 TRAEFIK_API_VERSION: Final = "traefik.io/v1alpha1"
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from addonstack.catalog.lint import lint
 from addonstack.catalog.loader import load_catalog
-from addonstack.catalog.model import Service
+from addonstack.catalog.model import Catalog, PodSecurity, Service
 from addonstack.cli.main import cli
 from addonstack.plan.build import build_plan
 from addonstack.plan.models import StackOptions
@@ -18,11 +19,13 @@ from addonstack.reasons import SkipReason
 from addonstack.render.compose import render_compose
 from addonstack.render.kubernetes import render_kubernetes
 from addonstack.render.stack import StackDefaults, plan_stack
+from tests.schemas import compose_errors
 
 
-def _k8s(ids: list[str], pod_security: Any = None) -> tuple[list[dict[str, Any]], Any]:
+def _k8s(ids: list[str], pod_security: Any = None, cat: Catalog | None = None) -> tuple[list[dict[str, Any]], Any]:
     spec = AddonStackSpec.model_validate({"services": ids, "allowExperimental": True})
-    planned = plan_stack(load_catalog(), spec, "s", "ns", StackDefaults(), make_rng(1), pod_security=pod_security)
+    cat = cat or load_catalog()
+    planned = plan_stack(cat, spec, "s", "ns", StackDefaults(), make_rng(1), pod_security=pod_security)
     plan, ctx = planned.plan, planned.context
     return render_kubernetes(plan, ctx)[0], plan
 
@@ -96,3 +99,54 @@ def test_validate_reports_the_pod_security_skip_offline(tmp_path: Any) -> None:
     res = CliRunner().invoke(cli, ["validate", "-f", str(path), "--pod-security", "restricted", "--json"])
     assert res.exit_code == 0, res.output
     assert '"reason": "pod_security"' in res.output and '"services": [\n    "grafana"\n  ]' in res.output
+
+
+def _with_pod_security(sid: str, ps: dict[str, Any], run_as_user: int | None) -> Catalog:
+    """The catalog with one entry's ``podSecurity`` (and user) replaced, as a port-80 nginx entry declares it."""
+    cat = load_catalog()
+    svc = cat.services[sid].model_copy(
+        update={"pod_security": PodSecurity.model_validate(ps), "run_as_user": run_as_user}
+    )
+    return Catalog(services={**cat.services, sid: svc}, categories=cat.categories, skills=cat.skills, packs=cat.packs)
+
+
+NGINX_NON_ROOT = {
+    "level": "restricted",
+    "runAsGroup": 101,
+    "writablePaths": ["/var/cache/nginx", "/run"],
+    "unprivilegedPortStart": 80,
+}
+
+
+def test_port_80_server_gets_the_sysctl_and_scratch_dirs_without_a_read_only_root() -> None:
+    cat = _with_pod_security("excalidraw", NGINX_NON_ROOT, 101)
+    pod = _pod(_k8s(["excalidraw"], cat=cat)[0], "excalidraw")
+    psc = pod["securityContext"]
+    assert psc["sysctls"] == [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "80"}]
+    assert psc["runAsUser"] == 101 and psc["runAsGroup"] == 101 and psc["runAsNonRoot"] is True
+    container = pod["containers"][0]
+    assert "readOnlyRootFilesystem" not in container["securityContext"]
+    scratch = {v["name"] for v in pod["volumes"] if v.get("emptyDir") == {}}
+    mounted = [m["mountPath"] for m in container["volumeMounts"] if m["name"] in scratch]
+    assert mounted == ["/var/cache/nginx", "/run"]
+
+
+def test_compose_sets_the_sysctl_and_tmpfs_without_read_only() -> None:
+    cat = _with_pod_security("excalidraw", NGINX_NON_ROOT, 101)
+    doc = render_compose(build_plan(cat, "box", ["excalidraw"], StackOptions(), make_rng(1)))
+    svc = doc["services"]["excalidraw"]
+    assert svc["sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "80"}
+    assert svc["tmpfs"] == ["/var/cache/nginx", "/run"] and "read_only" not in svc
+    assert svc["user"] == "101:101" and svc["cap_drop"] == ["ALL"]
+    assert compose_errors(doc) == []
+
+
+def test_lint_wants_the_sysctl_for_a_non_root_user_on_port_80_and_at_most_that_port() -> None:
+    without = {k: v for k, v in NGINX_NON_ROOT.items() if k != "unprivilegedPortStart"}
+    problems = lint(_with_pod_security("excalidraw", without, 101))
+    assert any("excalidraw" in p and "cannot bind port 80; set it to 80" in p for p in problems), problems
+    problems = lint(_with_pod_security("excalidraw", {**NGINX_NON_ROOT, "unprivilegedPortStart": 443}, 101))
+    assert any("unprivilegedPortStart: 443 is above its port 80" in p for p in problems), problems
+    problems = lint(_with_pod_security("grafana", {**NGINX_NON_ROOT, "runAsGroup": 472}, 472))
+    assert any("grafana" in p and "no port below 1024; leave the field out" in p for p in problems), problems
+    assert not [p for p in lint(_with_pod_security("excalidraw", NGINX_NON_ROOT, 101)) if "excalidraw" in p]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from addonstack.catalog.model import COMMAND_VAR, PUBLIC_URL_PLACEHOLDERS, Catalog, Service
+from addonstack.catalog.model import COMMAND_VAR, PUBLIC_URL_PLACEHOLDERS, Catalog, PodSecurity, Service
 from addonstack.constants import PLATFORM_ENV_KEYS
 
 
@@ -192,6 +192,7 @@ def _public_url_of(cat: Catalog, svc: Service, where: str, of: str) -> Iterator[
 
 # Capabilities each Pod Security level admits beyond none (restricted: only NET_BIND_SERVICE; baseline: the
 # container runtime's default set). Anything else makes the entry privileged.
+PRIVILEGED_PORTS_END = 1024  # the kernel's default net.ipv4.ip_unprivileged_port_start
 RESTRICTED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
 BASELINE_CAPABILITIES = frozenset(
     {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "SETFCAP",
@@ -219,8 +220,22 @@ def _service_pod_security(cat: Catalog, svc: Service) -> Iterator[str]:
             yield f"{where}: podSecurity.addCapabilities: restricted admits only NET_BIND_SERVICE, not {extra}"
     elif ps.level == "baseline" and (extra := sorted(caps - BASELINE_CAPABILITIES)):
         yield f"{where}: podSecurity.addCapabilities: {extra} need level privileged, not baseline"
-    if ps.writable_paths and not ps.read_only_root_filesystem:
-        yield f"{where}: podSecurity.writablePaths: only used with readOnlyRootFilesystem: true"
+    yield from _low_ports(where, svc, ps)
+
+
+def _low_ports(where: str, svc: Service, ps: PodSecurity) -> Iterator[str]:
+    """A non-root server listening below 1024 needs ``unprivilegedPortStart`` at or below its lowest port."""
+    low = min((p.container for p in svc.ports if p.container < PRIVILEGED_PORTS_END), default=None)
+    start = ps.unprivileged_port_start
+    if start is not None and low is None:
+        yield f"{where}: podSecurity.unprivilegedPortStart: no port below {PRIVILEGED_PORTS_END}; leave the field out"
+    elif start is not None and low is not None and start > low:
+        yield f"{where}: podSecurity.unprivilegedPortStart: {start} is above its port {low}; give {low}"
+    elif start is None and low is not None and ps.level == "restricted" and svc.run_as_user:
+        yield (
+            f"{where}: podSecurity.unprivilegedPortStart: the non-root user {svc.run_as_user} cannot bind port "
+            f"{low}; set it to {low} (the pod sysctl net.ipv4.ip_unprivileged_port_start)"
+        )
 
 
 # The truth rules (pinned builds, sources + verified, maturityNote, what a deployable entry may lean on) hold for

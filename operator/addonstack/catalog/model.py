@@ -243,7 +243,16 @@ class PodSecurity(CatalogModel):
     )
     read_only_root_filesystem: bool = False
     writable_paths: list[Annotated[str, Field(pattern=r"^/")]] = Field(
-        default_factory=list, description="Scratch paths mounted as emptyDir when the root filesystem is read-only."
+        default_factory=list,
+        description="Scratch paths the image writes to that are not writable for its user (or not at all under "
+        "readOnlyRootFilesystem): each gets an empty emptyDir (Compose: tmpfs), whether or not the root "
+        "filesystem is read-only.",
+    )
+    unprivileged_port_start: Annotated[int, Field(ge=0, le=1024)] | None = Field(
+        default=None,
+        description="Lowest port a process without root may bind, for a non-root server listening below 1024 "
+        "(nginx or Apache on port 80): the pod sysctl net.ipv4.ip_unprivileged_port_start (one of the safe "
+        "sysctls restricted admits; Compose: sysctls). Give the lowest port the server listens on.",
     )
     add_capabilities: list[Annotated[str, Field(pattern=CAPABILITY_PATTERN)]] = Field(
         default_factory=list, description="Added back after dropping ALL (e.g. NET_BIND_SERVICE)."
@@ -369,6 +378,15 @@ class Service(CatalogModel):
     def pod_security_level(self) -> PodSecurityLevel:
         """The strictest Pod Security level the image runs under; baseline when the entry does not say."""
         return self.pod_security.level if self.pod_security is not None else "baseline"
+
+    @property
+    def scratch_paths(self) -> list[str]:
+        """``podSecurity.writablePaths`` minus those a volume of the entry already covers: each gets an
+        ``emptyDir`` (Compose: ``tmpfs``), with or without a read-only root filesystem."""
+        if self.pod_security is None:
+            return []
+        mounted = {v.container_path.rstrip("/") for v in self.volumes}
+        return [path for path in self.pod_security.writable_paths if path.rstrip("/") not in mounted]
 
     @property
     def needs_build(self) -> bool:

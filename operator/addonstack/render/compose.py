@@ -3,8 +3,8 @@
 Only addon services (and ``postgres-setup`` when a service needs a database) appear, all on the
 platform's external ``openclaw-network``. Images are pinned, secrets are ``${VAR}`` references into
 the env file, GPU services get a device reservation when the host has a GPU, and each service runs with
-the user, capabilities and read-only root filesystem its catalog ``podSecurity`` declares (as on
-Kubernetes). The output validates against the Compose specification's JSON Schema.
+the user, capabilities, read-only root filesystem, scratch ``tmpfs`` and unprivileged-port sysctl its catalog
+``podSecurity`` declares (as on Kubernetes). The output validates against the Compose specification's JSON Schema.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from addonstack.constants import (
     POSTGRES_HOST,
     POSTGRES_PORT,
     POSTGRES_SETUP_ID,
+    UNPRIVILEGED_PORT_SYSCTL,
     VERSION,
 )
 from addonstack.plan.build import PlannedService, StackPlan, built_image
@@ -127,9 +128,10 @@ def _hardening(p: PlannedService) -> dict[str, Any]:
         out["cap_add"] = list(ps.add_capabilities)
     if ps is not None and ps.read_only_root_filesystem:
         out["read_only"] = True
-        mounted = {v.container_path.rstrip("/") for v in svc.volumes}
-        if tmpfs := [path for path in ps.writable_paths if path.rstrip("/") not in mounted]:
-            out["tmpfs"] = tmpfs
+    if tmpfs := svc.scratch_paths:
+        out["tmpfs"] = tmpfs
+    if ps is not None and ps.unprivileged_port_start is not None:
+        out["sysctls"] = {UNPRIVILEGED_PORT_SYSCTL: str(ps.unprivileged_port_start)}
     out["security_opt"] = ["no-new-privileges:true"]
     return out
 

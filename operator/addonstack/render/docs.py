@@ -273,8 +273,10 @@ def pod_security_table(cat: Catalog) -> str:
         user = f"{s.run_as_user}:{group}" if s.run_as_user is not None else "image default"
         fs_group = ps.fs_group if ps and ps.fs_group is not None else "-"
         read_only = "yes" if ps and ps.read_only_root_filesystem else "no"
-        if ps and ps.read_only_root_filesystem and ps.writable_paths:
+        if ps and ps.writable_paths:
             read_only += f" (emptyDir: {', '.join(ps.writable_paths)})"
+        if ps and ps.unprivileged_port_start is not None:
+            user += f" (binds from port {ps.unprivileged_port_start})"
         why = _cell(ps.reason) if ps and ps.reason else ""
         lines.append(f"| {s.id} | {s.pod_security_level} | {user} | {fs_group} | {read_only} | {why} |")
     return "\n".join(lines) + "\n"

@@ -3,7 +3,11 @@
 
 An entry at level ``restricted`` runs as its declared non-root user and group, drops every capability
 (adding back only what it declares), uses the runtime's default seccomp profile and, when the image
-allows, a read-only root filesystem with an ``emptyDir`` for each scratch path. ``fsGroup`` (with
+allows, a read-only root filesystem. Each declared scratch path gets an ``emptyDir`` whether or not the root
+filesystem is read-only: a non-root nginx or Apache cannot write its pid and cache under the image's root-owned
+``/run`` or ``/var/cache/nginx``. Such a server binding port 80 needs neither root nor ``NET_BIND_SERVICE``:
+the pod sysctl ``net.ipv4.ip_unprivileged_port_start`` (in the "safe" set every Pod Security level admits)
+lowers the first unprivileged port of the pod's own network namespace. ``fsGroup`` (with
 ``fsGroupChangePolicy: OnRootMismatch``, so large volumes are not walked on every start) makes freshly
 provisioned volumes writable for that user. Entries at ``baseline`` or ``privileged`` keep the image's
 user; they still never escalate privileges and drop capabilities when the catalog says that is safe.
@@ -14,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from addonstack.catalog.model import Service
+from addonstack.constants import UNPRIVILEGED_PORT_SYSCTL
 
 SCRATCH_PREFIX = "scratch-"
 RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
@@ -38,6 +43,8 @@ def pod_security_context(svc: Service) -> dict[str, Any]:
     if ps is not None and ps.fs_group is not None:
         sc["fsGroup"] = ps.fs_group
         sc["fsGroupChangePolicy"] = "OnRootMismatch"
+    if ps is not None and ps.unprivileged_port_start is not None:
+        sc["sysctls"] = [{"name": UNPRIVILEGED_PORT_SYSCTL, "value": str(ps.unprivileged_port_start)}]
     sc["seccompProfile"] = dict(RUNTIME_DEFAULT)
     return sc
 
@@ -57,20 +64,11 @@ def container_security_context(svc: Service) -> dict[str, Any]:
     return sc
 
 
-def scratch_paths(svc: Service) -> list[str]:
-    """Writable scratch paths under a read-only root filesystem, minus those a persistent volume covers."""
-    ps = svc.pod_security
-    if ps is None or not ps.read_only_root_filesystem:
-        return []
-    mounted = {v.container_path.rstrip("/") for v in svc.volumes}
-    return [path for path in ps.writable_paths if path.rstrip("/") not in mounted]
-
-
 def scratch_volumes(svc: Service) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(pod volumes, container volumeMounts)``: one ``emptyDir`` per scratch path."""
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
-    for i, path in enumerate(scratch_paths(svc)):
+    for i, path in enumerate(svc.scratch_paths):
         name = f"{SCRATCH_PREFIX}{i}"
         volumes.append({"name": name, "emptyDir": {}})
         mounts.append({"name": name, "mountPath": path})
