@@ -230,6 +230,17 @@ def start_operator(
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+def started(op: subprocess.Popen[bytes], log_path: Path, timeout: float = 120.0) -> None:
+    """Wait for the operator's start-up line, then one second for kopf's watches to open (a fixed sleep
+    counted a slow start-up on a loaded machine as latency of the first stacks)."""
+    deadline = time.monotonic() + timeout
+    while "addonstack operator started" not in log_path.read_text(errors="replace"):
+        if op.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the operator did not start: see {log_path}")
+        time.sleep(0.2)
+    time.sleep(1.0)
+
+
 def count_objects(client: Client, namespaces: set[str], kinds: Iterable[Any]) -> int:
     """Objects labelled as a stack's children (not e.g. the kube-root-ca.crt ConfigMap of each namespace)."""
     return sum(
@@ -248,6 +259,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=20, help="raw client concurrency (the operator's max_workers)")
     ap.add_argument("--arrival-rate", type=float, default=1.0, help="paced phase: stacks created per second (0: skip)")
     ap.add_argument("--paced-stacks", type=int, help="paced phase: how many stacks (default: --stacks)")
+    ap.add_argument("--operator-arg", action="append", default=[], help="extra flag for `operator run` (repeat)")
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--keep", action="store_true", help="leave the work directory (logs) in place")
     args = ap.parse_args()
@@ -308,8 +320,8 @@ def main() -> None:
         # -- operator
         op_ns = [f"op-{i:04d}" for i in range(n)]
         make_namespaces(client, op_ns)
-        op = start_operator(kubeconfig, args.drift_interval, work / "operator.log")
-        time.sleep(3)  # kopf start-up (login, CRD scan) is not what is measured
+        op = start_operator(kubeconfig, args.drift_interval, work / "operator.log", tuple(args.operator_arg))
+        started(op, work / "operator.log")  # kopf start-up (imports, login, CRD scan) is not what is measured
         if op.poll() is not None:
             raise SystemExit(f"the operator exited at start: see {work / 'operator.log'}")
         log(f"operator: creating {n} AddonStacks of {len(SERVICES)} services")
