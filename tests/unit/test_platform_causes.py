@@ -1,10 +1,8 @@
 """Issue 14's platform-wide causes of entries that reach Ready yet do not work, each pinned to real entries.
 
 Every test renders real catalog entries (no copy of the catalog with a field changed), so it fails when
-one of those entries regresses. The other causes are pinned elsewhere, also on real entries:
-Docker socket (dozzle, portainer) and pinned builds in ``test_stack_mechanisms``; fsGroup (grafana) in
-``test_pod_security``; CREATEDB and extensions (chatwoot-worker, on a real PostgreSQL) in
-``test_database_grants``; workers told their app's URL in ``test_public_url_companions``.
+one of those entries regresses. CREATEDB and extensions (cause 5) are checked on a real PostgreSQL with
+chatwoot-worker in ``test_database_grants``; workers told their app's URL in ``test_public_url_companions``.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ from addonstack.catalog.lint import offered_by_default
 from addonstack.catalog.loader import Catalog, load_catalog
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
+from addonstack.render import yamlio
 from addonstack.render.kubernetes import render_kubernetes
 from addonstack.render.stack import StackDefaults, plan_stack
 
@@ -125,6 +124,46 @@ def test_opensearch_serves_plain_http_without_login_as_its_consumers_speak(catal
     assert gateway["OPENSEARCH_URL"] == f"http://opensearch:{http_port}"
 
 
+# ---- 3. services that drive the Docker engine --------------------------------------------------------
+
+_SOCKET = re.compile(r"docker socket|docker\.sock")
+
+
+def test_entries_that_say_they_use_the_docker_socket_get_it_only_on_compose_and_only_on_request(
+    catalog: Catalog,
+) -> None:
+    said = {s.id for s in catalog.addons() if _SOCKET.search(" ".join(s.description.split()).lower())}
+    assert {"dozzle", "portainer", "watchtower", "openhands", "pentagi"} <= said
+    assert said <= {s.id for s in catalog.addons() if s.docker_socket}
+    for sid in ("dozzle", "portainer"):  # beta entries: offered on Compose hosts that opt in
+        spec = AddonStackSpec.model_validate({"services": [sid], "allowExperimental": True})
+        planned = plan_stack(catalog, spec, "s1", "tenant", StackDefaults(), make_rng(7))
+        assert [s.reason for s in planned.plan.skipped if s.service_id == sid] == ["docker_socket"]
+        assert sid not in planned.plan.ids
+        r = generate_addon_stack({"instanceId": "t1", "services": [sid]}, seed=1, catalog=catalog)
+        assert [s.reason for s in r.metadata.skipped_services] == ["docker_socket"]
+        r = generate_addon_stack(
+            {"instanceId": "t1", "services": [sid], "allowDockerSocket": True}, seed=1, catalog=catalog
+        )
+        volumes = yamlio.load(r.compose_override)["services"][sid]["volumes"]
+        assert "/var/run/docker.sock:/var/run/docker.sock" in volumes
+
+
+# ---- 4. non-root pods own their freshly provisioned volumes ---------------------------------------------
+
+
+def test_every_non_root_entry_with_a_volume_gets_an_fsgroup(catalog: Catalog) -> None:
+    """A claim is provisioned owned by root on many storage classes: without fsGroup a non-root image
+    cannot write to it. Rendered for every restricted entry that has a volume."""
+    ids = [s.id for s in catalog.addons() if s.volumes and s.pod_security_level == "restricted"]
+    assert len(ids) >= 50 and {"gitea", "grafana", "n8n"} <= set(ids)
+    for sid in ids:
+        psc = _pod(_k8s(catalog, [sid]), sid)["securityContext"]
+        assert psc["runAsNonRoot"] is True, sid
+        assert isinstance(psc.get("fsGroup"), int), f"{sid}: no fsGroup for its volumes"
+        assert psc["fsGroupChangePolicy"] == "OnRootMismatch", sid
+
+
 # ---- 6. volumes mounted where data lives, not over what the image ships -------------------------------
 
 
@@ -136,6 +175,19 @@ def test_mautic_mounts_only_the_upload_folders_so_its_bundled_media_stays_visibl
     assert {"/var/www/html/docroot/media/files", "/var/www/html/docroot/media/images"} <= mounts
     for hidden in ("/var/www/html", "/var/www/html/docroot", "/var/www/html/docroot/media"):
         assert hidden not in mounts
+
+
+# ---- 7. builds pinned to a git ref ----------------------------------------------------------------------
+
+
+def test_offered_builds_are_pinned_and_compose_builds_that_ref(catalog: Catalog) -> None:
+    built = [s for s in catalog.addons() if s.build is not None and s.maturity != "experimental"]
+    assert {"solidityguard", "pentestagent", "steel-browser"} <= {s.id for s in built}
+    for svc in built:
+        assert svc.build is not None and svc.build.ref, f"{svc.id}: build not pinned"
+    r = generate_addon_stack({"instanceId": "t1", "services": ["solidityguard"]}, seed=1, catalog=catalog)
+    build = yamlio.load(r.compose_override)["services"]["solidityguard"]["build"]
+    assert build["context"] == "https://github.com/alt-research/SolidityGuard.git#v1.3.2"
 
 
 # ---- 8. entries that say they cannot work alone are not offered by default ----------------------------
