@@ -117,13 +117,13 @@ def test_operator_skips_what_the_namespace_enforce_label_refuses(
 
     client.patch(Namespace, namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
     with running_operator(kubeconfig):
-        client.create(codecs.from_dict(stack("psa", namespace, {"services": ["it-tools", "gatus"]})))
+        client.create(codecs.from_dict(stack("psa", namespace, {"services": ["pihole", "gatus"]})))
 
         def skipped() -> list[dict[str, Any]] | str:
             status = get_stack(client, "psa", namespace).get("status") or {}
-            found = [s for s in status.get("skipped") or [] if s.get("serviceId") == "it-tools"]
+            found = [s for s in status.get("skipped") or [] if s.get("serviceId") == "pihole"]
             return found or f"status={status}"
 
-        found = wait_for("it-tools to be skipped for the namespace's Pod Security level", skipped, timeout=90)
+        found = wait_for("pihole to be skipped for the namespace's Pod Security level", skipped, timeout=90)
     assert found[0]["reason"] == "pod_security", found
     assert "pod-security.kubernetes.io/enforce=restricted" in found[0]["details"], found

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
 
+from addonstack.api import generate_addon_stack
 from addonstack.catalog.lint import lint
 from addonstack.catalog.loader import load_catalog
 from addonstack.catalog.model import Catalog, PodSecurity, Service
@@ -19,6 +22,7 @@ from addonstack.reasons import SkipReason
 from addonstack.render.compose import render_compose
 from addonstack.render.kubernetes import render_kubernetes
 from addonstack.render.stack import StackDefaults, plan_stack
+from tests.composeview import compose_view
 from tests.schemas import compose_errors
 
 
@@ -150,3 +154,19 @@ def test_lint_wants_the_sysctl_for_a_non_root_user_on_port_80_and_at_most_that_p
     problems = lint(_with_pod_security("grafana", {**NGINX_NON_ROOT, "runAsGroup": 472}, 472))
     assert any("grafana" in p and "no port below 1024; leave the field out" in p for p in problems), problems
     assert not [p for p in lint(_with_pod_security("excalidraw", NGINX_NON_ROOT, 101)) if "excalidraw" in p]
+
+
+def test_port_80_nginx_entries_run_as_nginx_and_compose_loads_their_sysctl(composecheck: Path) -> None:
+    """The stock-nginx entries moved to restricted: UID 101 on port 80, and Docker Compose's own loader
+    accepts the rendered ``sysctls``."""
+    cat = load_catalog()
+    ids = ["excalidraw", "it-tools"]
+    for sid in ids:
+        ps = cat.services[sid].pod_security
+        assert ps is not None and ps.level == "restricted" and ps.unprivileged_port_start == 80, sid
+        assert cat.services[sid].run_as_user == 101 and "/var/cache/nginx" in ps.writable_paths, sid
+    result = generate_addon_stack({"instanceId": "box", "services": ids}, seed=1)
+    with tempfile.TemporaryDirectory() as workdir:
+        view = compose_view(composecheck, result, Path(workdir), {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"})
+    assert set(ids) <= set(view["services"])
+    assert "net.ipv4.ip_unprivileged_port_start: '80'" in result.compose_override
