@@ -170,3 +170,12 @@ def test_port_80_nginx_entries_run_as_nginx_and_compose_loads_their_sysctl(compo
         view = compose_view(composecheck, result, Path(workdir), {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"})
     assert set(ids) <= set(view["services"])
     assert "net.ipv4.ip_unprivileged_port_start: '80'" in result.compose_override
+
+
+def test_adguard_home_binds_dns_as_nobody_with_the_sysctl_at_53() -> None:
+    pod = _pod(_k8s(["adguard-home"])[0], "adguard-home")
+    psc, csc = pod["securityContext"], pod["containers"][0]["securityContext"]
+    assert psc["runAsUser"] == 65534 and psc["runAsNonRoot"] is True
+    assert psc["sysctls"] == [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "53"}]
+    # the binary carries cap_net_bind_service as a file capability: exec needs it in the bounding set
+    assert csc["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
