@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 
 from addonstack.catalog.loader import Catalog
-from addonstack.controller.applied import FIELD, record_of, seed, status_patch
+from addonstack.controller.applied import FIELD, kinds_to_list, record_of, seed, status_patch
+from addonstack.controller.cluster import CHILD_KINDS
 from addonstack.controller.decide import ApplyCache, Observed, decide_actions
 from addonstack.controller.objects import ObjectKey
 from tests.unit.test_decide import body, cat, converge, want
@@ -64,3 +65,14 @@ def test_the_status_patch_removes_what_the_new_status_no_longer_has() -> None:
     new = {"summary": "1/1", FIELD: {"Secret/a": "x@r3"}}
     assert status_patch(prev, new) == {"warnings": None, FIELD: {"Secret/a": "x@r3", "Secret/b": None}}
     assert status_patch(new, new) == {}
+
+
+def test_an_event_pass_lists_only_the_recorded_kinds_and_every_other_pass_lists_all() -> None:
+    status = {"applied": {"Deployment/gatus": "d@1", "Service/gatus": "d@2", "NetworkPolicy/gatus-allow": "d@3"}}
+    narrowed = kinds_to_list(CHILD_KINDS, status, full=False)
+    assert {kind for _, kind in narrowed} == {"Secret", "ConfigMap", "Deployment", "Service", "NetworkPolicy"}
+    assert narrowed == tuple(k for k in CHILD_KINDS if k in narrowed), "the order of CHILD_KINDS is kept"
+    assert kinds_to_list(CHILD_KINDS, status, full=True) == CHILD_KINDS
+    # No record yet (a new stack, or one made by an older operator): every kind, even for an event pass.
+    assert kinds_to_list(CHILD_KINDS, {}, full=False) == CHILD_KINDS
+    assert kinds_to_list(CHILD_KINDS, None, full=False) == CHILD_KINDS

@@ -126,6 +126,7 @@ class Observed:
     quotas: list[dict[str, Any]] | None = None
     limit_ranges: list[dict[str, Any]] | None = None
     pre_upgrade_backup: dict[str, Any] | None = None  # the AddonStackBackup an upgrade waits for (upgrade.py)
+    listed: tuple[tuple[str, str], ...] | None = None  # child kinds read into live (None: every kind)
 
     @property
     def by_key(self) -> dict[ObjectKey, dict[str, Any]]:

@@ -161,7 +161,8 @@ async def publish(state: State, raw: dict[str, Any], cause: fairness.Cause = fai
         # memory between reconciles. A dry run writes no status, so it keeps its record in the process.
         cache = state.cache if state.settings.dry_run else ApplyCache()
         try:
-            outcome = await reconcile(raw, state.cluster, state.settings.defaults, cache, waves=state.waves)
+            full = cause is not fairness.Cause.CHILD  # an event pass lists only the kinds the stack records
+            outcome = await reconcile(raw, state.cluster, state.settings.defaults, cache, waves=state.waves, full=full)
         except Exception:
             metrics.RECONCILES.labels("error").inc()
             raise

@@ -21,7 +21,7 @@ from addonstack.constants import API_GROUP, API_VERSION, BACKUP_KIND
 from addonstack.controller import applied as applied_record
 from addonstack.controller import claiming, metrics
 from addonstack.controller.backup_status import pre_upgrade_backup
-from addonstack.controller.cluster import Cluster, gather_all
+from addonstack.controller.cluster import CHILD_KINDS, Cluster, gather_all
 from addonstack.controller.decide import (
     APPLY_ORDER,
     RETAINED_KINDS,
@@ -84,25 +84,43 @@ def _safe_error(obj: dict[str, Any], exc: ApiError) -> str:
     return f"{where}: {exc.status.message}"
 
 
-async def observe(body: dict[str, Any], cluster: Cluster, defaults: StackDefaults) -> Observed:
-    """Everything the decision reads: the children, their pods, the credentials and database admin Secrets,
-    and the Pod Security level the namespace enforces."""
+async def observe(body: dict[str, Any], cluster: Cluster, defaults: StackDefaults, full: bool = True) -> Observed:
+    """Everything the decision reads: the children (every kind, or with ``full`` False the kinds the stack's
+    record holds: ``applied.kinds_to_list``), their pods, the credentials and database admin Secrets, and
+    the Pod Security level the namespace enforces."""
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     spec = body.get("spec") or {}
     ref = (spec.get("credentialsSecretRef") or {}).get("name")
     admin = ((spec.get("database") or {}).get("adminSecretRef") or {}).get("name") or defaults.database_admin_secret
+    kinds = applied_record.kinds_to_list(CHILD_KINDS, body.get("status"), full)
     creds, admin_data, live, pods, ns_labels, quotas, limit_ranges = await gather_all(
         cluster.secret_data(ns, ref) if ref else asyncio.sleep(0, None),
         cluster.secret_data(ns, admin) if admin else asyncio.sleep(0, None),
-        cluster.list_children(ns, name),
+        cluster.list_children(ns, name, kinds),
         cluster.list_children(ns, name, POD_KINDS),
         cluster.namespace_labels(ns),
         cluster.list_readable("v1", "ResourceQuota", ns),
         cluster.list_readable("v1", "LimitRange", ns),
     )
     keys = frozenset(admin_data or {}) if admin else None  # only the key names leave this function
-    return Observed(body, live, creds, pods, keys, enforced_level(ns_labels), quotas=quotas, limit_ranges=limit_ranges)
+    return Observed(body, live, creds, pods, keys, enforced_level(ns_labels), quotas=quotas, limit_ranges=limit_ranges,
+                    listed=None if kinds == CHILD_KINDS else kinds)  # fmt: skip
+
+
+async def _read_unlisted(cluster: Cluster, observed: Observed, desired: Desired) -> bool:
+    """An event pass listed only the recorded kinds: read any desired kind outside them (an object that was
+    never applied, say after a failed apply) before deciding. True when something was read."""
+    if observed.listed is None:
+        return False
+    wanted = {(key.api_version, key.kind) for key in desired.objects}
+    missing = tuple(k for k in CHILD_KINDS if k in wanted and k not in observed.listed)
+    if not missing:
+        return False
+    meta = observed.body["metadata"]
+    observed.live += await cluster.list_children(meta["namespace"], meta["name"], missing)
+    observed.listed += missing
+    return True
 
 
 async def _pre_upgrade_backup(cluster: Cluster, body: dict[str, Any], cat: Catalog) -> dict[str, Any] | None:
@@ -146,11 +164,15 @@ async def reconcile(
     cache: ApplyCache,
     catalog: Catalog | None = None,
     waves: Waves | None = None,
+    full: bool = True,
 ) -> Outcome:
-    observed = await observe(body, cluster, defaults)
+    """One pass; ``full`` False for a pass a child's event started (it lists only the recorded kinds)."""
+    observed = await observe(body, cluster, defaults, full)
     cat = catalog or load_catalog()
     observed.pre_upgrade_backup = await _pre_upgrade_backup(cluster, body, cat)
     desired = desire(observed, defaults, cat, waves=waves)
+    if not isinstance(desired, Outcome) and await _read_unlisted(cluster, observed, desired):
+        desired = desire(observed, defaults, cat, waves=waves)  # what it reads of the live objects is complete now
     if isinstance(desired, Outcome):
         return desired
     await _request_backup(cluster, desired, body)
