@@ -33,7 +33,7 @@ from addonstack.plan.models import (
 )
 from addonstack.plan.secrets import CredentialError, env_file_key, make_rng, route_credentials
 from addonstack.render import yamlio
-from addonstack.render.compose import init_id, render_compose, render_env_file
+from addonstack.render.compose import init_id, render_compose, render_env_file, volumes_id
 from addonstack.render.skills import gateway_env, openclaw_config_patch, workspace_skill_files
 from addonstack.render.state import CurrentStack, StateError, read_current
 from addonstack.render.values import stored_value
@@ -371,11 +371,12 @@ def _orphans(plan: StackPlan, state: CurrentStack, removing: set[str], cat: Cata
 
 def _carried(plan: StackPlan, state: CurrentStack, removing: set[str], warnings: list[str]) -> list[str]:
     """Services that exist and were not asked to go but are not planned: kept exactly as they are. The
-    one-shot init service of a removed service goes with it (it runs that service's start-up step with
-    that service's variables)."""
+    one-shot init and volume-ownership services of a removed service go with it (they run that service's
+    start-up step with its variables, and hand it its volumes)."""
     carried = []
     planned = set(plan.ids)
-    inits = {init_id(sid) for sid in removing}
+    # steps the render makes again for planned services, or drops with removed ones
+    inits = {one for sid in removing | planned for one in (init_id(sid), volumes_id(sid))}
     for sid in [*state.services, *state.compose_services]:
         if sid in planned or sid in removing or sid in carried or sid == POSTGRES_SETUP_ID or sid in inits:
             continue

@@ -81,6 +81,24 @@ def test_compose_runs_restricted_entries_as_their_user_read_only_with_tmpfs() ->
     assert all(s["security_opt"] == ["no-new-privileges:true"] for s in services.values())
 
 
+def test_compose_hands_non_root_entries_their_volumes_first_as_fsgroup_does() -> None:
+    """Compose has no fsGroup: a new named volume copies the owner of the image's directory, root for images
+    without USER (meilisearch's /meili_data), so a one-shot step chowns it to the entry's user and fsGroup."""
+    cat = load_catalog()
+    plan = build_plan(cat, "box", ["meilisearch", "nextcloud"], StackOptions(image_registry="mirror.example"),
+                      make_rng(1))  # fmt: skip
+    services = render_compose(plan)["services"]
+    svc, ps = cat.services["meilisearch"], cat.services["meilisearch"].pod_security
+    assert ps is not None and ps.fs_group is not None
+    step, owner = services["meilisearch-volumes"], f"{svc.run_as_user}:{ps.fs_group}"
+    assert step["volumes"] == services["meilisearch"]["volumes"] and step["image"].startswith("mirror.example/")
+    assert step["user"] == "0:0" and step["cap_drop"] == ["ALL"] and step["cap_add"] == ["CHOWN", "DAC_READ_SEARCH"]
+    assert step["entrypoint"][3:] == ["sh", "/meili_data"] and f"chown -R {owner} " in step["entrypoint"][2]
+    first = {"condition": "service_completed_successfully"}
+    assert services["meilisearch"]["depends_on"]["meilisearch-volumes"] == first
+    assert "nextcloud-volumes" not in services  # runs as the image's user: nothing to hand over
+
+
 def test_namespace_enforcing_restricted_skips_baseline_entries_with_the_label_and_reason() -> None:
     level = enforced_level({"pod-security.kubernetes.io/enforce": "restricted"})
     objs, plan = _k8s(["nextcloud", "grafana"], level)

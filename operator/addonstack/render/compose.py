@@ -4,7 +4,8 @@ Only addon services (and ``postgres-setup`` when a service needs a database) app
 platform's external ``openclaw-network``. Images are pinned, secrets are ``${VAR}`` references into
 the env file, GPU services get a device reservation when the host has a GPU, and each service runs with
 the user, capabilities, read-only root filesystem, scratch ``tmpfs`` and unprivileged-port sysctl its catalog
-``podSecurity`` declares (as on Kubernetes). The output validates against the Compose specification's JSON Schema.
+``podSecurity`` declares (as on Kubernetes); a one-shot ``<id>-volumes`` step stands in for Kubernetes'
+``fsGroup``. The output validates against the Compose specification's JSON Schema.
 """
 
 from __future__ import annotations
@@ -68,6 +69,46 @@ def init_id(service_id: str) -> str:
     return f"{service_id}-init"
 
 
+def volumes_id(service_id: str) -> str:
+    """The one-shot Compose service that hands a non-root service its named volumes first."""
+    return f"{service_id}-volumes"
+
+
+def _volume_owner(p: PlannedService) -> str | None:
+    """``uid:gid`` a service's named volumes must belong to under Compose, or None.
+
+    Kubernetes makes a volume writable for a non-root user through the pod's ``fsGroup``; Compose has no
+    such thing: a new named volume copies the owner of the image's directory (root when the image sets no
+    ``USER``), so an entry that runs as its ``runAsUser`` with an ``fsGroup`` gets its volumes handed over
+    by a one-shot step (:func:`_volumes_service`) instead.
+    """
+    svc, ps = p.service, p.service.pod_security
+    if svc.run_as_user is None or ps is None or ps.fs_group is None or not svc.volumes:
+        return None
+    return f"{svc.run_as_user}:{ps.fs_group}"
+
+
+def _volumes_service(plan: StackPlan, p: PlannedService, owner: str) -> dict[str, Any]:
+    """Root with only CHOWN and DAC_READ_SEARCH, no network: each volume whose top directory is not yet
+    ``owner`` is chowned recursively (as ``fsGroupChangePolicy: OnRootMismatch``, so a large volume that is
+    already right is not walked again). Runs in the small PostgreSQL client image (busybox ``stat``/``chown``),
+    not the service's own image, which may have no shell."""
+    script = f'for d in "$@"; do [ "$(stat -c %u:%g "$d")" = {owner} ] || chown -R {owner} "$d"; done'
+    paths = [compose_escape(v.container_path) for v in p.service.volumes]
+    return {
+        "image": mirror_image(POSTGRES_CLIENT_IMAGE, plan.image_registry),
+        "restart": "no",
+        "user": "0:0",
+        "entrypoint": ["sh", "-c", compose_escape(script), "sh", *paths],
+        "volumes": [f"{volume_key(p.id, v.name)}:{v.container_path}" for v in p.service.volumes],
+        "network_mode": "none",
+        "cap_drop": ["ALL"],
+        "cap_add": ["CHOWN", "DAC_READ_SEARCH"],
+        "security_opt": ["no-new-privileges:true"],
+        "labels": {"dev.addonstack.instance": plan.slug, "dev.addonstack.service": volumes_id(p.id)},
+    }
+
+
 def _build(p: PlannedService) -> dict[str, Any] | None:
     """A git build context pinned to the catalog's ref (``<repo>.git#<ref>[:<dir>]``), for unpublished images."""
     b = p.service.build
@@ -105,6 +146,8 @@ def _base(plan: StackPlan, p: PlannedService) -> dict[str, Any]:
 
 def _depends(plan: StackPlan, p: PlannedService, healthy: set[str]) -> dict[str, Any]:
     deps: dict[str, Any] = {}
+    if _volume_owner(p) is not None:
+        deps[volumes_id(p.id)] = {"condition": "service_completed_successfully"}
     if p.database is not None:
         deps[POSTGRES_SETUP_ID] = {"condition": "service_completed_successfully"}
     for dep in p.service.requires:
@@ -212,6 +255,8 @@ def render_compose(
     if plan.databases:
         services[POSTGRES_SETUP_ID] = _postgres_setup(plan)
     for p in plan.services:
+        if (owner := _volume_owner(p)) is not None:
+            services[volumes_id(p.id)] = _volumes_service(plan, p, owner)
         if p.service.init_command:
             services[init_id(p.id)] = _init_service(plan, p, healthy)
         services[p.id] = _service(plan, p, healthy)
