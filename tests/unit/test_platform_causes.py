@@ -27,12 +27,13 @@ def catalog() -> Catalog:
     return load_catalog()
 
 
-def _k8s(cat: Catalog, ids: list[str]) -> list[dict[str, Any]]:
+def _k8s(cat: Catalog, ids: list[str], gpu: bool = False) -> list[dict[str, Any]]:
     creds = {f"{sid}.{v.key}": "user-value" for sid in ids for v in cat.services[sid].env if v.credential}
     spec = AddonStackSpec.model_validate(
         {
             "services": ids,
             "allowExperimental": True,
+            "gpu": gpu,
             "database": {"host": "pg.example", "adminSecretRef": {"name": "pg-admin"}},
             "redis": {"host": "redis.example"},
         }
@@ -158,7 +159,7 @@ def test_every_non_root_entry_with_a_volume_gets_an_fsgroup(catalog: Catalog) ->
     ids = [s.id for s in catalog.addons() if s.volumes and s.pod_security_level == "restricted"]
     assert len(ids) >= 50 and {"gitea", "grafana", "n8n"} <= set(ids)
     for sid in ids:
-        psc = _pod(_k8s(catalog, [sid]), sid)["securityContext"]
+        psc = _pod(_k8s(catalog, [sid], gpu=True), sid)["securityContext"]  # tabby-ml needs a GPU
         assert psc["runAsNonRoot"] is True, sid
         assert isinstance(psc.get("fsGroup"), int), f"{sid}: no fsGroup for its volumes"
         assert psc["fsGroupChangePolicy"] == "OnRootMismatch", sid
