@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from addonstack.controller.fairness import Cause, PrioritySlots, priority
+from addonstack.controller.fairness import Cause, PrioritySlots, priority, resync_due
 
 
 def test_an_edit_outranks_a_create_and_a_stack_without_status_counts_as_a_create() -> None:
@@ -54,3 +54,11 @@ def test_a_cancelled_waiter_leaves_no_slot_behind() -> None:
         return slots.free
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_the_drift_timer_skips_a_stack_a_full_pass_just_covered_or_one_already_being_reconciled() -> None:
+    interval = 60.0
+    assert resync_due(None, 100.0, interval, busy=False), "never passed over in this process: due"
+    assert not resync_due(90.0, 100.0, interval, busy=False), "a full pass 10 s ago"
+    assert resync_due(70.0, 100.0, interval, busy=False), "half an interval ago: due again"
+    assert not resync_due(None, 100.0, interval, busy=True), "a pass is running or queued for it"

@@ -46,6 +46,7 @@ class State:
     cluster: Cluster | None = None
     cache: ApplyCache = field(default_factory=ApplyCache)  # dry runs only (others keep it in status.applied)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # by "namespace/name"
+    last_full: dict[str, float] = field(default_factory=dict)  # by "namespace/name": end of its last full pass
     reconciles: int = 0
     # kopf runs async handlers of all objects at once; this bounds how many reconciles talk to the API server
     # together, so 200 new stacks are served a few at a time instead of all timing out together.
@@ -160,8 +161,8 @@ async def publish(state: State, raw: dict[str, Any], cause: fairness.Cause = fai
         # The stack's status.applied is the record of what was applied; a cache per reconcile keeps nothing in
         # memory between reconciles. A dry run writes no status, so it keeps its record in the process.
         cache = state.cache if state.settings.dry_run else ApplyCache()
+        full = cause is not fairness.Cause.CHILD  # an event pass lists only the kinds the stack records
         try:
-            full = cause is not fairness.Cause.CHILD  # an event pass lists only the kinds the stack records
             outcome = await reconcile(raw, state.cluster, state.settings.defaults, cache, waves=state.waves, full=full)
         except Exception:
             metrics.RECONCILES.labels("error").inc()
@@ -169,6 +170,8 @@ async def publish(state: State, raw: dict[str, Any], cause: fairness.Cause = fai
         finally:
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         state.reconciles += 1
+        if full:
+            state.last_full[f"{meta['namespace']}/{meta['name']}"] = time.monotonic()
         metrics.RECONCILES.labels(metrics.result_of(outcome.status)).inc()
         metrics.observe_stack(meta["namespace"], meta["name"], outcome.status)
         if state.settings.dry_run:
@@ -207,6 +210,10 @@ async def on_resume(body: kopf.Body, memo: Any, **_: Any) -> None:
 async def on_timer(body: kopf.Body, memo: Any, **_: Any) -> None:
     if body.metadata.get("deletionTimestamp"):
         return
+    state, key = _state(memo), f"{body.metadata.namespace}/{body.metadata.name}"
+    busy = key in state.locks and state.locks[key].locked()
+    if not fairness.resync_due(state.last_full.get(key), time.monotonic(), state.settings.drift_interval, busy):
+        return
     await _run(body, memo, fairness.Cause.RESYNC)
 
 
@@ -226,6 +233,7 @@ async def on_stack_event(type: str | None, body: kopf.Body, memo: Any, **_: Any)
     state.cache.forget_stack(ns, name)
     metrics.observe_stack(ns, name, None)
     state.locks.pop(f"{ns}/{name}", None)
+    state.last_full.pop(f"{ns}/{name}", None)
     debouncer(memo).cancel(ns, name)
     if state.cluster is None:
         return
