@@ -282,9 +282,9 @@ def operator_group() -> None:
     help="A provider's catalog entries merged over the built-in catalog (default: $ADDONSTACK_CATALOG_DIR).",
 )
 @click.option(
-    "--qps", type=click.FloatRange(min=0), help="API requests per second, sustained (default 50; 0: no limit)."
+    "--qps", type=click.FloatRange(min=0), help="API requests per second, sustained (default 200; 0: no limit)."
 )
-@click.option("--burst", type=click.IntRange(min=1), help="API requests allowed at once above --qps (default 100).")
+@click.option("--burst", type=click.IntRange(min=1), help="API requests allowed at once above --qps (default 400).")
 @click.option("--verbose", "-v", is_flag=True)
 def operator_run(
     namespaces: tuple[str, ...],

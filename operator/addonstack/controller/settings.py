@@ -73,8 +73,8 @@ class OperatorSettings:
     health_host: str = "0.0.0.0"
     kubeconfig: str | None = None
     max_workers: int = 20
-    qps: float = 50.0  # client-side limit of API requests per second (0: none); like client-go's --kube-api-qps
-    burst: int = 100  # requests allowed at once above qps before the limit applies
+    qps: float = 200.0  # client-side limit of API requests per second (0: none); like client-go's --kube-api-qps
+    burst: int = 400  # requests allowed at once above qps before the limit applies
     webhook: WebhookSettings | None = None  # None: no admission webhook (the CRD still validates)
     catalog_dir: str | None = None  # a provider's catalog entries merged over the built-in catalog
     max_concurrent_upgrades: int = 5  # stacks moving to a new catalog revision at once (controller/upgrade.py)
