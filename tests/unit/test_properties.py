@@ -560,9 +560,10 @@ def invalid_updates(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
         change["currentCompose"] = yamlio.dump(doc)
         return change, "currentCompose"
     if kind == "env-text":
+        other = "y" if inp["instanceId"] == "x" else "x"  # "" after the header of the stack's own id would be valid
         change["currentEnv"] = draw(
             st.text(max_size=60).filter(lambda t: envfile.HEADER not in t)
-            | st.sampled_from(["KEY='unterminated", "not a line", ""]).map(lambda t: f"{envfile.HEADER}x\n" + t)
+            | st.sampled_from(["KEY='unterminated", "not a line", ""]).map(lambda t: f"{envfile.HEADER}{other}\n" + t)
         )
         return change, "currentEnv"
     change["instanceId"] = draw(instance_ids.filter(lambda i: i != inp["instanceId"]))
