@@ -74,13 +74,15 @@ def status_patch(prev: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, A
 def kinds_to_list(
     kinds: tuple[tuple[str, str], ...], status: Mapping[str, Any] | None, full: bool
 ) -> tuple[tuple[str, str], ...]:
-    """The child kinds a pass lists: all of them, or for a pass a child's watch event started (``full``
-    False) only the kinds the stack's record holds (and Secrets and ConfigMaps).
+    """The child kinds a pass lists: all of them (``full``), or only the kinds the stack's record holds (and
+    Secrets and ConfigMaps).
 
-    A stack of a few services uses 5 or 6 of the 13 kinds; an event pass re-reads readiness, so the other
-    LISTs would find nothing, and a new stack's pods set off several such passes. The spec, the catalog and
-    the record do not change between a pass that applied and the events it caused, so the desired kinds are
-    the recorded ones. Passes for a create, an edit, a resume or the drift timer list every kind: they find
+    A stack of a few services uses 5 or 6 of the 13 kinds; a pass that a child's event or the drift timer
+    started re-reads readiness and repairs what moved, and the other LISTs would find nothing (a new stack's
+    pods alone set off several event passes, and a resync of 200 converged stacks every 20 s cost more than
+    their creation). The spec, the catalog and the record do not change between passes of other causes, so
+    the desired kinds are the recorded ones; a desired kind outside them is read before deciding
+    (``reconcile._read_unlisted``). Passes for a create, an edit or a resume list every kind: they find
     leftovers of kinds the stack no longer records (pruned there) and a stack with no record yet.
     """
     record = (status or {}).get(FIELD)

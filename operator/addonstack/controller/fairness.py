@@ -80,16 +80,15 @@ class PrioritySlots:
         self.free += 1
 
 
-def resync_due(last_full: float | None, now: float, interval: float, busy: bool) -> bool:
+def resync_due(last_pass: float | None, now: float, interval: float, busy: bool) -> bool:
     """Whether the drift timer's pass over a stack is worth making now.
 
-    The timer is there to repair drift no event announced; a full pass (create, edit, resume, or a timer's)
-    that finished less than half an interval ago has just done that, and a pass already running or queued for
-    the stack (``busy``: its lock is taken) will. Without this, stacks of a burst that wait a minute for a
-    slot each got two or three timer passes queued behind their create pass, every one listing all 13 child
-    kinds: half the requests of a 200-stack burst. Drift is still repaired within 1.5 intervals.
+    The timer is there to repair drift no event announced. Every pass re-reads the kinds the stack's record
+    holds and repairs what moved, so a pass of any cause that ended less than half an interval ago has just
+    done the timer's work, and a pass already running or queued for the stack (``busy``: its lock is taken)
+    will. Without this, stacks of a burst that wait a minute for a slot each got two or three timer passes
+    queued behind their create pass. Drift is still repaired within 1.5 intervals.
     """
     if busy:
         return False
-    return last_full is None or now - last_full >= interval / 2
-
+    return last_pass is None or now - last_pass >= interval / 2

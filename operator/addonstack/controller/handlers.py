@@ -46,7 +46,7 @@ class State:
     cluster: Cluster | None = None
     cache: ApplyCache = field(default_factory=ApplyCache)  # dry runs only (others keep it in status.applied)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # by "namespace/name"
-    last_full: dict[str, float] = field(default_factory=dict)  # by "namespace/name": end of its last full pass
+    last_pass: dict[str, float] = field(default_factory=dict)  # by "namespace/name": when its last pass ended
     reconciles: int = 0
     # kopf runs async handlers of all objects at once; this bounds how many reconciles talk to the API server
     # together, so 200 new stacks are served a few at a time instead of all timing out together.
@@ -142,8 +142,13 @@ async def cleanup(memo: Any, **_: Any) -> None:
     # running here, and kopf re-raises whatever they meet on a closed client as a crash of the operator.
 
 
-async def publish(state: State, raw: dict[str, Any], cause: fairness.Cause = fairness.Cause.CHILD) -> None:
-    """Reconcile one stack and patch its status (when it changed) and Events, all under the stack's lock."""
+async def publish(
+    state: State, raw: dict[str, Any], cause: fairness.Cause = fairness.Cause.CHILD, full: bool = False
+) -> None:
+    """Reconcile one stack and patch its status (when it changed) and Events, all under the stack's lock.
+
+    ``full``: list every child kind (create, edit, resume: the passes that find leftovers of kinds the stack no
+    longer records); other passes list the kinds of its record (``applied.kinds_to_list``)."""
     assert state.cluster is not None
     meta = raw["metadata"]
     if state.handover is not None and not state.handover.may_serve(meta["namespace"], meta["name"]):
@@ -161,7 +166,6 @@ async def publish(state: State, raw: dict[str, Any], cause: fairness.Cause = fai
         # The stack's status.applied is the record of what was applied; a cache per reconcile keeps nothing in
         # memory between reconciles. A dry run writes no status, so it keeps its record in the process.
         cache = state.cache if state.settings.dry_run else ApplyCache()
-        full = cause is not fairness.Cause.CHILD  # an event pass lists only the kinds the stack records
         try:
             outcome = await reconcile(raw, state.cluster, state.settings.defaults, cache, waves=state.waves, full=full)
         except Exception:
@@ -170,8 +174,7 @@ async def publish(state: State, raw: dict[str, Any], cause: fairness.Cause = fai
         finally:
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         state.reconciles += 1
-        if full:
-            state.last_full[f"{meta['namespace']}/{meta['name']}"] = time.monotonic()
+        state.last_pass[f"{meta['namespace']}/{meta['name']}"] = time.monotonic()
         metrics.RECONCILES.labels(metrics.result_of(outcome.status)).inc()
         metrics.observe_stack(meta["namespace"], meta["name"], outcome.status)
         if state.settings.dry_run:
@@ -191,20 +194,20 @@ def _key(meta: dict[str, Any]) -> tuple[str, str]:
     return meta["namespace"], meta["name"]
 
 
-async def _run(body: kopf.Body, memo: Any, cause: fairness.Cause) -> None:
-    await publish(_state(memo), dict(body), cause)
+async def _run(body: kopf.Body, memo: Any, cause: fairness.Cause, full: bool) -> None:
+    await publish(_state(memo), dict(body), cause, full)
 
 
 async def on_create(body: kopf.Body, memo: Any, **_: Any) -> None:
-    await _run(body, memo, fairness.Cause.CREATE)
+    await _run(body, memo, fairness.Cause.CREATE, full=True)
 
 
 async def on_update(body: kopf.Body, memo: Any, **_: Any) -> None:
-    await _run(body, memo, fairness.Cause.EDIT)
+    await _run(body, memo, fairness.Cause.EDIT, full=True)
 
 
 async def on_resume(body: kopf.Body, memo: Any, **_: Any) -> None:
-    await _run(body, memo, fairness.Cause.RESYNC)
+    await _run(body, memo, fairness.Cause.RESYNC, full=True)
 
 
 async def on_timer(body: kopf.Body, memo: Any, **_: Any) -> None:
@@ -212,9 +215,9 @@ async def on_timer(body: kopf.Body, memo: Any, **_: Any) -> None:
         return
     state, key = _state(memo), f"{body.metadata.namespace}/{body.metadata.name}"
     busy = key in state.locks and state.locks[key].locked()
-    if not fairness.resync_due(state.last_full.get(key), time.monotonic(), state.settings.drift_interval, busy):
+    if not fairness.resync_due(state.last_pass.get(key), time.monotonic(), state.settings.drift_interval, busy):
         return
-    await _run(body, memo, fairness.Cause.RESYNC)
+    await _run(body, memo, fairness.Cause.RESYNC, full=False)
 
 
 async def on_delete(body: kopf.Body, memo: Any, **_: Any) -> None:
@@ -233,7 +236,7 @@ async def on_stack_event(type: str | None, body: kopf.Body, memo: Any, **_: Any)
     state.cache.forget_stack(ns, name)
     metrics.observe_stack(ns, name, None)
     state.locks.pop(f"{ns}/{name}", None)
-    state.last_full.pop(f"{ns}/{name}", None)
+    state.last_pass.pop(f"{ns}/{name}", None)
     debouncer(memo).cancel(ns, name)
     if state.cluster is None:
         return

@@ -166,7 +166,7 @@ async def reconcile(
     waves: Waves | None = None,
     full: bool = True,
 ) -> Outcome:
-    """One pass; ``full`` False for a pass a child's event started (it lists only the recorded kinds)."""
+    """One pass; ``full`` False: list only the kinds the stack records (event and timer passes)."""
     observed = await observe(body, cluster, defaults, full)
     cat = catalog or load_catalog()
     observed.pre_upgrade_backup = await _pre_upgrade_backup(cluster, body, cat)
