@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -182,9 +183,23 @@ def _doomed_secrets(recorder: SecretRecorder, nss: list[str]) -> set[tuple[str, 
     return {(n, s) for n, s, _ in recorder.first if n == ns}
 
 
+RECONCILE_HANDLER = re.compile(
+    r"\[([^\]]+)\] (?:Handler|Timer) '(on_create|on_update|on_resume|on_delete|on_timer)' (is invoked|succeeded|failed)"
+)
+
+
 def _mid_reconcile(output: str) -> bool:
-    """The run's last API request came after its last finished handler: killed while a handler was working."""
-    lines = output.splitlines()
-    last_request = max((i for i, line in enumerate(lines) if "HTTP Request:" in line), default=-1)
-    last_done = max((i for i, line in enumerate(lines) if "' succeeded" in line or "' failed" in line), default=-1)
-    return last_request > last_done
+    """A reconcile handler of some stack had been invoked and had not finished when the process was killed.
+
+    Only the stack handlers count: the child-watch and stack-event handlers finish within a millisecond and
+    log "succeeded" all the time, so "the last request came after the last handler that succeeded" (the old
+    test) missed kills that landed while a reconcile waited for its requests.
+    """
+    running: set[tuple[str, str]] = set()
+    for found in RECONCILE_HANDLER.finditer(output):
+        key = (found[1], found[2])
+        if found[3] == "is invoked":
+            running.add(key)
+        else:
+            running.discard(key)
+    return bool(running)
