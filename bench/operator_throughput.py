@@ -95,11 +95,26 @@ def stack_body(name: str, ns: str, services: list[str]) -> dict[str, Any]:
     }
 
 
-def rendered(name: str, ns: str, services: list[str]) -> list[dict[str, Any]]:
-    """The children the operator would write for a stack (offline render; no owner reference)."""
+RAW_LABEL = "bench.addonstack.dev/raw-stack"  # instead of the stack label: the operator must not watch these
+
+
+def _relabel(value: Any) -> Any:
+    """The same object with the stack label key renamed everywhere (labels, selectors, pod templates)."""
+    if isinstance(value, dict):
+        return {(RAW_LABEL if k == LABEL_STACK else k): _relabel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relabel(v) for v in value]
+    return value
+
+
+def rendered(name: str, ns: str, services: list[str], relabel: bool = False) -> list[dict[str, Any]]:
+    """The children the operator would write for a stack (offline render; no owner reference). ``relabel``
+    for the raw client's copy: with the stack label the operator (started later) would watch those objects
+    too, and their state would count in its memory and their events in its work."""
     planned = plan_stack(load_catalog(), AddonStackSpec(services=services), name, ns, DEFAULTS, make_rng(None))
     plan, ctx = planned.plan, planned.context
     objs, _ = render_kubernetes(plan, ctx)
+    objs = [_relabel(o) for o in objs] if relabel else objs
     return sorted(objs, key=lambda o: APPLY_ORDER.index(o["kind"]))
 
 
@@ -289,7 +304,7 @@ def main() -> None:
         # -- raw client first (the operator is not running yet, so it cannot interfere)
         raw_ns = [f"raw-{i:04d}" for i in range(n)]
         make_namespaces(client, raw_ns)
-        raw_objs = [rendered(f"s{i:04d}", ns, SERVICES) for i, ns in enumerate(raw_ns)]
+        raw_objs = [rendered(f"s{i:04d}", ns, SERVICES, relabel=True) for i, ns in enumerate(raw_ns)]
         n_objects = sum(len(s) for s in raw_objs)
         workloads = {
             (o["metadata"]["namespace"], o["metadata"]["name"])
