@@ -160,27 +160,37 @@ def render_crd(cat: Catalog | None = None) -> dict[str, Any]:
          "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]  # fmt: skip
-    schema = {
+    schema = _root_schema(
+        "A tenant's selection of self-hosted services, deployed and kept converged.",
+        MAX_STACK_NAME, ", because it prefixes the names of the stack's objects", spec_schema(cat), status,
+    )  # fmt: skip
+    names = {"shortNames": ["stack", "stacks"], "categories": ["addonstack"]}
+    return _crd(KIND, PLURAL, names, columns, schema)
+
+
+def _root_schema(
+    description: str, max_name: int, why: str, spec: dict[str, Any], status: dict[str, Any]
+) -> dict[str, Any]:
+    """The top of a CRD's schema: spec required, the name-length rule (CEL; ``why`` follows the limit in its
+    message), spec and status."""
+    return {
         "type": "object",
-        "description": "A tenant's selection of self-hosted services, deployed and kept converged.",
+        "description": description,
         "required": ["spec"],
         "x-kubernetes-validations": [
             {
-                "rule": f"self.metadata.name.size() <= {MAX_STACK_NAME}",
-                "message": f"metadata.name: at most {MAX_STACK_NAME} characters, because it "
-                "prefixes the names of the stack's objects; choose a shorter name",
+                "rule": f"self.metadata.name.size() <= {max_name}",
+                "message": f"metadata.name: at most {max_name} characters{why}; choose a shorter name",
             }
         ],
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
-            "spec": spec_schema(cat),
+            "spec": spec,
             "status": status,
         },
     }
-    names = {"shortNames": ["stack", "stacks"], "categories": ["addonstack"]}
-    return _crd(KIND, PLURAL, names, columns, schema)
 
 
 # Backup and restore names are backup ids and label values (their Jobs are "backup-<name>", hashed if long).
@@ -198,30 +208,11 @@ def _data_crd(
 
     No category "addonstack": it is AddonStack's singular name, and kubectl expands a category first, so
     `kubectl get addonstack NAME` would name three kinds ("only one resource")."""
-    schema = {
-        "type": "object",
-        "description": description,
-        "required": ["spec"],
-        "x-kubernetes-validations": [
-            {
-                "rule": f"self.metadata.name.size() <= {MAX_DATA_NAME}",
-                "message": f"metadata.name: at most {MAX_DATA_NAME} characters (it names the "
-                "Job and the backup); choose a shorter name",
-            }
-        ],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": {
-                **_structural(spec),
-                "x-kubernetes-validations": [
-                    {"rule": "self == oldSelf", "message": "spec is immutable: create a new object"}
-                ],
-            },
-            "status": _structural(status),
-        },
-    }
+    immutable = [{"rule": "self == oldSelf", "message": "spec is immutable: create a new object"}]
+    schema = _root_schema(
+        description, MAX_DATA_NAME, " (it names the Job and the backup)",
+        {**_structural(spec), "x-kubernetes-validations": immutable}, _structural(status),
+    )  # fmt: skip
     return _crd(kind, plural, {}, [*columns, *_DATA_COLUMNS], schema)
 
 
