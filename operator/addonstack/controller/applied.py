@@ -90,4 +90,3 @@ def kinds_to_list(
         return kinds
     recorded = {str(name).partition("/")[0] for name in record} | ALWAYS_LISTED
     return tuple(k for k in kinds if k[1] in recorded)
-

@@ -54,14 +54,22 @@ async def settle(
     existing: Mapping[ObjectKey, dict[str, Any]],
     defaults: StackDefaults,
     cat: Catalog,
+    max_age: float = 0.0,
 ) -> dict[str, str]:
-    """Claim this stack's services; service id -> holder name for those another stack holds (blocked here)."""
+    """Claim this stack's services; service id -> holder name for those another stack holds (blocked here).
+
+    ``max_age``: a Lease list read that long ago will do when it shows this stack holding all it wants (an
+    event pass of a converged stack); anything else is decided on a fresh read."""
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(ClaimRace), stop=stop_after_attempt(4), reraise=True
     ):
         with attempt:
-            return await _settle_once(cluster, desired, observed, existing, defaults, cat)
+            return await _settle_once(cluster, desired, observed, existing, defaults, cat, max_age)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _claims(cluster: Cluster, ns: str, max_age: float) -> dict[str, dict[str, Any]]:
+    return {labels_of(lease).get(LABEL_SERVICE, ""): lease for lease in await cluster.list_claims(ns, max_age)}
 
 
 async def _settle_once(
@@ -71,14 +79,17 @@ async def _settle_once(
     existing: Mapping[ObjectKey, dict[str, Any]],
     defaults: StackDefaults,
     cat: Catalog,
+    max_age: float,
 ) -> dict[str, str]:
     meta = observed.body["metadata"]
     ns, stack, uid = meta["namespace"], meta["name"], meta["uid"]
     wanted = claims.claimable(desired.objects, stack)
-    leases = {labels_of(lease).get(LABEL_SERVICE, ""): lease for lease in await cluster.list_claims(ns)}
+    leases = await _claims(cluster, ns, max_age)
+    if max_age > 0 and any(claims.lease_holder(leases.get(sid)) != uid for sid in wanted):
+        leases = await _claims(cluster, ns, 0.0)  # something to decide: not on a reused read
     for sid, held in leases.items():
         if claims.lease_holder(held) == uid and sid not in wanted:
-            await cluster.delete(claims.LEASE_API, "Lease", ns, held["metadata"]["name"])  # released
+            await cluster.release_claim(ns, held["metadata"]["name"])
     todo = [sid for sid in wanted if claims.lease_holder(leases.get(sid)) != uid]
     if not todo:
         return {}

@@ -70,6 +70,13 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     (TRAEFIK_API_VERSION, "Middleware"),
 )
 NAMESPACE_LABELS_TTL = 30.0  # seconds a namespace's labels are reused (one GET per namespace, not per reconcile)
+# Seconds a pass that a child's event started may reuse what another pass read of the namespace (quotas,
+# LimitRanges, claim Leases, the database admin Secret's key names). A new stack's children change a dozen
+# times in its first seconds; each change re-evaluates the stack, and these reads would be repeated for
+# nothing. Passes of other causes (create, edit, resume, the drift timer) always read them fresh, so a raised
+# quota or a new admin Secret is seen at the next timer as before.
+SHARED_READ_TTL = 15.0
+RECENT_LIMIT = 4096  # entries kept of those reads; expired ones are dropped when it is reached
 MAX_IN_FLIGHT = 24  # list and apply requests at once (bench/operator.py: more only adds timeouts here)
 OPTIONAL_KINDS = {(TRAEFIK_API_VERSION, "Middleware")}  # CRD-backed: absent on clusters without Traefik
 
@@ -112,7 +119,6 @@ def retryable(exc: BaseException) -> bool:
     return code is not None and (code == 429 or code >= 500)
 
 
-
 async def gather_all(*awaitables: Awaitable[Any]) -> list[Any]:
     """:func:`asyncio.gather`, except that when one fails the others are cancelled and awaited before the
     error is raised. Plain gather leaves them running: at a stop they then meet the closed client, and kopf,
@@ -125,6 +131,7 @@ async def gather_all(*awaitables: Awaitable[Any]) -> list[Any]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
 
 class Cluster:
     """Thin async wrapper: get, list by label, apply, delete, status patch, events."""
@@ -141,6 +148,7 @@ class Cluster:
         self.inflight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._ns_labels: dict[str, tuple[float, dict[str, str] | None]] = {}
         self._unreadable: set[str] = set()  # kinds the operator may not list (logged once)
+        self._recent: dict[tuple[str, ...], tuple[float, Any]] = {}  # SHARED_READ_TTL: key -> (read at, value)
 
     async def _send(self, call: Callable[[], Awaitable[T]]) -> T:
         """One request: within the rate limit and the in-flight bound, retried with backoff on 429 and 5xx."""
@@ -203,9 +211,32 @@ class Cluster:
         self._ns_labels[namespace] = (now, labels)
         return labels
 
+    async def _reuse(self, key: tuple[str, ...], max_age: float, fetch: Callable[[], Awaitable[T]]) -> T:
+        """``fetch()``, or its value from a read less than ``max_age`` seconds ago (0: always read). Every read
+        is remembered, so a pass that must read fresh also refreshes what the next event passes reuse."""
+        now = asyncio.get_running_loop().time()
+        hit = self._recent.get(key)
+        if max_age > 0 and hit is not None and now - hit[0] < max_age:
+            value: T = hit[1]
+            return value
+        value = await fetch()
+        if len(self._recent) >= RECENT_LIMIT:
+            self._recent = {k: v for k, v in self._recent.items() if now - v[0] < SHARED_READ_TTL}
+        self._recent[key] = (now, value)
+        return value
+
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         obj = await self.get("v1", "Secret", namespace, name)
         return decode_secret(obj) if obj is not None else None
+
+    async def secret_keys(self, namespace: str, name: str, max_age: float = 0.0) -> frozenset[str] | None:
+        """The key names of a Secret (None when it does not exist); its values are not kept."""
+
+        async def fetch() -> frozenset[str] | None:
+            data = await self.secret_data(namespace, name)
+            return frozenset(data) if data is not None else None
+
+        return await self._reuse(("secret-keys", namespace, name), max_age, fetch)
 
     async def _list(
         self, api_version: str, kind: str, namespace: str, labels: dict[str, Any] | None = None
@@ -238,11 +269,16 @@ class Cluster:
     async def list_leases(self, namespace: str, label: str) -> list[dict[str, Any]]:
         """Leases of a namespace that carry ``label`` (the shard Leases, controller/shards.py)."""
         return await self._list("coordination.k8s.io/v1", "Lease", namespace, {label: operators.exists()})
-    async def list_readable(self, api_version: str, kind: str, namespace: str) -> list[dict[str, Any]] | None:
+
+    async def list_readable(
+        self, api_version: str, kind: str, namespace: str, max_age: float = 0.0
+    ) -> list[dict[str, Any]] | None:
         """Every object of a kind in a namespace, or None when the operator may not list them (RBAC): what
         the caller cannot read it does not check (logged once per kind)."""
         try:
-            return await self._list(api_version, kind, namespace)
+            return await self._reuse(
+                ("list", api_version, kind, namespace), max_age, lambda: self._list(api_version, kind, namespace)
+            )
         except ApiError as exc:
             if exc.status.code != 403:
                 raise
@@ -252,10 +288,17 @@ class Cluster:
                             exc.status.message)  # fmt: skip
             return None
 
-    async def list_claims(self, namespace: str) -> list[dict[str, Any]]:
+    async def list_claims(self, namespace: str, max_age: float = 0.0) -> list[dict[str, Any]]:
         """The service-name claim Leases of a namespace (controller/claims.py)."""
         labels = {LABEL_COMPONENT: "claim", LABEL_MANAGED_BY: MANAGED_BY}
-        return await self._list("coordination.k8s.io/v1", "Lease", namespace, labels)
+        return await self._reuse(
+            ("claims", namespace), max_age, lambda: self._list("coordination.k8s.io/v1", "Lease", namespace, labels)
+        )
+
+    async def release_claim(self, namespace: str, name: str) -> None:
+        """Delete a claim Lease this stack no longer needs."""
+        self._recent.pop(("claims", namespace), None)
+        await self.delete("coordination.k8s.io/v1", "Lease", namespace, name)
 
     async def list_stacks(self, namespace: str) -> list[dict[str, Any]]:
         """Every AddonStack of a namespace (claims compare them; controller/claims.py)."""
@@ -265,6 +308,7 @@ class Cluster:
         """Create a claim Lease, or replace it when it carries the resourceVersion read; False when another
         writer came first (409), so the caller reads again instead of overwriting its decision."""
         self.writes += 1
+        self._recent.pop(("claims", lease["metadata"]["namespace"]), None)
         try:
             obj = codecs.from_dict(lease)
             if lease["metadata"].get("resourceVersion"):

@@ -23,7 +23,7 @@ from addonstack.constants import API_GROUP, FIELD_MANAGER, LABEL_STACK, PLURAL
 from addonstack.controller import admission, backup_handlers, fairness, metrics, watch
 from addonstack.controller.applied import status_patch
 from addonstack.controller.backup_flow import Lock, Publish
-from addonstack.controller.cluster import Cluster
+from addonstack.controller.cluster import SHARED_READ_TTL, Cluster
 from addonstack.controller.finalize import finalize
 from addonstack.controller.reconcile import ApplyCache, reconcile
 from addonstack.controller.settings import OperatorSettings
@@ -143,12 +143,17 @@ async def cleanup(memo: Any, **_: Any) -> None:
 
 
 async def publish(
-    state: State, raw: dict[str, Any], cause: fairness.Cause = fairness.Cause.CHILD, full: bool = False
+    state: State,
+    raw: dict[str, Any],
+    cause: fairness.Cause = fairness.Cause.CHILD,
+    full: bool = False,
+    reuse: float = 0.0,
 ) -> None:
     """Reconcile one stack and patch its status (when it changed) and Events, all under the stack's lock.
 
     ``full``: list every child kind (create, edit, resume: the passes that find leftovers of kinds the stack no
-    longer records); other passes list the kinds of its record (``applied.kinds_to_list``)."""
+    longer records); other passes list the kinds of its record (``applied.kinds_to_list``). ``reuse``: see
+    ``reconcile.reconcile`` (a child's event pass passes ``cluster.SHARED_READ_TTL``)."""
     assert state.cluster is not None
     meta = raw["metadata"]
     if state.handover is not None and not state.handover.may_serve(meta["namespace"], meta["name"]):
@@ -167,7 +172,9 @@ async def publish(
         # memory between reconciles. A dry run writes no status, so it keeps its record in the process.
         cache = state.cache if state.settings.dry_run else ApplyCache()
         try:
-            outcome = await reconcile(raw, state.cluster, state.settings.defaults, cache, waves=state.waves, full=full)
+            outcome = await reconcile(
+                raw, state.cluster, state.settings.defaults, cache, waves=state.waves, full=full, reuse=reuse
+            )
         except Exception:
             metrics.RECONCILES.labels("error").inc()
             raise
@@ -262,7 +269,7 @@ def debouncer(memo: Any) -> watch.Debouncer:
     if state.debouncer is None:
 
         async def run(namespace: str, name: str) -> None:
-            await publish(state, {"metadata": {"namespace": namespace, "name": name}})
+            await publish(state, {"metadata": {"namespace": namespace, "name": name}}, reuse=SHARED_READ_TTL)
 
         state.debouncer = watch.Debouncer(run)
     return state.debouncer

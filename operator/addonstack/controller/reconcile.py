@@ -84,26 +84,29 @@ def _safe_error(obj: dict[str, Any], exc: ApiError) -> str:
     return f"{where}: {exc.status.message}"
 
 
-async def observe(body: dict[str, Any], cluster: Cluster, defaults: StackDefaults, full: bool = True) -> Observed:
+async def observe(
+    body: dict[str, Any], cluster: Cluster, defaults: StackDefaults, full: bool = True, reuse: float = 0.0
+) -> Observed:
     """Everything the decision reads: the children (every kind, or with ``full`` False the kinds the stack's
     record holds: ``applied.kinds_to_list``), their pods, the credentials and database admin Secrets, and
-    the Pod Security level the namespace enforces."""
+    the Pod Security level the namespace enforces. ``reuse``: how old the namespace's quotas, LimitRanges and
+    the admin Secret's key names may be (``cluster.SHARED_READ_TTL``, for passes a child's event started)."""
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     spec = body.get("spec") or {}
     ref = (spec.get("credentialsSecretRef") or {}).get("name")
     admin = ((spec.get("database") or {}).get("adminSecretRef") or {}).get("name") or defaults.database_admin_secret
     kinds = applied_record.kinds_to_list(CHILD_KINDS, body.get("status"), full)
-    creds, admin_data, live, pods, ns_labels, quotas, limit_ranges = await gather_all(
+    creds, admin_keys, live, pods, ns_labels, quotas, limit_ranges = await gather_all(
         cluster.secret_data(ns, ref) if ref else asyncio.sleep(0, None),
-        cluster.secret_data(ns, admin) if admin else asyncio.sleep(0, None),
+        cluster.secret_keys(ns, admin, reuse) if admin else asyncio.sleep(0, None),
         cluster.list_children(ns, name, kinds),
         cluster.list_children(ns, name, POD_KINDS),
         cluster.namespace_labels(ns),
-        cluster.list_readable("v1", "ResourceQuota", ns),
-        cluster.list_readable("v1", "LimitRange", ns),
+        cluster.list_readable("v1", "ResourceQuota", ns, reuse),
+        cluster.list_readable("v1", "LimitRange", ns, reuse),
     )
-    keys = frozenset(admin_data or {}) if admin else None  # only the key names leave this function
+    keys = (admin_keys or frozenset()) if admin else None  # only the key names of the admin Secret are read
     return Observed(body, live, creds, pods, keys, enforced_level(ns_labels), quotas=quotas, limit_ranges=limit_ranges,
                     listed=None if kinds == CHILD_KINDS else kinds)  # fmt: skip
 
@@ -165,9 +168,11 @@ async def reconcile(
     catalog: Catalog | None = None,
     waves: Waves | None = None,
     full: bool = True,
+    reuse: float = 0.0,
 ) -> Outcome:
-    """One pass; ``full`` False: list only the kinds the stack records (event and timer passes)."""
-    observed = await observe(body, cluster, defaults, full)
+    """One pass; ``full`` False: list only the kinds the stack records (event and timer passes); ``reuse``:
+    the age up to which reads of the namespace's shared objects may be reused (event passes)."""
+    observed = await observe(body, cluster, defaults, full, reuse)
     cat = catalog or load_catalog()
     observed.pre_upgrade_backup = await _pre_upgrade_backup(cluster, body, cat)
     desired = desire(observed, defaults, cat, waves=waves)
@@ -179,7 +184,7 @@ async def reconcile(
     stack = body["metadata"]["name"]
     applied_record.seed(cache, stack, observed.prev, desired.objects)
     existing = await _existing(cluster, desired, observed)
-    blocked = await claiming.settle(cluster, desired, observed, existing, defaults, cat)
+    blocked = await claiming.settle(cluster, desired, observed, existing, defaults, cat, reuse)
     if adopted := claiming.adoptable(existing, blocked):  # a handover: read what the last holder issued
         observed.live += adopted
         again = desire(observed, defaults, cat, waves=waves)

@@ -57,7 +57,6 @@ class Value:
     origin: str  # "default" | "generated" | "supplied" | "existing" | "unset"
 
 
-
 def literal(text: str, origin: str) -> Value:
     return Value((Lit(text),), origin)
 
