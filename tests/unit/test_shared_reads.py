@@ -1,0 +1,122 @@
+"""Reads of a namespace's shared objects that a child's event pass may reuse (cluster.SHARED_READ_TTL).
+
+A new stack's children change a dozen times in its first seconds and each change re-evaluates the stack;
+the namespace's quotas, LimitRanges, claim Leases and the admin Secret's key names are read once for those
+passes, not once per pass. What must stay exact: passes of other causes read fresh (and refresh), a claim
+write forgets the Lease list it was decided on, and a claim decision is never made on a reused list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from lightkube import AsyncClient
+
+from addonstack.catalog.loader import load_catalog
+from addonstack.controller import claiming, claims
+from addonstack.controller.claims import Contender
+from addonstack.controller.cluster import SHARED_READ_TTL, Cluster
+from addonstack.controller.decide import Desired, Observed, desire
+from addonstack.render.stack import StackDefaults
+
+
+class Reads:
+    """A fetch that counts its calls and returns a new value each time."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> int:
+        self.calls += 1
+        return self.calls
+
+
+def _cluster(client: Any = None) -> Cluster:
+    return Cluster(cast(AsyncClient, client))
+
+
+def test_a_reused_read_is_served_within_its_age_and_a_fresh_pass_reads_and_refreshes() -> None:
+    async def main() -> None:
+        cluster, fetch = _cluster(), Reads()
+        key = ("list", "v1", "ResourceQuota", "tenant")
+        assert await cluster._reuse(key, 0.0, fetch) == 1  # a create/timer pass: always read
+        assert await cluster._reuse(key, SHARED_READ_TTL, fetch) == 1  # an event pass right after: reused
+        assert await cluster._reuse(key, 0.0, fetch) == 2  # the next fresh pass reads again...
+        assert await cluster._reuse(key, SHARED_READ_TTL, fetch) == 2  # ...and event passes see its value
+        assert await cluster._reuse(key, 1e-9, fetch) == 3  # older than the pass allows: read again
+        assert fetch.calls == 3
+
+    asyncio.run(main())
+
+
+class LeaseClient:
+    """Just what Cluster.write_claim, list_claims and list_stacks call: Lease lists carry a label selector."""
+
+    def __init__(self, leases: list[dict[str, Any]], stacks: list[dict[str, Any]]) -> None:
+        self.leases, self.stacks = leases, stacks
+        self.lease_lists = 0
+        self.writes = 0
+
+    async def create(self, obj: Any, field_manager: str) -> None:
+        self.writes += 1
+
+    async def replace(self, obj: Any, field_manager: str) -> None:
+        self.writes += 1
+
+    def list(self, *_: Any, labels: Any = None, **__: Any) -> Any:
+        if labels:
+            self.lease_lists += 1
+        found = list(self.leases if labels else self.stacks)
+
+        async def gen() -> Any:
+            for obj in found:
+                yield obj
+
+        return gen()
+
+
+def _lease(service: str, holder: Contender) -> dict[str, Any]:
+    lease = claims.lease_for(service, "tenant", holder, None)
+    lease["metadata"]["resourceVersion"] = "7"
+    return lease
+
+
+def _stack(name: str, uid: str) -> tuple[dict[str, Any], Desired]:
+    body = {
+        "metadata": {"name": name, "namespace": "tenant", "uid": uid, "generation": 1,
+                     "creationTimestamp": "2026-12-06T09:00:00Z"},
+        "spec": {"services": ["searxng"]},
+    }  # fmt: skip
+    desired = desire(Observed(body, []), StackDefaults(), load_catalog())
+    assert isinstance(desired, Desired)
+    return body, desired
+
+
+def test_a_converged_holder_reuses_the_lease_list_and_a_contender_decides_on_a_fresh_one() -> None:
+    mine_body, mine_desired = _stack("mine", "uid-mine")
+    other_body, other_desired = _stack("other", "uid-other")
+    mine = Contender("mine", "uid-mine", "2026-12-06T09:00:00Z", frozenset({"searxng"}))
+
+    async def settle(cluster: Cluster, body: dict[str, Any], desired: Desired) -> dict[str, str]:
+        observed = Observed(body, [])
+        return await claiming.settle(cluster, desired, observed, {}, StackDefaults(), load_catalog(), SHARED_READ_TTL)
+
+    async def main() -> None:
+        client = LeaseClient([_lease("searxng", mine)], [mine_body, other_body])
+        cluster = _cluster(client)
+        await cluster.list_claims("tenant")  # the create pass read them
+        assert await settle(cluster, mine_body, mine_desired) == {}
+        assert (client.lease_lists, client.writes) == (1, 0), "the holder's event pass reused the Lease list"
+
+        # Another stack's event pass finds the reused list naming someone else: it reads again before deciding.
+        assert await settle(cluster, other_body, other_desired) == {"searxng": "mine"}
+        assert client.lease_lists == 2, "a claim was decided on a reused Lease list"
+
+        # A claim written (or lost to another writer) forgets the list it was decided on.
+        assert await cluster.write_claim(_lease("searxng", mine))
+        assert ("claims", "tenant") not in cluster._recent
+        await cluster.list_claims("tenant", SHARED_READ_TTL)
+        assert client.lease_lists == 3
+
+    asyncio.run(main())
