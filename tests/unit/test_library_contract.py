@@ -207,3 +207,38 @@ def test_every_variable_a_skill_file_uses_is_in_the_gateway_env() -> None:
     assert r.gateway_env["N8N_HOST"] == "n8n"
     token = r.gateway_env["BROWSERLESS_TOKEN"]
     assert token and f"BROWSERLESS__TOKEN={token}" in r.env_file  # the service's own generated token
+
+
+# ---- docs: the field map -----------------------------------------------------------------------------------
+
+# Every field a platform reads or writes by name in @better-openclaw/core 1.0.26 (the reference page's
+# "TypeScript field compatibility"), and the skip reasons it returns.
+TYPESCRIPT_FIELDS = (
+    # inputs
+    "instanceId", "services", "skillPacks", "reservedPorts", "portOverrides", "generateSecrets", "credentials",
+    "prebuiltImages", "platform", "gpu", "existingServices", "openclawVersion", "aiProviders",
+    "currentCompose", "currentEnv", "addServices", "removeServices",
+    # generate result
+    "composeOverride", "envFile", "envVars", "serviceName", "key", "description", "value", "secret",
+    "skillFiles", "openclawConfigPatch", "proxyRoutes", "additionalFiles", "serviceCount", "skillCount",
+    "estimatedMemoryMB", "resolvedServices", "skippedServices", "generatedSecretKeys", "portAssignments",
+    "prePullImages", "priority", "warnings", "serviceId", "reason", "requiredCredentials",
+    # update result
+    "newSkillFiles", "removedSkillSlugs", "addProxyRoutes", "removeProxyRoutes", "imagesToPull",
+    "restartRequired", "added", "removed", "unchanged", "estimatedMemoryDelta",
+    # skip reasons
+    "missing_credentials", "gpu_required", "unknown_service", "no_image", "resolution_error",
+)  # fmt: skip
+
+
+def test_the_guide_for_platforms_coming_from_the_typescript_package_maps_every_field() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "library.md").read_text()
+    start = text.index("## Coming from @better-openclaw/core")
+    section = text[start : text.index("\n## ", start + 1)]
+    named = set(re.findall(r"`([^`]+)`", section))
+    words = {w for n in named for w in re.findall(r"[A-Za-z_]+", n)}
+    missing = [f for f in TYPESCRIPT_FIELDS if f not in words]
+    assert not missing, f"docs/library.md 'Coming from @better-openclaw/core' does not map: {missing}"
+    assert "### Migration" in section, "the guide says how files that package wrote are taken over"
