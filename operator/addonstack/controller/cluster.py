@@ -40,6 +40,7 @@ from addonstack.constants import (
     RESTORE_PLURAL,
     TRAEFIK_API_VERSION,
 )
+from addonstack.controller.echo import OwnWrites
 from addonstack.controller.objects import decode_secret
 
 log = logging.getLogger("addonstack.cluster")
@@ -149,6 +150,7 @@ class Cluster:
         self._ns_labels: dict[str, tuple[float, dict[str, str] | None]] = {}
         self._unreadable: set[str] = set()  # kinds the operator may not list (logged once)
         self._recent: dict[tuple[str, ...], tuple[float, Any]] = {}  # SHARED_READ_TTL: key -> (read at, value)
+        self.own = OwnWrites()  # what our writes produced, so their watch events are known as ours (echo.py)
 
     async def _send(self, call: Callable[[], Awaitable[T]]) -> T:
         """One request: within the rate limit and the in-flight bound, retried with backoff on 429 and 5xx."""
@@ -334,7 +336,12 @@ class Cluster:
                 codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True, dry_run=self.dry_run
             )
         )
-        return _to_dict(result)
+        return self._wrote(_to_dict(result))
+
+    def _wrote(self, result: dict[str, Any]) -> dict[str, Any]:
+        if not self.dry_run:
+            self.own.wrote(result)
+        return result
 
     async def merge_patch(self, obj: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         """JSON merge patch (lists replaced whole) of the live object named like ``obj``, as our manager."""
@@ -344,7 +351,7 @@ class Cluster:
             _model(obj["apiVersion"], obj["kind"]), meta["name"], patch, namespace=meta.get("namespace"),
             patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER, dry_run=self.dry_run,
         ))  # fmt: skip
-        return _to_dict(result)
+        return self._wrote(_to_dict(result))
 
     async def get_stack(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The AddonStack itself (None when it is gone)."""
@@ -412,6 +419,8 @@ class Cluster:
         except ApiError as exc:
             if exc.status.code != 404:
                 raise
+            return
+        self.own.deleted(kind, namespace, name)
 
     async def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """Record a Kubernetes Event on the AddonStack (messages never contain secret values)."""

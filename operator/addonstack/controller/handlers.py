@@ -20,7 +20,7 @@ import kopf
 
 from addonstack.catalog.loader import load_catalog
 from addonstack.constants import API_GROUP, FIELD_MANAGER, LABEL_STACK, PLURAL
-from addonstack.controller import admission, backup_handlers, fairness, metrics, watch
+from addonstack.controller import admission, backup_handlers, echo, fairness, metrics, watch
 from addonstack.controller.applied import status_patch
 from addonstack.controller.backup_flow import Lock, Publish
 from addonstack.controller.cluster import SHARED_READ_TTL, Cluster
@@ -52,6 +52,7 @@ class State:
     # together, so 200 new stacks are served a few at a time instead of all timing out together.
     slots: fairness.PrioritySlots | None = None
     debouncer: watch.Debouncer | None = None
+    child_events: echo.ChildEvents | None = None  # which child events are worth a pass (controller/echo.py)
     handover: Handover | None = None  # sharded: this process's Lease and the buckets it must leave alone
     background: list[asyncio.Task[None]] = field(default_factory=list)
     waves: Waves = field(default_factory=Waves)  # upgrades in flight and stopped waves (controller/upgrade.py)
@@ -107,6 +108,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     state.cluster = Cluster.from_kubeconfig(
         state.settings.kubeconfig, dry_run=state.settings.dry_run, qps=state.settings.qps, burst=state.settings.burst
     )
+    state.child_events = echo.ChildEvents(state.cluster.own)
     if (shard := state.settings.shard) is not None:
         settings.watching.label_selectors[RESOURCE] = shard.selector()
         state.handover = Handover(shard, state.settings.lease_namespace)
@@ -318,7 +320,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     )(on_timer)
     kopf.on.delete(*RESOURCE, when=needs_finalizer, backoff=RETRY_BACKOFF, registry=reg)(on_delete)
     kopf.on.event(*RESOURCE, registry=reg)(on_stack_event)
-    watch.register(reg, debouncer, settings.shard)
+    watch.register(reg, debouncer, settings.shard, lambda memo: _state(memo).child_events)
     backup_handlers.register(reg, settings, data_context)
     if settings.webhook is not None:
         admission.register(reg, *RESOURCE)

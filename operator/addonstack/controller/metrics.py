@@ -36,6 +36,11 @@ CACHE_HITS = Counter("addonstack_apply_cache_hits", "Child objects not re-applie
                      registry=REGISTRY)  # fmt: skip
 WATCH_EVENTS = Counter("addonstack_watch_events", "Events on children that scheduled a stack re-evaluation.",
                        ["kind"], registry=REGISTRY)  # fmt: skip
+WATCH_EVENTS_IGNORED = Counter(
+    "addonstack_watch_events_ignored",
+    "Events on children that could not move their stack: the operator's own writes coming back, changes to "
+    "nothing the status reads (controller/echo.py).", ["kind"], registry=REGISTRY,
+)  # fmt: skip
 
 CONDITIONS = ("Ready", "Reconciling", "Stalled")
 _by_stack: dict[tuple[str, str], frozenset[str]] = {}

@@ -19,6 +19,7 @@ import kopf
 
 from addonstack.constants import LABEL_STACK
 from addonstack.controller import metrics
+from addonstack.controller.echo import ChildEvents
 from addonstack.controller.shards import Shard
 
 log = logging.getLogger("addonstack.watch")
@@ -87,21 +88,35 @@ class Debouncer:
         self.tasks.clear()
 
 
-def register(reg: kopf.OperatorRegistry, debouncer_of: Callable[[Any], Debouncer], shard: Shard | None = None) -> None:
-    """kopf event handlers on every watched child kind: each event schedules its stack (of this shard)."""
+def register(
+    reg: kopf.OperatorRegistry,
+    debouncer_of: Callable[[Any], Debouncer],
+    shard: Shard | None = None,
+    events_of: Callable[[Any], ChildEvents | None] = lambda memo: None,
+) -> None:
+    """kopf event handlers on every watched child kind: each event that can move its stack's status
+    (``echo.ChildEvents``) schedules the stack (of this shard)."""
 
     async def on_child(
         type: str | None, labels: kopf.Labels, namespace: str | None, body: kopf.Body, memo: Any, **_: Any
     ) -> None:
+        stack = labels.get(LABEL_STACK)
+        if not (stack and namespace and (shard is None or shard.owns(namespace, stack))):
+            return
+        events = events_of(memo)
+        kind = str(body.get("kind") or "")
         if type is None:
             # The watch's initial listing (at start, or after the stream broke): every stack is already
             # reconciled by kopf's resume handler, so these would only queue a second pass of all of them
             # (one per stack, on top of the resume's, in the burst that follows every start).
+            if events is not None:
+                events.listed(body)
             return
-        stack = labels.get(LABEL_STACK)
-        if stack and namespace and (shard is None or shard.owns(namespace, stack)):
-            metrics.WATCH_EVENTS.labels(str(body.get("kind") or "")).inc()
-            debouncer_of(memo).schedule(namespace, stack)
+        if events is not None and not events.worth_a_pass(type, body):
+            metrics.WATCH_EVENTS_IGNORED.labels(kind).inc()
+            return
+        metrics.WATCH_EVENTS.labels(kind).inc()
+        debouncer_of(memo).schedule(namespace, stack)
 
     for group, version, plural in WATCHED:
         kopf.on.event(group, version, plural, labels={LABEL_STACK: kopf.PRESENT}, registry=reg)(on_child)
