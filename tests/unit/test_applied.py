@@ -73,6 +73,16 @@ def test_an_event_pass_lists_only_the_recorded_kinds_and_every_other_pass_lists_
     assert {kind for _, kind in narrowed} == {"Secret", "ConfigMap", "Deployment", "Service", "NetworkPolicy"}
     assert narrowed == tuple(k for k in CHILD_KINDS if k in narrowed), "the order of CHILD_KINDS is kept"
     assert kinds_to_list(CHILD_KINDS, status, full=True) == CHILD_KINDS
-    # No record yet (a new stack, or one made by an older operator): every kind, even for an event pass.
-    assert kinds_to_list(CHILD_KINDS, {}, full=False) == CHILD_KINDS
-    assert kinds_to_list(CHILD_KINDS, None, full=False) == CHILD_KINDS
+    # A status but no record (a stack an older operator made, or one stalled before it wrote anything): every
+    # kind, even for an event pass.
+    stalled = {"conditions": [{"type": "Stalled", "status": "True"}]}
+    assert kinds_to_list(CHILD_KINDS, stalled, full=False) == CHILD_KINDS
+    # Never reconciled (a create): what a deleted stack of that name may have left (Secrets, claims) and the
+    # ConfigMaps of issued values; the kinds it is about to create are read once it has planned them.
+    for new in (None, {}):
+        for full in (True, False):
+            assert {k for _, k in kinds_to_list(CHILD_KINDS, new, full)} == {
+                "Secret",
+                "ConfigMap",
+                "PersistentVolumeClaim",
+            }

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from addonstack.controller.decide import ApplyCache
+from addonstack.controller.decide import RETAINED_KINDS, ApplyCache
 from addonstack.controller.objects import ObjectKey
 
 __all__ = ["ALWAYS_LISTED", "FIELD", "kinds_to_list", "record_of", "seed", "status_patch"]
@@ -84,8 +84,15 @@ def kinds_to_list(
     the desired kinds are the recorded ones; a desired kind outside them is read before deciding
     (``reconcile._read_unlisted``). Passes for a create, an edit or a resume list every kind: they find
     leftovers of kinds the stack no longer records (pruned there) and a stack with no record yet.
+
+    A stack never reconciled (no status at all: a create, or a resume of one the operator never reached) owns
+    nothing yet; what a deleted stack of the same name left behind is what its deletion policy retains
+    (Secrets and claims; the rest went with its owner reference). Its pass lists those, plans, and then reads
+    the kinds it is about to create (``reconcile._read_unlisted``): about 7 LISTs instead of 13 for a new stack.
     """
-    record = (status or {}).get(FIELD)
+    if not status:  # never reconciled: what a stack of that name left behind (Retain), and the issued values
+        return tuple(k for k in kinds if k[1] in ALWAYS_LISTED | RETAINED_KINDS)
+    record = status.get(FIELD)
     if full or not isinstance(record, Mapping) or not record:
         return kinds
     recorded = {str(name).partition("/")[0] for name in record} | ALWAYS_LISTED

@@ -17,7 +17,7 @@ from typing import Any
 from lightkube.core.exceptions import ApiError
 
 from addonstack.catalog.loader import Catalog, load_catalog
-from addonstack.constants import API_GROUP, API_VERSION, BACKUP_KIND
+from addonstack.constants import API_GROUP, API_VERSION, BACKUP_KIND, LABEL_STACK
 from addonstack.controller import applied as applied_record
 from addonstack.controller import claiming, metrics
 from addonstack.controller.backup_status import pre_upgrade_backup
@@ -38,7 +38,7 @@ from addonstack.controller.decide import (
     name_conflicts,
     status_changed,
 )
-from addonstack.controller.objects import ObjectKey
+from addonstack.controller.objects import ObjectKey, labels_of
 from addonstack.controller.upgrade import Waves, pre_upgrade_backup_name
 from addonstack.plan.resolve import enforced_level
 from addonstack.plan.revision import catalog_revision
@@ -111,9 +111,15 @@ async def observe(
                     listed=None if kinds == CHILD_KINDS else kinds)  # fmt: skip
 
 
-async def _read_unlisted(cluster: Cluster, observed: Observed, desired: Desired) -> bool:
-    """An event pass listed only the recorded kinds: read any desired kind outside them (an object that was
-    never applied, say after a failed apply) before deciding. True when something was read."""
+Named = dict[tuple[str, str, str], dict[str, dict[str, Any]]]  # (apiVersion, kind, namespace) -> name -> object
+
+
+async def _read_unlisted(cluster: Cluster, observed: Observed, desired: Desired, named: Named | None = None) -> bool:
+    """A pass that listed only some kinds (an event pass: the recorded ones; a new stack: what a deleted stack
+    of its name may have left) reads any desired kind outside them before deciding. True when something was
+    read. With ``named`` (a new stack, whose every object is a new name) each kind is listed once for the whole
+    namespace: this stack's objects are taken from it, and the name-conflict check (:func:`_existing`) reads
+    the rest from ``named`` instead of listing the kind again."""
     if observed.listed is None:
         return False
     wanted = {(key.api_version, key.kind) for key in desired.objects}
@@ -121,7 +127,15 @@ async def _read_unlisted(cluster: Cluster, observed: Observed, desired: Desired)
     if not missing:
         return False
     meta = observed.body["metadata"]
-    observed.live += await cluster.list_children(meta["namespace"], meta["name"], missing)
+    ns, stack = meta["namespace"], meta["name"]
+    if named is None:
+        observed.live += await cluster.list_children(ns, stack, missing)
+    else:
+        for (api_version, kind), objs in zip(
+            missing, await gather_all(*(cluster.list_named(av, k, ns) for av, k in missing)), strict=True
+        ):
+            named[(api_version, kind, ns)] = objs
+            observed.live += [o for o in objs.values() if labels_of(o).get(LABEL_STACK) == stack]
     observed.listed += missing
     return True
 
@@ -147,16 +161,22 @@ async def _request_backup(cluster: Cluster, desired: Desired, body: dict[str, An
         log.warning("AddonStackBackup %s not created: %s", desired.upgrade.backup, exc.status.message)
 
 
-async def _existing(cluster: Cluster, desired: Desired, observed: Observed) -> dict[ObjectKey, dict[str, Any]]:
+async def _existing(
+    cluster: Cluster, desired: Desired, observed: Observed, named: Named
+) -> dict[ObjectKey, dict[str, Any]]:
     """Live objects with the names this stack would create but does not own yet (none on a converged resync)."""
     existing: dict[ObjectKey, dict[str, Any]] = {}
     for (api_version, kind, ns), keys in conflict_lookups(desired, observed).items():
+        if (api_version, kind, ns) in named:  # listed whole already (a new stack)
+            found = named[(api_version, kind, ns)]
+            existing.update({k: found[k.name] for k in keys if k.name in found})
+            continue
         if len(keys) == 1:  # one GET; several names of a kind (a new stack): one LIST of the namespace
             one = await cluster.get(api_version, kind, ns, keys[0].name)
-            named = {keys[0].name: one} if one is not None else {}
+            by_name = {keys[0].name: one} if one is not None else {}
         else:
-            named = await cluster.list_named(api_version, kind, ns)
-        existing.update({k: named[k.name] for k in keys if k.name in named})
+            by_name = await cluster.list_named(api_version, kind, ns)
+        existing.update({k: by_name[k.name] for k in keys if k.name in by_name})
     return existing
 
 
@@ -176,14 +196,15 @@ async def reconcile(
     cat = catalog or load_catalog()
     observed.pre_upgrade_backup = await _pre_upgrade_backup(cluster, body, cat)
     desired = desire(observed, defaults, cat, waves=waves)
-    if not isinstance(desired, Outcome) and await _read_unlisted(cluster, observed, desired):
+    named: Named | None = None if body.get("status") else {}  # a new stack: its kinds listed namespace-wide
+    if not isinstance(desired, Outcome) and await _read_unlisted(cluster, observed, desired, named):
         desired = desire(observed, defaults, cat, waves=waves)  # what it reads of the live objects is complete now
     if isinstance(desired, Outcome):
         return desired
     await _request_backup(cluster, desired, body)
     stack = body["metadata"]["name"]
     applied_record.seed(cache, stack, observed.prev, desired.objects)
-    existing = await _existing(cluster, desired, observed)
+    existing = await _existing(cluster, desired, observed, named or {})
     blocked = await claiming.settle(cluster, desired, observed, existing, defaults, cat, reuse)
     if adopted := claiming.adoptable(existing, blocked):  # a handover: read what the last holder issued
         observed.live += adopted
