@@ -3,7 +3,7 @@
 One dev cluster; stacks are added level by level (1-service stacks by default, ``--services`` to change) and at
 each level the script reports:
 
-- create->Ready p50/p95 of the level's new stacks (polled every 0.5 s) and the wall time until all are Ready;
+- create->Ready p50/p95 of the level's new stacks (from a watch of the stacks) and the wall time until all are Ready;
 - RSS of each operator process after one resync of everything (``/proc/<pid>/status`` VmRSS), and per stack;
 - writes after a restart: every operator process is stopped and started again, and the API server's own
   ``apiserver_request_total`` counts the write requests to what the operator writes from the stop until the
@@ -135,6 +135,7 @@ def main() -> None:
         ot.add_nodes(http, max(sizes) * len(services) + 500)
         objects_per_stack = len(ot.rendered("s", "ns", services))
         procs = start_all(kubeconfig, args.drift_interval, work, args.shards, 0)
+        watch = ot.Availability(kubeconfig)  # Ready times from a watch, not a poll of every stack
         made = 0
         for round_, size in enumerate(sizes, start=1):
             names = [(f"op-{i:05d}", f"s{i:05d}") for i in range(made, size)]
@@ -145,8 +146,8 @@ def main() -> None:
             for ns, name in names:
                 client.create(codecs.from_dict(ot.stack_body(name, ns, services)))
                 created[(ns, name)] = time.monotonic()
-            ready: dict[Any, float] = {}
-            ot.wait_all("stacks Ready", lambda: ot.ready_stacks(client), set(created), args.timeout, ready)
+            ot.wait_all("stacks Ready", watch.stacks_ready, set(created), args.timeout, {})
+            ready = {k: watch.stack_ready_at[k] for k in created}
             made = size
             lat = [ready[k] - created[k] for k in created]
             level: dict[str, Any] = {

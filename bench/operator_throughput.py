@@ -142,17 +142,6 @@ def install_crd(client: Client) -> None:
     raise SystemExit("the AddonStack CRD did not become established in 60 s")
 
 
-def ready_stacks(client: Client) -> set[tuple[str, str]]:
-    out = set()
-    for obj in client.list(AddonStackResource, namespace="*"):
-        d = obj.to_dict()
-        st = d.get("status") or {}
-        ok = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
-        if ok and st.get("observedGeneration") == d["metadata"].get("generation"):
-            out.add((d["metadata"]["namespace"], d["metadata"]["name"]))
-    return out
-
-
 def wait_all(what: str, probe: Callable[[], set[Any]], want: set[Any], timeout: float, seen: dict[Any, float]) -> None:
     """Poll until ``probe`` returns every element of ``want``; record when each was first seen."""
     deadline = time.monotonic() + timeout
