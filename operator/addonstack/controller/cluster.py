@@ -291,11 +291,16 @@ class Cluster:
             return None
 
     async def list_claims(self, namespace: str, max_age: float = 0.0) -> list[dict[str, Any]]:
-        """The service-name claim Leases of a namespace (controller/claims.py)."""
+        """The service-name claim Leases of a namespace (controller/claims.py): the metadata the claims read
+        (name, labels, annotations, resourceVersion), since the list is kept for event passes to reuse."""
         labels = {LABEL_COMPONENT: "claim", LABEL_MANAGED_BY: MANAGED_BY}
-        return await self._reuse(
-            ("claims", namespace), max_age, lambda: self._list("coordination.k8s.io/v1", "Lease", namespace, labels)
-        )
+
+        async def fetch() -> list[dict[str, Any]]:
+            found = await self._list("coordination.k8s.io/v1", "Lease", namespace, labels)
+            keep = ("name", "namespace", "labels", "annotations", "resourceVersion")
+            return [{"metadata": {k: v for k, v in (o.get("metadata") or {}).items() if k in keep}} for o in found]
+
+        return await self._reuse(("claims", namespace), max_age, fetch)
 
     async def release_claim(self, namespace: str, name: str) -> None:
         """Delete a claim Lease this stack no longer needs."""
