@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from addonstack.controller.status import pod_problem, workload_state
 
@@ -37,6 +37,13 @@ __all__ = ["ChildEvents", "OwnWrites", "fingerprint"]
 LIMIT = 200_000  # entries of either map; beyond it they are cleared (only costs passes, never a missed change)
 ObjKey = tuple[str, str, str]  # (kind, namespace, name)
 DELETED = "-"  # the resourceVersion recorded for our own delete
+V = TypeVar("V")
+
+
+def _bounded_put(table: dict[ObjKey, V], key: ObjKey, value: V) -> None:
+    if len(table) >= LIMIT:
+        table.clear()
+    table[key] = value
 
 
 def _key(body: Mapping[str, Any]) -> ObjKey:
@@ -59,9 +66,7 @@ class OwnWrites:
         self._put((kind, namespace, name), DELETED)
 
     def _put(self, key: ObjKey, version: str) -> None:
-        if len(self.versions) >= LIMIT:
-            self.versions.clear()
-        self.versions[key] = version
+        _bounded_put(self.versions, key, version)
 
     def echo(self, type_: str, body: Mapping[str, Any]) -> bool:
         """True when this event is our own last write coming back (then it is forgotten)."""
@@ -121,9 +126,7 @@ class ChildEvents:
             self._remember(_key(body), fp)
 
     def _remember(self, key: ObjKey, fp: Hashable) -> None:
-        if len(self.seen) >= LIMIT:
-            self.seen.clear()
-        self.seen[key] = fp
+        _bounded_put(self.seen, key, fp)
 
     def worth_a_pass(self, type_: str, body: Mapping[str, Any]) -> bool:
         key = _key(body)
