@@ -77,7 +77,8 @@ NAMESPACE_LABELS_TTL = 30.0  # seconds a namespace's labels are reused (one GET 
 # nothing. Passes of other causes (create, edit, resume, the drift timer) always read them fresh, so a raised
 # quota or a new admin Secret is seen at the next timer as before.
 SHARED_READ_TTL = 15.0
-RECENT_LIMIT = 4096  # entries kept of those reads; expired ones are dropped when it is reached
+RECENT_LIMIT = 4096  # entries kept of reused reads; those older than any caller reuses go when it is reached
+RECENT_MAX_AGE = max(NAMESPACE_LABELS_TTL, SHARED_READ_TTL)
 MAX_IN_FLIGHT = 24  # list and apply requests at once (bench/operator.py: more only adds timeouts here)
 OPTIONAL_KINDS = {(TRAEFIK_API_VERSION, "Middleware")}  # CRD-backed: absent on clusters without Traefik
 
@@ -147,9 +148,9 @@ class Cluster:
         # Requests in flight from this process: reconciles apply and list in parallel, and an API server
         # that is slow to answer must not see hundreds at once (each would hit the client's 10 s timeout).
         self.inflight = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self._ns_labels: dict[str, tuple[float, dict[str, str] | None]] = {}
         self._unreadable: set[str] = set()  # kinds the operator may not list (logged once)
-        self._recent: dict[tuple[str, ...], tuple[float, Any]] = {}  # SHARED_READ_TTL: key -> (read at, value)
+        # Reads reused for a while (namespace labels, and what SHARED_READ_TTL covers): key -> (read at, value).
+        self._recent: dict[tuple[str, ...], tuple[float, Any]] = {}
         self.own = OwnWrites()  # what our writes produced, so their watch events are known as ours (echo.py)
 
     async def _send(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -196,22 +197,21 @@ class Cluster:
 
         The grant is ``get`` on ``namespaces``; without it (a 403) the operator works as before, without the
         Pod Security check, and says so once in the log."""
-        now = asyncio.get_running_loop().time()
-        cached = self._ns_labels.get(namespace)
-        if cached is not None and now - cached[0] < NAMESPACE_LABELS_TTL:
-            return cached[1]
-        labels: dict[str, str] | None
-        try:
-            obj = await self._send(lambda: self.client.get(Namespace, namespace))
-            labels = dict(obj.metadata.labels or {}) if obj.metadata is not None else {}
-        except ApiError as exc:
-            if exc.status.code not in (403, 404):
-                raise
-            if namespace not in self._ns_labels:
-                log.info("cannot read namespace %s (no get on namespaces): Pod Security levels not checked", namespace)
-            labels = None
-        self._ns_labels[namespace] = (now, labels)
-        return labels
+        key = ("namespace-labels", namespace)
+
+        async def fetch() -> dict[str, str] | None:
+            try:
+                obj = await self._send(lambda: self.client.get(Namespace, namespace))
+            except ApiError as exc:
+                if exc.status.code not in (403, 404):
+                    raise
+                if key not in self._recent:
+                    log.info("cannot read namespace %s (no get on namespaces): Pod Security levels not checked",
+                             namespace)  # fmt: skip
+                return None
+            return dict(obj.metadata.labels or {}) if obj.metadata is not None else {}
+
+        return await self._reuse(key, NAMESPACE_LABELS_TTL, fetch)
 
     async def _reuse(self, key: tuple[str, ...], max_age: float, fetch: Callable[[], Awaitable[T]]) -> T:
         """``fetch()``, or its value from a read less than ``max_age`` seconds ago (0: always read). Every read
@@ -223,7 +223,7 @@ class Cluster:
             return value
         value = await fetch()
         if len(self._recent) >= RECENT_LIMIT:
-            self._recent = {k: v for k, v in self._recent.items() if now - v[0] < SHARED_READ_TTL}
+            self._recent = {k: v for k, v in self._recent.items() if now - v[0] < RECENT_MAX_AGE}
         self._recent[key] = (now, value)
         return value
 
