@@ -45,4 +45,10 @@ def test_every_pod_of_a_mirrored_stack_pulls_from_the_mirror(
     images = [c["image"] for p in found for c in [*p["spec"].get("initContainers", []), *p["spec"]["containers"]]]
     assert images and all(i.startswith(f"{MIRROR}/") for i in images), images
     assert all(p["spec"].get("imagePullSecrets") == [{"name": "mirror-pull"}] for p in found)
-    assert get_stack(client, "mirrored", namespace)["status"]["effective"]["imageRegistry"] == MIRROR
+
+    # The pods can show up before the pass that applied their owners has written the stack's status.
+    def effective() -> dict[str, Any] | None:
+        seen: dict[str, Any] | None = (get_stack(client, "mirrored", namespace).get("status") or {}).get("effective")
+        return seen if seen and "imageRegistry" in seen else None
+
+    assert wait_for("status.effective.imageRegistry", effective, timeout=60)["imageRegistry"] == MIRROR
