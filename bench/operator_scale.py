@@ -45,13 +45,16 @@ from addonstack.devcluster.apimetrics import operator_writes, request_counts
 
 RESULTS = Path(__file__).resolve().parent / "results" / "operator-scale-last.json"
 RESULTS_SHARDS = RESULTS.with_name("operator-scale-shards-last.json")  # runs with --shards 2 or more
+UNPAGED = ("--list-chunk-size", "0")  # kopf lists each kind in one response (the operator's default pages it)
 
 
-def start_all(kubeconfig: Path, drift: float, work: Path, shards: int, round_: int) -> list[Any]:
+def start_all(
+    kubeconfig: Path, drift: float, work: Path, shards: int, round_: int | str, flags: tuple[str, ...] = ()
+) -> list[Any]:
     procs = []
     for i in range(shards):
         extra = ("--shard-index", str(i), "--shard-count", str(shards)) if shards > 1 else ()
-        procs.append(ot.start_operator(kubeconfig, drift, work / f"operator-{i}-{round_}.log", extra))
+        procs.append(ot.start_operator(kubeconfig, drift, work / f"operator-{i}-{round_}.log", (*extra, *flags)))
     deadline = time.monotonic() + 180
     logs = [work / f"operator-{i}-{round_}.log" for i in range(shards)]
     while not all("addonstack operator started" in log.read_text(errors="replace") for log in logs):
@@ -77,12 +80,15 @@ def stack_gets(counts: Counter[tuple[str, str, str]]) -> int:
     return counts[("GET", "addonstacks", "")]
 
 
-def restart_writes(http: Any, kubeconfig: Path, args: Any, work: Path, procs: list[Any], n: int, round_: int) -> Any:
+def restart_writes(
+    http: Any, kubeconfig: Path, args: Any, work: Path, procs: list[Any], n: int, round_: int | str,
+    flags: tuple[str, ...] = (),
+) -> Any:  # fmt: skip
     """Stop, count, start, wait until every stack was read twice by the new processes, count again."""
     stop_all(procs)
     before = request_counts(http)
     t0 = time.monotonic()
-    procs = start_all(kubeconfig, args.drift_interval, work, args.shards, round_)
+    procs = start_all(kubeconfig, args.drift_interval, work, args.shards, round_, flags)
     while time.monotonic() - t0 < args.timeout:
         now = request_counts(http)
         if stack_gets(now) - stack_gets(before) >= 2 * n:
@@ -116,6 +122,11 @@ def main() -> None:
     ap.add_argument("--drift-interval", type=float, default=30.0)
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--keep", action="store_true", help="leave the work directory (operator logs) in place")
+    ap.add_argument(
+        "--compare-unchunked",
+        action="store_true",
+        help="after each level's restart, restart again with --list-chunk-size 0 and report both RSS figures",
+    )
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     services = args.services.split(",")
@@ -166,6 +177,10 @@ def main() -> None:
             level["restart"] = {"writes": sum(writes.values()), "by": writes, "full_reapply": full,
                                 "ratio": round(sum(writes.values()) / full, 4), "window_s": took}  # fmt: skip
             level["rss_after_restart_mib"] = [rss_mib(p.pid) or 0.0 for p in procs]
+            if args.compare_unchunked:  # the same restart once more, with kopf's unpaged first LIST of each kind
+                procs, writes, _ = restart_writes(http, kubeconfig, args, work, procs, size, f"{round_}u", UNPAGED)
+                level["unpaged_restart"] = {"writes": sum(writes.values()),
+                                            "rss_mib": [rss_mib(p.pid) or 0.0 for p in procs]}  # fmt: skip
             if args.shards > 1:
                 level["balance"] = balance(client, args.shards)
             results["levels"].append(level)
@@ -193,6 +208,10 @@ def report(results: dict[str, Any]) -> None:
             f"{sum(lv['rss_mib']):.1f} ({lv['rss_kib_per_stack']}) | {rs['writes']} of {rs['full_reapply']} "
             f"({rs['ratio'] * 100:.2f} %, target <= 1 %) | {bal}"
         )
+        if unpaged := lv.get("unpaged_restart"):
+            paged, whole = sum(lv["rss_after_restart_mib"]), sum(unpaged["rss_mib"])
+            print(f"{'':>6}   RSS after a restart: paged listing {paged:.1f} MiB, unpaged {whole:.1f} MiB "
+                  f"(paged/unpaged {paged / whole:.3f}; writes {unpaged['writes']})")  # fmt: skip
     if results["levels"]:
         out = RESULTS_SHARDS if results["shards"] > 1 else RESULTS
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ the API server itself (``apiserver_request_total`` from its /metrics), not by th
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,9 @@ def test_a_restart_writes_nothing_but_the_repair_of_a_child_edited_while_down(
                  patch_type=PatchType.MERGE, field_manager="someone")  # fmt: skip
     http = _http(kubeconfig)
     before = request_counts(http)
-    with operator_thread(_settings(kubeconfig, namespace)):
+    # The new process lists what exists in pages of one object (the default is 250): stacks and children found
+    # over several pages are resumed as when they came in one LIST.
+    with operator_thread(replace(_settings(kubeconfig, namespace), list_chunk_size=1)):
 
         def restored() -> bool:
             live = client.get(ConfigMap, cm.metadata.name, namespace=names["one"])
@@ -77,5 +80,6 @@ def test_a_restart_writes_nothing_but_the_repair_of_a_child_edited_while_down(
     # stack with, server-side apply of children and patches of AddonStacks and their status.
     writes = {k: n for k, n in operator_writes(delta).items() if k.startswith(("APPLY ", "PATCH addonstacks"))}
     assert operator_reads(delta) > 0, "the new operator read the stacks"
+    assert delta[("LIST", "addonstacks", "")] >= len(STACKS), "kopf listed the stacks one page at a time"
     # The repair (one apply) and its record in that stack's status: nothing for the unchanged stack.
     assert writes == {"APPLY configmaps": 1, "PATCH addonstacks/status": 1}, writes

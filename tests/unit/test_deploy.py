@@ -137,3 +137,26 @@ def test_catalog_configmap_is_mounted_when_named() -> None:
     assert next(v for v in spec["volumes"] if v["name"] == "catalog")["configMap"] == {"name": "acme-catalog"}
     plain = next(d for d in _render() if d["kind"] == "Deployment")["spec"]["template"]["spec"]
     assert not [v for v in plain["volumes"] if v["name"] == "catalog"]
+
+
+@pytest.mark.parametrize(("values", "expected"), [((), 250), (("--set", "api.listChunkSize=0"), 0)])
+def test_chart_env_reaches_the_operator_settings(
+    values: tuple[str, ...], expected: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the chart sets is what the operator reads: its env parsed by OperatorSettings.from_env."""
+    from addonstack.controller.settings import OperatorSettings
+
+    pod = next(d for d in _render(*values) if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    for e in pod["containers"][0]["env"]:
+        if "value" in e:
+            monkeypatch.setenv(e["name"], e["value"])
+    settings = OperatorSettings.from_env()
+    assert (settings.list_chunk_size, settings.qps, settings.burst) == (expected, 200.0, 400)
+
+
+def test_a_bad_list_chunk_size_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from addonstack.controller.settings import OperatorSettings
+
+    monkeypatch.setenv("ADDONSTACK_LIST_CHUNK_SIZE", "lots")
+    with pytest.raises(ValueError, match="ADDONSTACK_LIST_CHUNK_SIZE='lots' is not an integer"):
+        OperatorSettings.from_env()

@@ -285,6 +285,11 @@ def operator_group() -> None:
     "--qps", type=click.FloatRange(min=0), help="API requests per second, sustained (default 200; 0: no limit)."
 )
 @click.option("--burst", type=click.IntRange(min=1), help="API requests allowed at once above --qps (default 400).")
+@click.option(
+    "--list-chunk-size",
+    type=click.IntRange(min=0),
+    help="Objects per page when the operator first lists stacks and children at start (default 250; 0: unpaged).",
+)
 @click.option("--verbose", "-v", is_flag=True)
 def operator_run(
     namespaces: tuple[str, ...],
@@ -305,6 +310,7 @@ def operator_run(
     catalog_dir: str | None,
     qps: float | None,
     burst: int | None,
+    list_chunk_size: int | None,
     verbose: bool,
 ) -> None:
     """Run the operator (kopf) against $KUBECONFIG or the in-cluster account.
@@ -352,6 +358,7 @@ def operator_run(
         upgrade_deadline=upgrade_deadline or s.upgrade_deadline,
         qps=s.qps if qps is None else qps,
         burst=burst or s.burst,
+        list_chunk_size=s.list_chunk_size if list_chunk_size is None else list_chunk_size,
     )
     _check_catalog(s.catalog_dir)
     try:

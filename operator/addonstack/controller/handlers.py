@@ -84,6 +84,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.execution.max_workers = state.settings.max_workers
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # The first LIST of each watched kind comes in pages (kopf >= 1.45): one response of every pod, Secret and
+    # ConfigMap of 1,000 stacks at once is what a restart used to hold in memory together (docs/performance.md).
+    settings.watching.chunk_size = state.settings.list_chunk_size or None
     settings.networking.request_timeout = 60
     # A namespaced operator gets no ClusterRole, so it must not list Namespaces or watch CRDs cluster-wide
     # (kopf would get 403s and warn): it serves the exact namespaces given, CRDs as found at start.

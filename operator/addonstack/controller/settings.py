@@ -75,6 +75,7 @@ class OperatorSettings:
     max_workers: int = 20
     qps: float = 200.0  # client-side limit of API requests per second (0: none); like client-go's --kube-api-qps
     burst: int = 400  # requests allowed at once above qps before the limit applies
+    list_chunk_size: int = 250  # objects per page of kopf's initial listings at start (0: one unpaged LIST)
     webhook: WebhookSettings | None = None  # None: no admission webhook (the CRD still validates)
     catalog_dir: str | None = None  # a provider's catalog entries merged over the built-in catalog
     max_concurrent_upgrades: int = 5  # stacks moving to a new catalog revision at once (controller/upgrade.py)
@@ -107,6 +108,9 @@ class OperatorSettings:
         )
         if defaults.image_registry and (problem := registry_problem(defaults.image_registry)):
             raise ValueError(problem.replace("imageRegistry", "ADDONSTACK_IMAGE_REGISTRY", 1))
+        chunk = _env_int("ADDONSTACK_LIST_CHUNK_SIZE")
+        if chunk is not None and chunk < 0:
+            raise ValueError(f"ADDONSTACK_LIST_CHUNK_SIZE={chunk} is negative; set 0 (unpaged) or a page size")
         return cls(
             namespaces=ns,
             defaults=defaults,
@@ -121,6 +125,7 @@ class OperatorSettings:
             webhook=WebhookSettings.from_env(),
             qps=float(os.environ.get("ADDONSTACK_QPS") or cls.qps),
             burst=_env_int("ADDONSTACK_BURST") or cls.burst,
+            list_chunk_size=cls.list_chunk_size if chunk is None else chunk,
             shard=_shard(),
             lease_namespace=os.environ.get("POD_NAMESPACE") or (ns[0] if ns else "default"),
             catalog_dir=os.environ.get("ADDONSTACK_CATALOG_DIR") or None,
