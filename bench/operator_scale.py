@@ -76,6 +76,11 @@ def stop_all(procs: list[Any]) -> None:
             p.wait(10)
 
 
+def rss_of(procs: list[Any]) -> list[float]:
+    """VmRSS of each operator process, MiB (0.0 for one that is gone)."""
+    return [rss_mib(p.pid) or 0.0 for p in procs]
+
+
 def stack_gets(counts: Counter[tuple[str, str, str]]) -> int:
     return counts[("GET", "addonstacks", "")]
 
@@ -169,18 +174,17 @@ def main() -> None:
                 "latency_p95_s": round(ot.percentile(lat, 0.95), 2),
             }
             time.sleep(args.drift_interval + 5)  # one resync of everything before RSS is read
-            rss = [rss_mib(p.pid) or 0.0 for p in procs]
+            rss = rss_of(procs)
             level["rss_mib"] = rss
             level["rss_kib_per_stack"] = round(sum(rss) * 1024 / size, 1)
             procs, writes, took = restart_writes(http, kubeconfig, args, work, procs, size, round_)
             full = size * (objects_per_stack + 1)
             level["restart"] = {"writes": sum(writes.values()), "by": writes, "full_reapply": full,
                                 "ratio": round(sum(writes.values()) / full, 4), "window_s": took}  # fmt: skip
-            level["rss_after_restart_mib"] = [rss_mib(p.pid) or 0.0 for p in procs]
+            level["rss_after_restart_mib"] = rss_of(procs)
             if args.compare_unchunked:  # the same restart once more, with kopf's unpaged first LIST of each kind
                 procs, writes, _ = restart_writes(http, kubeconfig, args, work, procs, size, f"{round_}u", UNPAGED)
-                level["unpaged_restart"] = {"writes": sum(writes.values()),
-                                            "rss_mib": [rss_mib(p.pid) or 0.0 for p in procs]}  # fmt: skip
+                level["unpaged_restart"] = {"writes": sum(writes.values()), "rss_mib": rss_of(procs)}
             if args.shards > 1:
                 level["balance"] = balance(client, args.shards)
             results["levels"].append(level)
