@@ -3,10 +3,13 @@ the status reads are not; deletions, hand edits and every change of readiness or
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
-from addonstack.controller.echo import ChildEvents, OwnWrites
+from addonstack.constants import LABEL_STACK
+from addonstack.controller.echo import ChildEvents, OwnWrites, Urgency
+from addonstack.controller.watch import Debouncer
 
 
 def obj(kind: str, name: str, rv: int, **fields: Any) -> dict[str, Any]:
@@ -73,3 +76,84 @@ def test_pods_count_only_with_a_problem_a_person_must_see() -> None:
     assert not events.worth_a_pass("MODIFIED", crash), "the same problem again"
     assert events.worth_a_pass("MODIFIED", running), "the problem went away"
     assert not events.worth_a_pass("DELETED", running), "a pod that goes is its workload's business"
+
+
+def labelled(body: dict[str, Any], name: str, stack: str = "shop") -> dict[str, Any]:
+    body = copy.deepcopy(body)
+    body["metadata"]["name"] = name
+    body["metadata"]["labels"] = {LABEL_STACK: stack}
+    return body
+
+
+def test_a_workload_ready_while_another_starts_is_progress_and_the_last_one_is_now() -> None:
+    events = ChildEvents(OwnWrites())
+    for name in ("gatus", "gotify"):
+        events.listed(labelled(deployment(50), name))
+    events.listed(labelled(deployment(50), "other", stack="blog"))  # another stack's workload does not count
+    assert events.assess("MODIFIED", labelled(deployment(51, ready=1, observed=1), "gatus")) is Urgency.PROGRESS
+    assert events.assess("MODIFIED", labelled(deployment(52, ready=1, observed=1), "gotify")) is Urgency.NOW, (
+        "the last workload of the stack is ready: the stack may be Ready"
+    )
+    assert events.assess("MODIFIED", labelled(deployment(53, observed=1), "gatus")) is Urgency.NOW, "a regression"
+
+
+def test_a_problem_or_a_hand_edit_is_never_held_back_by_other_workloads_starting() -> None:
+    events = ChildEvents(OwnWrites())
+    for name in ("gatus", "gotify"):
+        events.listed(labelled(deployment(60), name))
+    refused = {"type": "ReplicaFailure", "status": "True", "message": "pods are forbidden: exceeded quota"}
+    failing = labelled(deployment(61, observed=1, conditions=[refused]), "gatus")
+    assert events.assess("MODIFIED", failing) is Urgency.NOW
+    edited = labelled(deployment(62, ready=1, observed=2, generation=2), "gotify")
+    assert events.assess("MODIFIED", edited) is Urgency.NOW, "a new generation: a hand edit to repair"
+    assert events.assess("DELETED", labelled(deployment(63), "gotify")) is Urgency.NOW
+
+
+def test_debouncer_runs_one_pass_at_the_earliest_due_time() -> None:
+    asyncio.run(_earliest_due())
+
+
+async def _earliest_due() -> None:
+    runs: list[tuple[str, str, float]] = []
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+
+    async def run(ns: str, stack: str) -> None:
+        runs.append((ns, stack, loop.time() - t0))
+
+    debouncer = Debouncer(run, delay=0.05)
+    debouncer.schedule("tenant", "shop", delay=5.0)  # progress: may wait
+    debouncer.schedule("tenant", "shop")  # then something that may not: the pass moves forward
+    debouncer.schedule("tenant", "shop", delay=5.0)
+    await asyncio.sleep(0.3)
+    assert [(ns, s) for ns, s, _ in runs] == [("tenant", "shop")] and runs[0][2] < 1.0
+    debouncer.schedule("tenant", "shop", delay=0.2)
+    debouncer.cancel("tenant", "shop")  # the stack was deleted
+    await asyncio.sleep(0.4)
+    assert len(runs) == 1
+    await debouncer.close()
+
+
+def test_debouncer_events_during_a_pass_cause_exactly_one_more() -> None:
+    asyncio.run(_one_more())
+
+
+async def _one_more() -> None:
+    runs = 0
+    gate = asyncio.Event()
+
+    async def run(ns: str, stack: str) -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            await gate.wait()
+
+    debouncer = Debouncer(run, delay=0.01)
+    debouncer.schedule("tenant", "shop")
+    await asyncio.sleep(0.05)
+    for _ in range(3):
+        debouncer.schedule("tenant", "shop")
+    gate.set()
+    await asyncio.sleep(0.1)
+    assert runs == 2 and not debouncer.tasks
+    await debouncer.close()

@@ -5,12 +5,16 @@ create -> Ready took a minute although every child was ready within seconds, and
 stayed deleted until the next timer. kopf watches the child kinds (filtered by our stack label); each
 event names its stack, and :class:`Debouncer` runs one reconcile per stack for a burst of events (a new
 stack's pods, ReplicaSets and Deployments change a dozen times in a few seconds). A reconcile of a
-converged stack writes nothing, so the events our own applies cause settle after one pass.
+converged stack writes nothing, so the events our own applies cause settle after one pass. A workload that
+becomes ready while another of its stack is still starting only moves the stack's count of ready services
+(``echo.Urgency.PROGRESS``): its pass waits :data:`PROGRESS_DELAY`, so a stack whose workloads come up one by
+one gets one pass when the last is ready instead of one per workload.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,7 +23,7 @@ import kopf
 
 from addonstack.constants import LABEL_STACK
 from addonstack.controller import metrics
-from addonstack.controller.echo import ChildEvents
+from addonstack.controller.echo import ChildEvents, Urgency
 from addonstack.controller.shards import Shard
 
 log = logging.getLogger("addonstack.watch")
@@ -36,49 +40,70 @@ WATCHED: tuple[tuple[str, str, str], ...] = (
     ("", "v1", "configmaps"),
 )
 DEBOUNCE = 0.5  # seconds a burst of events for one stack is gathered before it is re-evaluated
+# seconds a pass waits after a workload became ready while another of its stack is still on its way
+# (echo.Urgency.PROGRESS): the count of ready services is all it would move
+PROGRESS_DELAY = 10.0
 
 StackKey = tuple[str, str]  # (namespace, stack name)
 
 
 class Debouncer:
-    """One pending re-evaluation per stack; events arriving while it runs cause exactly one more."""
+    """One pending re-evaluation per stack, due at the earliest time any of its events asked for; events
+    arriving while it runs cause exactly one more."""
 
     def __init__(self, run: Callable[[str, str], Awaitable[None]], delay: float = DEBOUNCE) -> None:
         self.run = run
         self.delay = delay
         self.tasks: dict[StackKey, asyncio.Task[None]] = {}
-        self.dirty: set[StackKey] = set()
+        self.due: dict[StackKey, float] = {}  # pending passes: when each is due (loop time)
+        self.wake: dict[StackKey, asyncio.Event] = {}
         self.events = 0
 
-    def schedule(self, namespace: str, stack: str) -> None:
+    def schedule(self, namespace: str, stack: str, delay: float | None = None) -> None:
         self.events += 1
         key = (namespace, stack)
-        if key in self.tasks:
-            self.dirty.add(key)
+        loop = asyncio.get_running_loop()
+        due = loop.time() + (self.delay if delay is None else delay)
+        if key in self.due:
+            if due < self.due[key]:
+                self.due[key] = due
+                if key in self.wake:
+                    self.wake[key].set()
             return
-        self.tasks[key] = asyncio.get_running_loop().create_task(self._loop(key))
+        self.due[key] = due  # with a pass running, the loop makes one more after it
+        if key not in self.tasks:
+            self.tasks[key] = loop.create_task(self._loop(key))
 
     def cancel(self, namespace: str, stack: str) -> None:
         key = (namespace, stack)
-        self.dirty.discard(key)
+        self.due.pop(key, None)
         task = self.tasks.pop(key, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
+    async def _wait(self, key: StackKey) -> None:
+        """Until the pass is due; an earlier due time wakes it."""
+        loop = asyncio.get_running_loop()
+        while key in self.due and (left := self.due[key] - loop.time()) > 0:
+            wake = self.wake[key] = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), left)
+        self.wake.pop(key, None)
+
     async def _loop(self, key: StackKey) -> None:
         try:
-            while True:
-                await asyncio.sleep(self.delay)
-                self.dirty.discard(key)
+            while key in self.due:
+                await self._wait(key)
+                if self.due.pop(key, None) is None:
+                    return
                 try:
                     await self.run(*key)
                 except Exception as exc:  # the drift timer retries; an event must not kill the loop
                     log.warning("re-evaluating %s/%s after a child changed failed: %s", *key, exc)
-                if key not in self.dirty:
-                    return
         finally:
             if self.tasks.get(key) is asyncio.current_task():
                 del self.tasks[key]
+                self.wake.pop(key, None)
 
     async def close(self) -> None:
         tasks = list(self.tasks.values())
@@ -86,6 +111,7 @@ class Debouncer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.tasks.clear()
+        self.due.clear()
 
 
 def register(
@@ -112,11 +138,12 @@ def register(
             if events is not None:
                 events.listed(body)
             return
-        if events is not None and not events.worth_a_pass(type, body):
+        urgency = events.assess(type, body) if events is not None else Urgency.NOW
+        if urgency is None:
             metrics.WATCH_EVENTS_IGNORED.labels(kind).inc()
             return
         metrics.WATCH_EVENTS.labels(kind).inc()
-        debouncer_of(memo).schedule(namespace, stack)
+        debouncer_of(memo).schedule(namespace, stack, PROGRESS_DELAY if urgency is Urgency.PROGRESS else None)
 
     for group, version, plural in WATCHED:
         kopf.on.event(group, version, plural, labels={LABEL_STACK: kopf.PRESENT}, registry=reg)(on_child)
