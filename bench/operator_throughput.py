@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -389,6 +390,7 @@ def main() -> None:
         }
         watch = Availability(kubeconfig)
         log(f"raw client: applying {n_objects} objects of {n} stacks")
+        counted = request_counts(http)
         t0 = time.monotonic()
         apply_s, applied = asyncio.run(raw_apply(kubeconfig, raw_objs, args.workers))
         wait_all("raw workloads available", watch.workloads_ready, workloads, args.timeout, {})
@@ -403,6 +405,7 @@ def main() -> None:
             "apply_objects_per_s": round(applied / apply_s, 1),
             "latency_p50_s": round(statistics.median(raw_lat), 2),
             "latency_p95_s": round(percentile(raw_lat, 0.95), 2),
+            "requests": requests_since(http, counted, n),
         }
         log(f"raw: {applied} objects applied in {apply_s:.1f} s, all workloads available after {raw_s:.1f} s")
         if args.arrival_rate > 0 and args.raw_paced:
@@ -419,6 +422,7 @@ def main() -> None:
             raise SystemExit(f"the operator exited at start: see {work / 'operator.log'}")
         log(f"operator: creating {n} AddonStacks of {len(SERVICES)} services")
         created: dict[tuple[str, str], float] = {}
+        counted = request_counts(http)
         t0 = time.monotonic()
         for i, ns in enumerate(op_ns):
             client.create(codecs.from_dict(stack_body(f"s{i:04d}", ns, SERVICES)))
@@ -439,6 +443,7 @@ def main() -> None:
             "latency_p95_s": round(percentile(latencies, 0.95), 2),
             "latency_p99_s": round(percentile(latencies, 0.99), 2),
             "drift_interval_s": args.drift_interval,
+            "requests": requests_since(http, counted, n),
         }
         ratio = (op_objects / op_s) / (applied / raw_s)
         results["throughput_ratio"] = round(ratio, 3)
@@ -551,6 +556,23 @@ def paced(
     }
 
 
+def requests_since(http: Any, before: Counter[tuple[str, str, str]], n: int) -> dict[str, Any]:
+    """What the API server served since ``before`` (every client: the cluster's controllers too), per stack:
+    reads (GET, LIST), writes (anything but GET, LIST, WATCH), and the ten most frequent verb/resource pairs."""
+    delta = request_counts(http)
+    delta.subtract(before)
+    pairs: Counter[str] = Counter()
+    for (verb, resource, sub), k in delta.items():
+        if k > 0 and verb != "WATCH":
+            pairs[f"{verb} {resource}{'/' + sub if sub else ''}"] += k
+    reads = sum(k for key, k in pairs.items() if key.split()[0] in ("GET", "LIST"))
+    return {
+        "reads_per_stack": round(reads / n, 1),
+        "writes_per_stack": round((sum(pairs.values()) - reads) / n, 1),
+        "top_per_stack": {key: round(k / n, 1) for key, k in pairs.most_common(10)},
+    }
+
+
 def _hwm_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -597,6 +619,13 @@ def report(results: dict[str, Any]) -> None:
             f"throughput operator/raw: {ratio:.2f} (target >= {TARGETS['throughput_ratio']}: "
             f"{'met' if ratio >= TARGETS['throughput_ratio'] else 'NOT met'})  [{vs(['throughput_ratio'])}]"
         )
+        for who, phase in (("raw client", raw), ("operator", op)):
+            if phase and (req := phase.get("requests")):
+                top = ", ".join(f"{k} {v}" for k, v in req["top_per_stack"].items())
+                print(
+                    f"API requests per stack, {who} phase (all clients): {req['reads_per_stack']} reads, "
+                    f"{req['writes_per_stack']} writes; {top}"
+                )
     if pc := results.get("paced"):
         print(
             f"paced: {pc['stacks']} stacks at {pc['arrival_rate_per_s']}/s ({pc['objects_per_s_offered']} objects/s "
