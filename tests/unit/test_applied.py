@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from addonstack.catalog.loader import Catalog
 from addonstack.controller.applied import FIELD, kinds_to_list, record_of, seed, status_patch
+from addonstack.controller.applycache import ApplyCache
 from addonstack.controller.cluster import CHILD_KINDS
-from addonstack.controller.decide import ApplyCache, Observed, decide_actions
+from addonstack.controller.decide import Observed, decide_actions
 from addonstack.controller.objects import ObjectKey
 from tests.unit.test_decide import body, cat, converge, want
 
@@ -86,3 +88,31 @@ def test_an_event_pass_lists_only_the_recorded_kinds_and_every_other_pass_lists_
                 "ConfigMap",
                 "PersistentVolumeClaim",
             }
+
+
+def _claim(rv: int, storage: str = "1Gi", volume: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}
+    if volume:
+        spec["volumeName"] = volume
+    meta = {"name": "gotify-data", "namespace": "t", "resourceVersion": str(rv)}
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
+
+
+def test_a_volume_claim_bound_by_the_binder_is_not_applied_again_and_a_resized_one_is() -> None:
+    cache = ApplyCache()
+    key = ObjectKey.of(_claim(1))
+    cache.record("s1", key, "d1", _claim(1))
+    bound = _claim(2, volume="pvc-1234")
+    bound["metadata"]["annotations"] = {"pv.kubernetes.io/bind-completed": "yes"}
+    bound["status"] = {"phase": "Bound"}
+    assert cache.fresh(key, "d1", bound), "the binder's writes are not an edit to repair"
+    assert not cache.fresh(key, "d1", _claim(3, storage="5Gi", volume="pvc-1234")), "resized by hand"
+    assert not cache.fresh(key, "d2", bound), "our own spec changed"
+
+
+def test_a_volume_claim_recorded_by_resource_version_stays_fresh_until_it_moves() -> None:
+    cache = ApplyCache()
+    key = ObjectKey.of(_claim(7))
+    cache.entries[key] = ("d1", "r7")  # recorded by an operator before claims had their own marker
+    assert cache.fresh(key, "d1", _claim(7)), "an upgrade of the operator writes nothing"
+    assert not cache.fresh(key, "d1", _claim(8)), "moved since: applied once more, then recorded the new way"

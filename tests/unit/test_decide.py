@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from addonstack.catalog.loader import Catalog, load_catalog
 from addonstack.cli.main import cli
 from addonstack.constants import LABEL_SERVICE
+from addonstack.controller.applycache import ApplyCache
 from addonstack.controller.decide import (
     APPLY_ORDER,
-    ApplyCache,
     Desired,
     Observed,
     Outcome,

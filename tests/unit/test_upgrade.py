@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from addonstack.catalog.loader import Catalog, load_catalog
+from addonstack.controller.applycache import ApplyCache
 from addonstack.controller.backup_status import pre_upgrade_backup
-from addonstack.controller.decide import ApplyCache, Desired, Observed, decide_actions, decide_status, desire
+from addonstack.controller.decide import Desired, Observed, decide_actions, decide_status, desire
 from addonstack.controller.upgrade import in_window
 from addonstack.plan.backup_spec import AddonStackBackupSpec
 from addonstack.plan.revision import catalog_revision, pin_images

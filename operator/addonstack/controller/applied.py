@@ -1,7 +1,7 @@
 """What the operator applied, persisted in the stack's own status so a restart or a new leader writes nothing.
 
 An object is applied again only when its desired digest changed or the live object moved since our apply
-(``ApplyCache.fresh``: same digest, same live generation or resourceVersion). That record used to live only
+(``ApplyCache.fresh``: same digest, same live generation, volume claim spec or resourceVersion: ``applycache.py``). That record used to live only
 in the process, so a restarted operator (or a newly elected one) re-applied every child of every stack. It is
 now also written to ``status.applied`` as ``{"Kind/name": "<digest>@<marker>"}`` (about 40 bytes a child) in
 the status patch the reconcile makes anyway, and read back from the stack (which every reconcile GETs
@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from addonstack.controller.decide import RETAINED_KINDS, ApplyCache
+from addonstack.controller.applycache import ApplyCache
+from addonstack.controller.decide import RETAINED_KINDS
 from addonstack.controller.objects import ObjectKey
 
 __all__ = ["ALWAYS_LISTED", "FIELD", "kinds_to_list", "record_of", "seed", "status_patch"]

@@ -11,9 +11,7 @@ so every decision (what to apply, what to prune, which status and events follow)
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +23,7 @@ from addonstack.catalog.loader import Catalog, format_validation_error
 from addonstack.catalog.model import PodSecurityLevel
 from addonstack.constants import API_GROUP, API_VERSION, KIND, LABEL_COMPONENT, LABEL_SERVICE, LABEL_STACK
 from addonstack.controller import claims
+from addonstack.controller.applycache import ApplyCache, digest
 from addonstack.controller.backup_status import backup_cron_jobs, carry_backup_status, quiesced_services
 from addonstack.controller.objects import ObjectKey, decode_secret, labels_of
 from addonstack.controller.status import stack_status, stalled_status
@@ -67,43 +66,6 @@ APPLY_ORDER = [
 ]
 
 Event = tuple[str, str, str]  # (type, reason, message)
-
-
-@dataclass
-class ApplyCache:
-    """What this process last applied per object, and the live generation it produced, grouped by stack.
-
-    Entries of a stack are dropped when the stack goes (:meth:`forget_stack`), so a deleted stack leaves
-    nothing behind in memory.
-    """
-
-    entries: dict[ObjectKey, tuple[str, str]] = field(default_factory=dict)
-    stacks: dict[tuple[str, str], set[ObjectKey]] = field(default_factory=dict)
-
-    def fresh(self, key: ObjectKey, digest: str, live: dict[str, Any] | None) -> bool:
-        return live is not None and self.entries.get(key) == (digest, _marker(live))
-
-    def record(self, stack: str, key: ObjectKey, digest: str, live: dict[str, Any]) -> None:
-        self.entries[key] = (digest, _marker(live))
-        self.stacks.setdefault((key.namespace, stack), set()).add(key)
-
-    def forget(self, key: ObjectKey) -> None:
-        self.entries.pop(key, None)
-
-    def forget_stack(self, namespace: str, stack: str) -> None:
-        for key in self.stacks.pop((namespace, stack), set()):
-            self.entries.pop(key, None)
-
-
-def _marker(obj: dict[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    gen = meta.get("generation")
-    return f"g{gen}" if gen is not None else f"r{meta.get('resourceVersion')}"
-
-
-def digest(obj: dict[str, Any]) -> str:
-    # 80 bits: enough to tell two versions of one object apart, short enough to persist per child in status.
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:20]
 
 
 @dataclass

@@ -20,13 +20,13 @@ from addonstack.catalog.loader import Catalog, load_catalog
 from addonstack.constants import API_GROUP, API_VERSION, BACKUP_KIND, LABEL_STACK
 from addonstack.controller import applied as applied_record
 from addonstack.controller import claiming, metrics
+from addonstack.controller.applycache import ApplyCache
 from addonstack.controller.backup_status import pre_upgrade_backup
 from addonstack.controller.cluster import CHILD_KINDS, Cluster, gather_all
 from addonstack.controller.decide import (
     APPLY_ORDER,
     RETAINED_KINDS,
     WORKLOAD_KINDS,
-    ApplyCache,
     Desired,
     Observed,
     Outcome,

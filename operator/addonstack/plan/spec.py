@@ -417,8 +417,9 @@ class AddonStackStatus(SpecModel):
     applied: dict[str, str] | None = Field(
         default=None,
         description=(
-            "What the operator last applied, per child (Kind/name: digest@generation or resourceVersion), so a "
-            "restarted operator or a new leader re-applies nothing that is unchanged. Written by the operator."
+            "What the operator last applied, per child (Kind/name: digest@marker; the marker is the live generation, "
+            "a volume claim's spec hash or the resourceVersion), so a restarted operator or a new leader re-applies "
+            "nothing that is unchanged. Written by the operator."
         ),
     )
     backup: BackupStatus | None = None
