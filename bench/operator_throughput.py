@@ -55,7 +55,7 @@ from addonstack.constants import FIELD_MANAGER, LABEL_STACK
 from addonstack.controller.cluster import AddonStackResource
 from addonstack.controller.reconcile import APPLY_ORDER
 from addonstack.devcluster import DevCluster, fake_node, find_binaries, missing_binaries, rss_mib
-from addonstack.devcluster.apimetrics import operator_reads, operator_writes, request_counts
+from addonstack.devcluster.apimetrics import operator_reads, operator_writes, request_counts, request_seconds
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.render.crd import render_crd
@@ -390,7 +390,7 @@ def main() -> None:
         }
         watch = Availability(kubeconfig)
         log(f"raw client: applying {n_objects} objects of {n} stacks")
-        counted = request_counts(http)
+        counted = served(http)
         t0 = time.monotonic()
         apply_s, applied = asyncio.run(raw_apply(kubeconfig, raw_objs, args.workers))
         wait_all("raw workloads available", watch.workloads_ready, workloads, args.timeout, {})
@@ -422,7 +422,7 @@ def main() -> None:
             raise SystemExit(f"the operator exited at start: see {work / 'operator.log'}")
         log(f"operator: creating {n} AddonStacks of {len(SERVICES)} services")
         created: dict[tuple[str, str], float] = {}
-        counted = request_counts(http)
+        counted = served(http)
         t0 = time.monotonic()
         for i, ns in enumerate(op_ns):
             client.create(codecs.from_dict(stack_body(f"s{i:04d}", ns, SERVICES)))
@@ -556,20 +556,37 @@ def paced(
     }
 
 
-def requests_since(http: Any, before: Counter[tuple[str, str, str]], n: int) -> dict[str, Any]:
+Served = tuple[Counter[tuple[str, str, str]], dict[tuple[str, str, str], float]]
+
+
+def served(http: Any) -> Served:
+    return request_counts(http), request_seconds(http)
+
+
+def requests_since(http: Any, before: Served, n: int) -> dict[str, Any]:
     """What the API server served since ``before`` (every client: the cluster's controllers too), per stack:
-    reads (GET, LIST), writes (anything but GET, LIST, WATCH), and the ten most frequent verb/resource pairs."""
-    delta = request_counts(http)
-    delta.subtract(before)
+    reads (GET, LIST), writes (anything but GET, LIST, WATCH), the ten most frequent verb/resource pairs, and
+    the ten that took the most of the server's time (seconds summed over requests; WATCH left out)."""
+    counts, seconds = served(http)
+    counts.subtract(before[0])
     pairs: Counter[str] = Counter()
-    for (verb, resource, sub), k in delta.items():
+    busy: dict[str, float] = {}
+    for (verb, resource, sub), k in counts.items():
+        name = f"{verb} {resource}{'/' + sub if sub else ''}"
         if k > 0 and verb != "WATCH":
-            pairs[f"{verb} {resource}{'/' + sub if sub else ''}"] += k
+            pairs[name] += k
+        spent = seconds.get((verb, resource, sub), 0.0) - before[1].get((verb, resource, sub), 0.0)
+        if spent > 0 and verb != "WATCH":
+            busy[name] = busy.get(name, 0.0) + spent
     reads = sum(k for key, k in pairs.items() if key.split()[0] in ("GET", "LIST"))
+    slowest = sorted(busy.items(), key=lambda kv: -kv[1])[:10]
     return {
         "reads_per_stack": round(reads / n, 1),
         "writes_per_stack": round((sum(pairs.values()) - reads) / n, 1),
         "top_per_stack": {key: round(k / n, 1) for key, k in pairs.most_common(10)},
+        "all_per_stack": {key: round(k / n, 2) for key, k in sorted(pairs.items())},
+        "server_seconds": round(sum(busy.values()), 1),
+        "server_seconds_top": {key: round(v, 1) for key, v in slowest},
     }
 
 
@@ -622,10 +639,12 @@ def report(results: dict[str, Any]) -> None:
         for who, phase in (("raw client", raw), ("operator", op)):
             if phase and (req := phase.get("requests")):
                 top = ", ".join(f"{k} {v}" for k, v in req["top_per_stack"].items())
+                busiest = ", ".join(f"{k} {v} s" for k, v in req.get("server_seconds_top", {}).items())
                 print(
                     f"API requests per stack, {who} phase (all clients): {req['reads_per_stack']} reads, "
                     f"{req['writes_per_stack']} writes; {top}"
                 )
+                print(f"API server time, {who} phase: {req.get('server_seconds')} s of requests; {busiest}")
     if pc := results.get("paced"):
         print(
             f"paced: {pc['stacks']} stacks at {pc['arrival_rate_per_s']}/s ({pc['objects_per_s_offered']} objects/s "

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from typing import Any
 
-__all__ = ["OPERATOR_RESOURCES", "READ_VERBS", "operator_reads", "operator_writes", "request_counts"]
+__all__ = ["OPERATOR_RESOURCES", "READ_VERBS", "operator_reads", "operator_writes", "request_counts", "request_seconds"]
 
 # What the operator writes; other controllers write pods, replicasets, events, leases, */status, endpoints.
 OPERATOR_RESOURCES = frozenset(
@@ -30,22 +30,31 @@ OPERATOR_RESOURCES = frozenset(
 )
 READ_VERBS = frozenset({"GET", "LIST", "WATCH"})
 _SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+_SECONDS = re.compile(r"^apiserver_request_duration_seconds_sum\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 
 Counts = Counter[tuple[str, str, str]]  # (verb, resource, subresource) -> requests served so far
 
 
 def request_counts(http: Any) -> Counts:
     """Parse /metrics fetched with ``http`` (a lightkube client adapter or any httpx client with a base URL)."""
-    text = http.get("/metrics").raise_for_status().text
-    out: Counts = Counter()
+    return Counter({k: int(v) for k, v in _summed(http.get("/metrics").raise_for_status().text, _SAMPLE).items()})
+
+
+def request_seconds(http: Any) -> dict[tuple[str, str, str], float]:
+    """Seconds the API server spent serving requests so far (``apiserver_request_duration_seconds_sum``), by
+    (verb, resource, subresource): where its time goes, which counts alone do not say (a LIST is not a GET)."""
+    return _summed(http.get("/metrics").raise_for_status().text, _SECONDS)
+
+
+def _summed(text: str, sample: re.Pattern[str]) -> dict[tuple[str, str, str], float]:
+    out: dict[tuple[str, str, str], float] = {}
     for line in text.splitlines():
-        m = _SAMPLE.match(line)
+        m = sample.match(line)
         if not m:
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group("labels")))
-        out[(labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))] += int(
-            float(m.group("value"))
-        )
+        key = (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))
+        out[key] = out.get(key, 0.0) + float(m.group("value"))
     return out
 
 
