@@ -1,12 +1,13 @@
 """What the operator applied, persisted in the stack's own status so a restart or a new leader writes nothing.
 
 An object is applied again only when its desired digest changed or the live object moved since our apply
-(``ApplyCache.fresh``: same digest, same live generation, volume claim spec or resourceVersion: ``applycache.py``). That record used to live only
-in the process, so a restarted operator (or a newly elected one) re-applied every child of every stack. It is
-now also written to ``status.applied`` as ``{"Kind/name": "<digest>@<marker>"}`` (about 40 bytes a child) in
-the status patch the reconcile makes anyway, and read back from the stack (which every reconcile GETs
-fresh) before deciding. The record is exact, not a hint: a child edited while no operator ran has another
-generation or resourceVersion than the one recorded, so it is still repaired after the restart.
+(``ApplyCache.fresh`` in ``applycache.py``: same digest, same live generation, volume claim spec or
+resourceVersion). That record used to live only in the process, so a restarted operator (or a newly elected
+one) re-applied every child of every stack. It is now also written to ``status.applied`` as ``{"Kind/name":
+"<digest>@<marker>"}`` (about 40 bytes a child) in the status patch the reconcile makes anyway, and read back
+from the stack (which every reconcile GETs fresh) before deciding. The record is exact, not a hint: a child
+edited while no operator ran has another generation or resourceVersion than the one recorded, so it is still
+repaired after the restart.
 
 Pure: no client, so the decision tests cover it.
 """
