@@ -17,7 +17,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from addonstack.catalog.loader import Catalog
 from addonstack.constants import LABEL_SERVICE, LABEL_STACK
 from addonstack.controller import claims
-from addonstack.controller.cluster import Cluster
+from addonstack.controller.cluster import Cluster, gather_all
 from addonstack.controller.decide import Desired, Observed, desire
 from addonstack.controller.objects import ObjectKey, labels_of
 from addonstack.render.stack import StackDefaults
@@ -103,6 +103,7 @@ async def _settle_once(
     uids = {s.name: s.uid for s in stacks}
     live = observed.by_key
     blocked: dict[str, str] = {}
+    writes: list[dict[str, Any]] = []
     for sid in todo:
         lease = leases.get(sid)
         current = claims.lease_holder(lease)
@@ -115,10 +116,13 @@ async def _settle_once(
             continue
         if lease is None or claims.lease_holder(lease) != holder.uid:
             version = lease["metadata"].get("resourceVersion") if lease is not None else None
-            if not await cluster.write_claim(claims.lease_for(sid, ns, holder, version)):
-                raise ClaimRace(sid)
+            writes.append(claims.lease_for(sid, ns, holder, version))
         if holder.uid != uid:
             blocked[sid] = holder.name
+    # Each Lease is its own atomic decision, so they are written together (a new stack of five services waited
+    # for five round trips in a row); when any lost a race, everything is read and decided again.
+    if not all(await gather_all(*(cluster.write_claim(lease) for lease in writes))):
+        raise ClaimRace(ns)
     return blocked
 
 

@@ -84,13 +84,40 @@ def _safe_error(obj: dict[str, Any], exc: ApiError) -> str:
     return f"{where}: {exc.status.message}"
 
 
+Named = dict[tuple[str, str, str], dict[str, dict[str, Any]]]  # (apiVersion, kind, namespace) -> name -> object
+
+
+async def _list_kinds(
+    cluster: Cluster, ns: str, stack: str, kinds: tuple[tuple[str, str], ...], named: Named | None
+) -> list[dict[str, Any]]:
+    """The stack's objects of ``kinds``: by its label, or with ``named`` (a new stack, whose every object is a new
+    name) each kind listed once for the whole namespace into ``named``, so the name-conflict check
+    (:func:`_existing`) reads the others' objects from there instead of listing the kind again."""
+    if named is None:
+        return await cluster.list_children(ns, stack, kinds)
+    found: list[dict[str, Any]] = []
+    for (api_version, kind), objs in zip(
+        kinds, await gather_all(*(cluster.list_named(av, k, ns) for av, k in kinds)), strict=True
+    ):
+        named[(api_version, kind, ns)] = objs
+        found += [o for o in objs.values() if labels_of(o).get(LABEL_STACK) == stack]
+    return found
+
+
 async def observe(
-    body: dict[str, Any], cluster: Cluster, defaults: StackDefaults, full: bool = True, reuse: float = 0.0
+    body: dict[str, Any],
+    cluster: Cluster,
+    defaults: StackDefaults,
+    full: bool = True,
+    reuse: float = 0.0,
+    named: Named | None = None,
 ) -> Observed:
     """Everything the decision reads: the children (every kind, or with ``full`` False the kinds the stack's
     record holds: ``applied.kinds_to_list``), their pods, the credentials and database admin Secrets, and
     the Pod Security level the namespace enforces. ``reuse``: how old the namespace's quotas, LimitRanges and
-    the admin Secret's key names may be (``cluster.SHARED_READ_TTL``, for passes a child's event started)."""
+    the admin Secret's key names may be (``cluster.SHARED_READ_TTL``, for passes a child's event started).
+    ``named`` (a stack never reconciled): its kinds are listed namespace-wide into it (see :func:`_list_kinds`),
+    and its pods are not listed (it has none yet)."""
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     spec = body.get("spec") or {}
@@ -100,8 +127,8 @@ async def observe(
     creds, admin_keys, live, pods, ns_labels, quotas, limit_ranges = await gather_all(
         cluster.secret_data(ns, ref) if ref else asyncio.sleep(0, None),
         cluster.secret_keys(ns, admin, reuse) if admin else asyncio.sleep(0, None),
-        cluster.list_children(ns, name, kinds),
-        cluster.list_children(ns, name, POD_KINDS),
+        _list_kinds(cluster, ns, name, kinds, named),
+        cluster.list_children(ns, name, POD_KINDS) if named is None else asyncio.sleep(0, []),
         cluster.namespace_labels(ns),
         cluster.list_readable("v1", "ResourceQuota", ns, reuse),
         cluster.list_readable("v1", "LimitRange", ns, reuse),
@@ -111,15 +138,10 @@ async def observe(
                     listed=None if kinds == CHILD_KINDS else kinds)  # fmt: skip
 
 
-Named = dict[tuple[str, str, str], dict[str, dict[str, Any]]]  # (apiVersion, kind, namespace) -> name -> object
-
-
 async def _read_unlisted(cluster: Cluster, observed: Observed, desired: Desired, named: Named | None = None) -> bool:
     """A pass that listed only some kinds (an event pass: the recorded ones; a new stack: what a deleted stack
-    of its name may have left) reads any desired kind outside them before deciding. True when something was
-    read. With ``named`` (a new stack, whose every object is a new name) each kind is listed once for the whole
-    namespace: this stack's objects are taken from it, and the name-conflict check (:func:`_existing`) reads
-    the rest from ``named`` instead of listing the kind again."""
+    of its name may have left) reads any desired kind outside them before deciding (see :func:`_list_kinds` for
+    ``named``). True when something was read."""
     if observed.listed is None:
         return False
     wanted = {(key.api_version, key.kind) for key in desired.objects}
@@ -127,15 +149,7 @@ async def _read_unlisted(cluster: Cluster, observed: Observed, desired: Desired,
     if not missing:
         return False
     meta = observed.body["metadata"]
-    ns, stack = meta["namespace"], meta["name"]
-    if named is None:
-        observed.live += await cluster.list_children(ns, stack, missing)
-    else:
-        for (api_version, kind), objs in zip(
-            missing, await gather_all(*(cluster.list_named(av, k, ns) for av, k in missing)), strict=True
-        ):
-            named[(api_version, kind, ns)] = objs
-            observed.live += [o for o in objs.values() if labels_of(o).get(LABEL_STACK) == stack]
+    observed.live += await _list_kinds(cluster, meta["namespace"], meta["name"], missing, named)
     observed.listed += missing
     return True
 
@@ -192,11 +206,11 @@ async def reconcile(
 ) -> Outcome:
     """One pass; ``full`` False: list only the kinds the stack records (event and timer passes); ``reuse``:
     the age up to which reads of the namespace's shared objects may be reused (event passes)."""
-    observed = await observe(body, cluster, defaults, full, reuse)
+    named: Named | None = None if body.get("status") else {}  # a new stack: its kinds listed namespace-wide
+    observed = await observe(body, cluster, defaults, full, reuse, named)
     cat = catalog or load_catalog()
     observed.pre_upgrade_backup = await _pre_upgrade_backup(cluster, body, cat)
     desired = desire(observed, defaults, cat, waves=waves)
-    named: Named | None = None if body.get("status") else {}  # a new stack: its kinds listed namespace-wide
     if not isinstance(desired, Outcome) and await _read_unlisted(cluster, observed, desired, named):
         desired = desire(observed, defaults, cat, waves=waves)  # what it reads of the live objects is complete now
     if isinstance(desired, Outcome):
