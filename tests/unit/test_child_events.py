@@ -157,3 +157,17 @@ async def _one_more() -> None:
     await asyncio.sleep(0.1)
     assert runs == 2 and not debouncer.tasks
     await debouncer.close()
+
+
+def test_an_event_that_outruns_the_answer_to_our_write_is_still_ours() -> None:
+    own = OwnWrites()
+    events = ChildEvents(own)
+    service = obj("Service", "gatus", 70)
+    with own.sending("Service", "tenant", "gatus"):
+        assert not events.worth_a_pass("ADDED", service), "the watch delivered our create before its answer came"
+        own.wrote(service)
+    edited = obj("Service", "gatus", 71)
+    assert events.worth_a_pass("MODIFIED", edited), "a change after our write is someone else's"
+    with own.sending("Service", "tenant", "gatus"):
+        pass
+    assert events.worth_a_pass("DELETED", edited), "no write in flight: a deletion is repaired"

@@ -336,12 +336,14 @@ class Cluster:
         """Server-side apply with our field manager; conflicts with other managers are forced only
         for fields we own by design (the caller drops fields another manager owns)."""
         self.writes += 1
-        result = await self._send(
-            lambda: self.client.apply(
-                codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True, dry_run=self.dry_run
+        meta = obj["metadata"]
+        with self.own.sending(obj["kind"], meta.get("namespace") or "", meta["name"]):
+            result = await self._send(
+                lambda: self.client.apply(
+                    codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True, dry_run=self.dry_run
+                )
             )
-        )
-        return self._wrote(_to_dict(result))
+            return self._wrote(_to_dict(result))
 
     def _wrote(self, result: dict[str, Any]) -> dict[str, Any]:
         if not self.dry_run:
@@ -352,11 +354,12 @@ class Cluster:
         """JSON merge patch (lists replaced whole) of the live object named like ``obj``, as our manager."""
         self.writes += 1
         meta = obj["metadata"]
-        result = await self._send(lambda: self.client.patch(
-            _model(obj["apiVersion"], obj["kind"]), meta["name"], patch, namespace=meta.get("namespace"),
-            patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER, dry_run=self.dry_run,
-        ))  # fmt: skip
-        return self._wrote(_to_dict(result))
+        with self.own.sending(obj["kind"], meta.get("namespace") or "", meta["name"]):
+            result = await self._send(lambda: self.client.patch(
+                _model(obj["apiVersion"], obj["kind"]), meta["name"], patch, namespace=meta.get("namespace"),
+                patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER, dry_run=self.dry_run,
+            ))  # fmt: skip
+            return self._wrote(_to_dict(result))
 
     async def get_stack(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The AddonStack itself (None when it is gone)."""
@@ -415,17 +418,18 @@ class Cluster:
             log.info("dry-run: would delete %s/%s in %s", kind, name, namespace)
             return
         self.writes += 1
-        try:
-            await self._send(
-                lambda: self.client.delete(
-                    _model(api_version, kind), name, namespace=namespace, cascade=CascadeType.BACKGROUND
+        with self.own.sending(kind, namespace, name):
+            try:
+                await self._send(
+                    lambda: self.client.delete(
+                        _model(api_version, kind), name, namespace=namespace, cascade=CascadeType.BACKGROUND
+                    )
                 )
-            )
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise
-            return
-        self.own.deleted(kind, namespace, name)
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    raise
+                return
+            self.own.deleted(kind, namespace, name)
 
     async def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """Record a Kubernetes Event on the AddonStack (messages never contain secret values)."""

@@ -33,9 +33,11 @@ ready, a workload going back, a problem, a Job, a deletion or a hand edit are ``
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
-from collections.abc import Hashable, Mapping
+from collections import Counter
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from addonstack.constants import LABEL_STACK
@@ -61,10 +63,27 @@ def _key(body: Mapping[str, Any]) -> ObjKey:
 
 
 class OwnWrites:
-    """resourceVersions the operator's own writes produced, until their watch event comes back."""
+    """resourceVersions the operator's own writes produced, until their watch event comes back.
+
+    The watch can deliver a write's event before the write's answer reaches the pass that sent it (under load,
+    one event in six for Services): while a write of an object is in flight (:meth:`sending`), its events are
+    taken as that write's. A hand edit landing in the same instant is left to the drift timer."""
 
     def __init__(self) -> None:
         self.versions: dict[ObjKey, str] = {}
+        self.in_flight: Counter[ObjKey] = Counter()
+
+    @contextlib.contextmanager
+    def sending(self, kind: str, namespace: str, name: str) -> Iterator[None]:
+        """Around one write of the object: its events meanwhile are ours."""
+        key = (kind, namespace, name)
+        self.in_flight[key] += 1
+        try:
+            yield
+        finally:
+            self.in_flight[key] -= 1
+            if self.in_flight[key] <= 0:
+                del self.in_flight[key]
 
     def wrote(self, obj: Mapping[str, Any]) -> None:
         rv = (obj.get("metadata") or {}).get("resourceVersion")
@@ -80,6 +99,8 @@ class OwnWrites:
     def echo(self, type_: str, body: Mapping[str, Any]) -> bool:
         """True when this event is our own last write coming back (then it is forgotten)."""
         key = _key(body)
+        if key in self.in_flight:
+            return True
         mine = self.versions.get(key)
         if mine is None:
             return False
