@@ -52,7 +52,8 @@ POD_KINDS = (("v1", "Pod"),)  # listed for the reasons their container states ho
 
 
 async def _apply(cluster: Cluster, obj: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
-    """Server-side apply; for a workload whose pod template a hand edit made unmergeable, reset the template.
+    """Server-side apply; for a workload whose pod template a hand edit made unmergeable, reset the template;
+    for one of the service's previous stack (its selector names that stack), replace it.
 
     Apply only takes back the fields we set: after ``kubectl set env`` turned our ``valueFrom`` into a
     ``value`` owned by kubectl, our ``valueFrom`` would sit next to it and the API server rejects the
@@ -65,6 +66,14 @@ async def _apply(cluster: Cluster, obj: dict[str, Any], live: dict[str, Any] | N
         if exc.status.code != 422 or live is None or obj["kind"] not in WORKLOAD_KINDS:
             raise
         meta = obj["metadata"]
+        if (live.get("spec") or {}).get("selector") != obj["spec"].get("selector"):
+            # A handover: the workload of the service's last holder, whose selector names that stack and cannot
+            # change. Its owner is gone or dropped the service, so it would go anyway; until it did, every pass
+            # of the new holder failed here, and nothing but the drift timer came back to try again.
+            log.info("%s %s/%s: its selector names the service's previous stack; replacing it",
+                     obj["kind"], meta["namespace"], meta["name"])  # fmt: skip
+            await cluster.delete(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+            return await cluster.apply(obj)
         log.info("%s %s/%s: hand edits conflict with the operator's pod template; resetting it",
                  obj["kind"], meta["namespace"], meta["name"])  # fmt: skip
         await cluster.merge_patch(obj, {"spec": {"template": obj["spec"]["template"]}})
