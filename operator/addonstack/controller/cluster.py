@@ -74,9 +74,10 @@ NAMESPACE_LABELS_TTL = 30.0  # seconds a namespace's labels are reused (one GET 
 # Seconds a pass that a child's event started may reuse what another pass read of the namespace (quotas,
 # LimitRanges, claim Leases, the database admin Secret's key names). A new stack's children change a dozen
 # times in its first seconds; each change re-evaluates the stack, and these reads would be repeated for
-# nothing. Passes of other causes (create, edit, resume, the drift timer) always read them fresh, so a raised
-# quota or a new admin Secret is seen at the next timer as before.
-SHARED_READ_TTL = 15.0
+# nothing. Passes of other causes (create, edit, resume, the drift timer) always read them fresh and refresh
+# what is kept, so a raised quota or a new admin Secret is seen at the next timer as before. A minute, not 15 s:
+# in a burst a stack's readiness pass comes 10 to 60 s after its create pass, and read these three again.
+SHARED_READ_TTL = 60.0
 RECENT_LIMIT = 4096  # entries kept of reused reads; those older than any caller reuses go when it is reached
 RECENT_MAX_AGE = max(NAMESPACE_LABELS_TTL, SHARED_READ_TTL)
 MAX_IN_FLIGHT = 24  # list and apply requests at once (bench/operator.py: more only adds timeouts here)
