@@ -95,6 +95,9 @@ def test_a_workload_ready_while_another_starts_is_progress_and_the_last_one_is_n
         "the last workload of the stack is ready: the stack may be Ready"
     )
     assert events.assess("MODIFIED", labelled(deployment(53, observed=1), "gatus")) is Urgency.NOW, "a regression"
+    for name in ("gatus", "gotify"):
+        events.assess("DELETED", labelled(deployment(54), name))
+    assert ("tenant", "shop") not in events.workloads, "a deleted stack's workloads leave nothing behind"
 
 
 def test_a_problem_or_a_hand_edit_is_never_held_back_by_other_workloads_starting() -> None:

@@ -178,7 +178,10 @@ class ChildEvents:
         if kind not in WORKLOAD_KINDS or not stack:
             return
         if fp is None:
-            self.workloads.get((ns, stack), {}).pop((kind, name), None)
+            of_stack = self.workloads.get((ns, stack), {})
+            of_stack.pop((kind, name), None)
+            if not of_stack:
+                self.workloads.pop((ns, stack), None)  # a deleted stack leaves nothing behind
             return
         if len(self.workloads) >= LIMIT and (ns, stack) not in self.workloads:
             self.workloads.clear()
@@ -209,7 +212,7 @@ class ChildEvents:
     def _progress(self, body: Mapping[str, Any], before: Hashable | None, fp: Hashable) -> bool:
         """A workload moved forward (same generation, from progressing to progressing or ready) while another
         workload of its stack is not ready yet."""
-        if key_kind(body) not in WORKLOAD_KINDS or not isinstance(before, tuple) or not isinstance(fp, tuple):
+        if _kind(body) not in WORKLOAD_KINDS or not isinstance(before, tuple) or not isinstance(fp, tuple):
             return False
         if before[0] != fp[0] or before[1] or fp[1] or _phase(before) != "Progressing":
             return False  # a new generation (hand edit), a deletion under way, a recovery or a regression
@@ -218,10 +221,10 @@ class ChildEvents:
         _, ns, name = _key(body)
         stack = ((body.get("metadata") or {}).get("labels") or {}).get(LABEL_STACK)
         others = self.workloads.get((ns, str(stack)), {})
-        return any(not ready for (kind, other), ready in others.items() if (kind, other) != (key_kind(body), name))
+        return any(not ready for (kind, other), ready in others.items() if (kind, other) != (_kind(body), name))
 
 
-def key_kind(body: Mapping[str, Any]) -> str:
+def _kind(body: Mapping[str, Any]) -> str:
     return str(body.get("kind") or "")
 
 
