@@ -33,6 +33,7 @@ from addonstack.constants import (
     LABEL_STACK,
     MANAGED_BY,
 )
+from addonstack.controller.objects import WORKLOAD_KINDS, labels_of
 
 LEASE_API = "coordination.k8s.io/v1"
 CLAIM_COMPONENT = "claim"
@@ -90,9 +91,9 @@ def incumbent(existing: Iterable[Mapping[str, Any]]) -> str | None:
     """The stack whose label the live objects of a service carry (the workload's label first), if any."""
     owners = []
     for obj in existing:
-        name = ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_STACK)
+        name = labels_of(obj).get(LABEL_STACK)
         if name:
-            owners.append((obj.get("kind") not in ("Deployment", "StatefulSet"), name))
+            owners.append((obj.get("kind") not in WORKLOAD_KINDS, name))
     named = sorted(owners)
     return named[0][1] if named else None
 
@@ -135,7 +136,7 @@ def lease_for(service: str, namespace: str, holder: Contender, resource_version:
 def conflict_message(service: str, holder: str, names: Iterable[str] = ()) -> str:
     def rank(name: str) -> tuple[bool, bool, str]:  # the workload and its Service first: what a person looks for
         kind = name.split("/")[0]
-        return (kind not in ("Deployment", "StatefulSet"), kind != "Service", name)
+        return (kind not in WORKLOAD_KINDS, kind != "Service", name)
 
     shown = sorted(names, key=rank)
     objects = f" ({', '.join(shown[:3])}{', ...' if len(shown) > 3 else ''})" if shown else ""

@@ -25,7 +25,7 @@ from addonstack.constants import API_GROUP, API_VERSION, KIND, LABEL_COMPONENT, 
 from addonstack.controller import claims
 from addonstack.controller.applycache import ApplyCache, digest
 from addonstack.controller.backup_status import backup_cron_jobs, carry_backup_status, quiesced_services
-from addonstack.controller.objects import ObjectKey, decode_secret, labels_of
+from addonstack.controller.objects import WORKLOAD_KINDS, ObjectKey, decode_secret, labels_of
 from addonstack.controller.status import stack_status, stalled_status
 from addonstack.controller.upgrade import (
     UpgradeDecision,
@@ -48,7 +48,6 @@ from addonstack.render.kubernetes import K8sContext, db_job_name, render_kuberne
 from addonstack.render.stack import StackDefaults, effective, plan_stack, platform
 
 RETAINED_KINDS = {"Secret", "PersistentVolumeClaim"}
-WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
 APPLY_ORDER = [
     "Secret",
     "ConfigMap",

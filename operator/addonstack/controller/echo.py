@@ -41,6 +41,7 @@ from collections.abc import Hashable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from addonstack.constants import LABEL_STACK
+from addonstack.controller.objects import WORKLOAD_KINDS, labels_of
 from addonstack.controller.status import pod_problem, workload_state
 
 __all__ = ["ChildEvents", "OwnWrites", "Urgency", "fingerprint"]
@@ -126,15 +127,12 @@ class Urgency(enum.Enum):
     PROGRESS = "progress"  # one more workload ready while another is still on its way: the count moves, no more
 
 
-WORKLOAD_KINDS = ("Deployment", "StatefulSet")
-
-
 def fingerprint(body: Mapping[str, Any]) -> Hashable | None:
     """What of a child can move its stack's status or call for a repair; None: every change counts."""
     kind = body.get("kind")
     meta = body.get("metadata") or {}
     gone = meta.get("deletionTimestamp")
-    if kind in ("Deployment", "StatefulSet"):
+    if kind in WORKLOAD_KINDS:
         phase, ready, desired, message, reason = workload_state(body, False)
         problem = message if phase == "Failed" else ""
         return meta.get("generation"), gone, phase, ready, desired, str(reason), problem
@@ -174,7 +172,7 @@ class ChildEvents:
     def _track(self, body: Mapping[str, Any], fp: Hashable | None) -> None:
         """Record whether a workload is ready (``fp`` None: it is gone) under its stack."""
         kind, ns, name = _key(body)
-        stack = ((body.get("metadata") or {}).get("labels") or {}).get(LABEL_STACK)
+        stack = labels_of(body).get(LABEL_STACK)
         if kind not in WORKLOAD_KINDS or not stack:
             return
         if fp is None:
@@ -212,20 +210,15 @@ class ChildEvents:
     def _progress(self, body: Mapping[str, Any], before: Hashable | None, fp: Hashable) -> bool:
         """A workload moved forward (same generation, from progressing to progressing or ready) while another
         workload of its stack is not ready yet."""
-        if _kind(body) not in WORKLOAD_KINDS or not isinstance(before, tuple) or not isinstance(fp, tuple):
+        kind, ns, name = _key(body)
+        if kind not in WORKLOAD_KINDS or not isinstance(before, tuple) or not isinstance(fp, tuple):
             return False
         if before[0] != fp[0] or before[1] or fp[1] or _phase(before) != "Progressing":
             return False  # a new generation (hand edit), a deletion under way, a recovery or a regression
         if _phase(fp) not in ("Progressing", "Ready"):
             return False
-        _, ns, name = _key(body)
-        stack = ((body.get("metadata") or {}).get("labels") or {}).get(LABEL_STACK)
-        others = self.workloads.get((ns, str(stack)), {})
-        return any(not ready for (kind, other), ready in others.items() if (kind, other) != (_kind(body), name))
-
-
-def _kind(body: Mapping[str, Any]) -> str:
-    return str(body.get("kind") or "")
+        others = self.workloads.get((ns, labels_of(body).get(LABEL_STACK, "")), {})
+        return any(not ready for workload, ready in others.items() if workload != (kind, name))
 
 
 def _phase(fp: Hashable) -> str | None:

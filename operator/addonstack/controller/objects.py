@@ -6,10 +6,13 @@ Kept apart from ``cluster.py`` so the pure decision (``decide.py``) needs no Kub
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ObjectKey", "decode_secret", "labels_of"]
+__all__ = ["WORKLOAD_KINDS", "ObjectKey", "decode_secret", "labels_of"]
+
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet"})  # the kinds that run a service's pods
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,6 @@ def decode_secret(obj: dict[str, Any]) -> dict[str, str]:
     return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
 
 
-def labels_of(obj: dict[str, Any] | None) -> dict[str, str]:
+def labels_of(obj: Mapping[str, Any] | None) -> dict[str, str]:
     labels: dict[str, str] = ((obj or {}).get("metadata") or {}).get("labels") or {}
     return labels

@@ -26,7 +26,6 @@ from addonstack.controller.cluster import CHILD_KINDS, Cluster, gather_all
 from addonstack.controller.decide import (
     APPLY_ORDER,
     RETAINED_KINDS,
-    WORKLOAD_KINDS,
     Desired,
     Observed,
     Outcome,
@@ -38,7 +37,7 @@ from addonstack.controller.decide import (
     name_conflicts,
     status_changed,
 )
-from addonstack.controller.objects import ObjectKey, labels_of
+from addonstack.controller.objects import WORKLOAD_KINDS, ObjectKey, labels_of
 from addonstack.controller.upgrade import Waves, pre_upgrade_backup_name
 from addonstack.plan.resolve import enforced_level
 from addonstack.plan.revision import catalog_revision
