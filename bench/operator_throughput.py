@@ -7,6 +7,8 @@ its own), then:
 1. raw: the same objects rendered offline by the library, server-side applied by a lightkube AsyncClient
    (the same concurrency as the operator's workers), then waited for until every workload is available;
    each stack's latency (from the start until its last workload is available) is the floor for 2.
+   Then the raw client's namespaces are deleted (``--no-clear-raw`` keeps them), so the operator's burst
+   meets the cluster the raw burst met, not one holding the raw client's 5,800 objects and 1,000 pods.
 2. operator, burst: N AddonStacks of 5 services each created at once (one namespace per stack, since
    children are named by service id); wall time until every stack is Ready (with observedGeneration) and
    the p50/p95/p99 latency from create to Ready as seen by a poller (0.5 s resolution). Object throughput
@@ -54,7 +56,7 @@ from addonstack.catalog.loader import load_catalog
 from addonstack.constants import FIELD_MANAGER, LABEL_STACK
 from addonstack.controller.cluster import AddonStackResource
 from addonstack.controller.reconcile import APPLY_ORDER
-from addonstack.devcluster import DevCluster, fake_node, find_binaries, missing_binaries, rss_mib
+from addonstack.devcluster import DevCluster, cpu_seconds, fake_node, find_binaries, missing_binaries, rss_mib
 from addonstack.devcluster.apimetrics import operator_reads, operator_writes, request_counts, request_seconds
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
@@ -130,6 +132,24 @@ def add_nodes(http: Any, pods: int) -> None:
 def make_namespaces(client: Client, names: Iterable[str]) -> None:
     for n in names:
         client.create(Namespace(metadata=ObjectMeta(name=n, labels={"addonstack.dev/bench": "true"})))
+
+
+def clear_namespaces(client: Client, names: list[str], timeout: float) -> float:
+    """Delete ``names`` and wait until they are gone; seconds it took.
+
+    The raw client's stacks are removed before the operator's burst, so both bursts start from the same cluster:
+    kept, they are 5,800 objects and 1,000 pods more for the API server, etcd and the controllers during the
+    operator's phase only (a Service's apply, the slowest request of a burst, allocates from a fuller range)."""
+    t0 = time.monotonic()
+    for name in names:
+        client.delete(Namespace, name)
+    left = set(names)
+    while left:
+        if time.monotonic() - t0 > timeout:
+            raise SystemExit(f"timed out after {timeout:.0f} s: {len(left)} namespaces of the raw client not gone")
+        time.sleep(1.0)
+        left &= {ns.metadata.name for ns in client.list(Namespace, labels={"addonstack.dev/bench": "true"})}
+    return time.monotonic() - t0
 
 
 def install_crd(client: Client) -> None:
@@ -350,6 +370,12 @@ def main() -> None:
         default=True,
         help="before the operator's paced phase, the raw client's at the same rate (its floor)",
     )
+    ap.add_argument(
+        "--clear-raw",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="delete the raw client's namespaces before the operator starts (both bursts meet the same cluster)",
+    )
     ap.add_argument("--operator-arg", action="append", default=[], help="extra flag for `operator run` (repeat)")
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--keep", action="store_true", help="leave the work directory (logs) in place")
@@ -390,6 +416,8 @@ def main() -> None:
         }
         watch = Availability(kubeconfig)
         log(f"raw client: applying {n_objects} objects of {n} stacks")
+        pids = {name: int(c["pid"]) for name, c in cluster.status()["components"].items()} | {"bench": os.getpid()}
+        cpu0 = cpu_used(pids)
         counted = served(http)
         t0 = time.monotonic()
         apply_s, applied = asyncio.run(raw_apply(kubeconfig, raw_objs, args.workers))
@@ -406,12 +434,19 @@ def main() -> None:
             "latency_p50_s": round(statistics.median(raw_lat), 2),
             "latency_p95_s": round(percentile(raw_lat, 0.95), 2),
             "requests": requests_since(http, counted, n),
+            "cpu_s": cpu_since(pids, cpu0),
         }
         log(f"raw: {applied} objects applied in {apply_s:.1f} s, all workloads available after {raw_s:.1f} s")
         if args.arrival_rate > 0 and args.raw_paced:
             results["raw_paced"] = raw_paced(
                 kubeconfig, client, watch, args.paced_stacks or n, args.arrival_rate, args.timeout
             )
+
+        if args.clear_raw:
+            gone = [*raw_ns, *(f"rawp-{i:04d}" for i in range(args.paced_stacks or n) if "raw_paced" in results)]
+            log(f"raw: deleting its {len(gone)} namespaces, so the operator's burst starts from the same cluster")
+            results["raw_cleared_s"] = round(clear_namespaces(client, gone, args.timeout), 1)
+            log(f"raw: namespaces gone after {results['raw_cleared_s']} s")
 
         # -- operator
         op_ns = [f"op-{i:04d}" for i in range(n)]
@@ -422,6 +457,8 @@ def main() -> None:
             raise SystemExit(f"the operator exited at start: see {work / 'operator.log'}")
         log(f"operator: creating {n} AddonStacks of {len(SERVICES)} services")
         created: dict[tuple[str, str], float] = {}
+        pids["operator"] = op.pid
+        cpu0 = cpu_used(pids)
         counted = served(http)
         t0 = time.monotonic()
         for i, ns in enumerate(op_ns):
@@ -444,6 +481,7 @@ def main() -> None:
             "latency_p99_s": round(percentile(latencies, 0.99), 2),
             "drift_interval_s": args.drift_interval,
             "requests": requests_since(http, counted, n),
+            "cpu_s": cpu_since(pids, cpu0),
         }
         ratio = (op_objects / op_s) / (applied / raw_s)
         results["throughput_ratio"] = round(ratio, 3)
@@ -590,6 +628,18 @@ def requests_since(http: Any, before: Served, n: int) -> dict[str, Any]:
     }
 
 
+def cpu_used(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds each process has used so far (user + system), by component name."""
+    return {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+
+
+def cpu_since(pids: dict[str, int], before: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each process used since ``before``, busiest first, and their ``total``: on two cores, whether
+    a phase was bound by the machine and which process the time went to."""
+    spent = {k: round(v - before.get(k, 0.0), 1) for k, v in cpu_used(pids).items()}
+    return {"total": round(sum(spent.values()), 1), **dict(sorted(spent.items(), key=lambda kv: -kv[1]))}
+
+
 def _hwm_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -645,6 +695,8 @@ def report(results: dict[str, Any]) -> None:
                     f"{req['writes_per_stack']} writes; {top}"
                 )
                 print(f"API server time, {who} phase: {req.get('server_seconds')} s of requests; {busiest}")
+            if phase and (cpu := phase.get("cpu_s")):
+                print(f"CPU seconds, {who} phase: " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
     if pc := results.get("paced"):
         print(
             f"paced: {pc['stacks']} stacks at {pc['arrival_rate_per_s']}/s ({pc['objects_per_s_offered']} objects/s "

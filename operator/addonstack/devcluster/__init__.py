@@ -11,7 +11,7 @@ from addonstack.devcluster.cluster import DevCluster
 from addonstack.devcluster.components import COMPONENTS, Component, Probe
 from addonstack.devcluster.nodes import fake_node
 from addonstack.devcluster.pki import CertPair, Pki, PkiError, ensure_pki, issue_client_cert
-from addonstack.devcluster.processes import DevClusterError, free_ports, pid_alive, rss_mib
+from addonstack.devcluster.processes import DevClusterError, cpu_seconds, free_ports, pid_alive, rss_mib
 
 __all__ = [
     "COMPONENTS",
@@ -24,6 +24,7 @@ __all__ = [
     "Pki",
     "PkiError",
     "Probe",
+    "cpu_seconds",
     "ensure_binaries",
     "ensure_pki",
     "fake_node",

@@ -101,6 +101,15 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time ``pid`` has used so far (from /proc; None when it is gone or not Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
 def stop(pid: int, binary: str, proc: subprocess.Popen[bytes] | None, grace: float = STOP_GRACE) -> None:
     """SIGTERM ``pid`` (only if it still runs ``binary``), SIGKILL after ``grace`` seconds, and reap it."""
 
