@@ -102,6 +102,9 @@ def test_stack_converges_grows_shrinks_and_heals(
         assert after[name] == values, f"{name} changed"
     new_keys = set(_children(client, ns, "demo")) - before_keys
     assert new_keys and all("gotify" in n for _, n in new_keys), new_keys
+    # The edit ran from the generation in status (controller/kopfstate.py): kopf wrote no copy of the spec.
+    annotations = client.get(AddonStackResource, "demo", namespace=ns).metadata.annotations or {}
+    assert not [k for k in annotations if k.endswith("last-handled-configuration")], annotations
 
     # Remove one: its objects are pruned (its Secret is kept: deletionPolicy Retain), the rest untouched.
     client.patch(

@@ -25,6 +25,7 @@ from addonstack.controller.applied import status_patch
 from addonstack.controller.backup_flow import Lock, Publish
 from addonstack.controller.cluster import SHARED_READ_TTL, Cluster
 from addonstack.controller.finalize import finalize
+from addonstack.controller.kopfstate import GenerationDiffBase, UnmarkedProgressStorage
 from addonstack.controller.reconcile import ApplyCache, reconcile
 from addonstack.controller.settings import OperatorSettings
 from addonstack.controller.shards import BUCKETS, Handover
@@ -78,8 +79,9 @@ def _state(memo: Any) -> State:
 async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     state = _state(memo)
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=API_GROUP)
+    # What kopf writes on a stack, and why so little: controller/kopfstate.py.
+    settings.persistence.progress_storage = UnmarkedProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = GenerationDiffBase()
     settings.posting.enabled = False  # our own Events, for meaningful transitions only
     settings.execution.max_workers = state.settings.max_workers
     settings.watching.server_timeout = 300

@@ -1,0 +1,84 @@
+"""What kopf writes on a stack to follow its handling: as little as it can, since each write is a request and an event.
+
+**The diff base** (how kopf tells a create, a spec edit and nothing new apart). kopf keeps a copy of each object's
+last handled spec and by default writes it into an annotation after every handled change: one more PATCH of each
+new stack (and of each edit), and the spec twice in every watch event of the stack after that. The operator
+already records what it handled: every status it writes says which generation it reconciled
+(``status.observedGeneration``, which kstatus reads too). So the diff base is derived from that instead of stored:
+
+- no ``observedGeneration``: never reconciled, kopf calls it a create;
+- ``observedGeneration`` equal to ``metadata.generation``: the current spec was handled, nothing to do;
+- an older ``observedGeneration``: the spec changed since; kopf calls it an update of ``spec``.
+
+Nothing is written. Label and annotation changes do not move the generation and run no handler (the operator's
+handlers follow ``spec`` only; the shard label and the backup flow's annotations run their passes themselves).
+A stack whose pass failed keeps its older ``observedGeneration``, so the next event retries it, as kopf's own
+retry does. The annotation an older operator wrote is left where it is and no longer read.
+
+**Progress** (a handler that failed and waits for its retry) stays in annotations, as kopf writes them, without
+kopf's ``addonstack.dev/kopf-managed`` marker. kopf adds the marker with the first record it stores, which for a
+handler that succeeds at once is the record it removes again in the same patch: the marker alone was a PATCH of
+every new stack. It tells other kopf-based operators that ``addonstack.dev/`` annotations are kopf's and not
+changes to react to; nothing else handles AddonStacks, and stacks marked before keep their marker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, cast
+
+import kopf
+
+# The stand-in for a spec this process cannot see any more (the one of the generation last reconciled): any value
+# differs from the live spec, so kopf's diff names ``spec`` as changed and the ``field="spec"`` handler runs.
+_OLDER = "observedGeneration"
+
+
+class GenerationDiffBase(kopf.DiffBaseStorage):
+    """A diff base read from ``status.observedGeneration``, never written (see the module docstring)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        """The spec, not copied. kopf builds an essence for every event of every watched kind (each child's too)
+        and its default deep-copies the whole body, status and managed fields included: a copy guards an essence
+        kept for later, and this one is kept by nobody (``store`` writes nothing; each event brings a new body)."""
+        essence: dict[str, Any] = {"spec": body.get("spec") or {}}
+        for path in extra_fields or ():
+            _cherrypick(body, essence, tuple(path.split(".")) if isinstance(path, str) else tuple(path))
+        return cast(kopf.BodyEssence, essence)
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        status = body.get("status") or {}
+        observed = status.get("observedGeneration")
+        if observed is None:
+            return None
+        if int(observed) == int(body.get("metadata", {}).get("generation") or 0):
+            return self.build(body=body)
+        return cast(kopf.BodyEssence, {"spec": {_OLDER: int(observed)}})
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        """Nothing to write: the status the pass wrote is the record."""
+
+
+def _cherrypick(src: Any, dst: dict[str, Any], path: tuple[str, ...]) -> None:
+    value = src
+    for key in path:
+        if not isinstance(value, dict) and not hasattr(value, "get"):
+            return
+        value = value.get(key)
+        if value is None:
+            return
+    target = dst
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
+
+
+class UnmarkedProgressStorage(kopf.AnnotationsProgressStorage):
+    """kopf's progress annotations without its marker annotation (see the module docstring)."""
+
+    def store(self, *, key: str, record: Any, body: kopf.Body, patch: kopf.Patch) -> None:
+        kept = {k: v for k, v in record.items() if self.verbose or v is not None}
+        encoded = json.dumps(kept, separators=(",", ":"))
+        for full_key in self.make_keys(key, body=body):
+            patch.metadata.annotations[full_key] = encoded
