@@ -24,7 +24,6 @@ changes to react to; nothing else handles AddonStacks, and stacks marked before 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -41,11 +40,12 @@ class GenerationDiffBase(kopf.DiffBaseStorage):
     def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
         """The spec, not copied. kopf builds an essence for every event of every watched kind (each child's too)
         and its default deep-copies the whole body, status and managed fields included: a copy guards an essence
-        kept for later, and this one is kept by nobody (``store`` writes nothing; each event brings a new body)."""
-        essence: dict[str, Any] = {"spec": body.get("spec") or {}}
-        for path in extra_fields or ():
-            _cherrypick(body, essence, tuple(path.split(".")) if isinstance(path, str) else tuple(path))
-        return cast(kopf.BodyEssence, essence)
+        kept for later, and this one is kept by nobody (``store`` writes nothing; each event brings a new body).
+
+        ``extra_fields`` (the fields handlers filter on) are not added: the only one is ``on_update``'s ``spec``,
+        which the essence is. A handler filtering on a field outside ``spec`` would need :meth:`fetch` to know
+        that field's last handled value, which nothing records."""
+        return cast(kopf.BodyEssence, {"spec": body.get("spec") or {}})
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
         status = body.get("status") or {}
@@ -60,25 +60,8 @@ class GenerationDiffBase(kopf.DiffBaseStorage):
         """Nothing to write: the status the pass wrote is the record."""
 
 
-def _cherrypick(src: Any, dst: dict[str, Any], path: tuple[str, ...]) -> None:
-    value = src
-    for key in path:
-        if not isinstance(value, dict) and not hasattr(value, "get"):
-            return
-        value = value.get(key)
-        if value is None:
-            return
-    target = dst
-    for key in path[:-1]:
-        target = target.setdefault(key, {})
-    target[path[-1]] = value
-
-
 class UnmarkedProgressStorage(kopf.AnnotationsProgressStorage):
     """kopf's progress annotations without its marker annotation (see the module docstring)."""
 
-    def store(self, *, key: str, record: Any, body: kopf.Body, patch: kopf.Patch) -> None:
-        kept = {k: v for k, v in record.items() if self.verbose or v is not None}
-        encoded = json.dumps(kept, separators=(",", ":"))
-        for full_key in self.make_keys(key, body=body):
-            patch.metadata.annotations[full_key] = encoded
+    def _store_marker(self, prefix: str, patch: kopf.Patch, body: kopf.Body) -> None:
+        """No marker: kopf's ``store`` calls this after writing a record, and the marker alone was a PATCH."""
