@@ -261,12 +261,16 @@ class Availability:
         return None if any(t is None for t in times) else max(t for t in times if t is not None)
 
 
+def raw_paced_namespaces(n: int) -> list[str]:
+    return [f"rawp-{i:04d}" for i in range(n)]
+
+
 def raw_paced(
     kubeconfig: Path, client: Client, watch: Availability, n: int, rate: float, timeout: float
 ) -> dict[str, Any]:
     """The floor for the paced phase: the same children, applied by the raw client stack by stack at the same
     arrival rate, and each stack's latency until its last workload is available."""
-    names = [f"rawp-{i:04d}" for i in range(n)]
+    names = raw_paced_namespaces(n)
     make_namespaces(client, names)
     stacks = [rendered(f"s{i:04d}", ns, SERVICES, relabel=True) for i, ns in enumerate(names)]
     workloads = [o["metadata"]["name"] for o in stacks[0] if o["kind"] in ("Deployment", "StatefulSet")]
@@ -443,7 +447,7 @@ def main() -> None:
             )
 
         if args.clear_raw:
-            gone = [*raw_ns, *(f"rawp-{i:04d}" for i in range(args.paced_stacks or n) if "raw_paced" in results)]
+            gone = raw_ns + (raw_paced_namespaces(args.paced_stacks or n) if "raw_paced" in results else [])
             log(f"raw: deleting its {len(gone)} namespaces, so the operator's burst starts from the same cluster")
             results["raw_cleared_s"] = round(clear_namespaces(client, gone, args.timeout), 1)
             log(f"raw: namespaces gone after {results['raw_cleared_s']} s")
