@@ -21,7 +21,7 @@ from addonstack.controller.applycache import ApplyCache
 from addonstack.controller.decide import RETAINED_KINDS
 from addonstack.controller.objects import ObjectKey
 
-__all__ = ["ALWAYS_LISTED", "FIELD", "kinds_to_list", "record_of", "seed", "status_patch"]
+__all__ = ["ALWAYS_LISTED", "FIELD", "kinds_to_list", "record_of", "records_database", "seed", "status_patch"]
 
 FIELD = "applied"  # status.applied
 # Read on every pass: the planner takes the values already issued from them (never rotate a secret).
@@ -99,3 +99,14 @@ def kinds_to_list(
         return kinds
     recorded = {str(name).partition("/")[0] for name in record} | ALWAYS_LISTED
     return tuple(k for k in kinds if k[1] in recorded)
+
+
+def records_database(status: Mapping[str, Any] | None) -> bool:
+    """Whether the stack's record holds a Job (a database setup Job, or one that drops a database).
+
+    A pass reads the database admin Secret's key names up front only then; a stack whose record holds none
+    reads them once its plan shows databases (``reconcile._read_admin_keys``), so a stack without databases
+    costs no read of the admin Secret on each pass.
+    """
+    record = (status or {}).get(FIELD)
+    return isinstance(record, Mapping) and any(str(name).startswith("Job/") for name in record)

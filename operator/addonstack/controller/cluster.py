@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from aiolimiter import AsyncLimiter
 from lightkube import AsyncClient, codecs, operators
@@ -172,7 +172,7 @@ class Cluster:
         raise AssertionError("unreachable")  # pragma: no cover
 
     @classmethod
-    def from_kubeconfig(cls, path: str | None = None, dry_run: bool = False, qps: float = 0, burst: int = 0) -> Cluster:
+    def from_kubeconfig(cls, path: str | None = None, dry_run: bool = False, qps: float = 0, burst: int = 0) -> Self:
         config = KubeConfig.from_file(path) if path else None
         client = (
             AsyncClient(config=config, field_manager=FIELD_MANAGER)

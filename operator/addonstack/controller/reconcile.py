@@ -38,6 +38,7 @@ from addonstack.controller.decide import (
     status_changed,
 )
 from addonstack.controller.objects import WORKLOAD_KINDS, ObjectKey, labels_of
+from addonstack.controller.status import workload_settled
 from addonstack.controller.upgrade import Waves, pre_upgrade_backup_name
 from addonstack.plan.resolve import enforced_level
 from addonstack.plan.revision import catalog_revision
@@ -120,30 +121,60 @@ async def observe(
     reuse: float = 0.0,
     named: Named | None = None,
 ) -> Observed:
-    """Everything the decision reads: the children (every kind, or with ``full`` False the kinds the stack's
-    record holds: ``applied.kinds_to_list``), their pods, the credentials and database admin Secrets, and
-    the Pod Security level the namespace enforces. ``reuse``: how old the namespace's quotas, LimitRanges and
-    the admin Secret's key names may be (``cluster.SHARED_READ_TTL``, for passes a child's event started).
-    ``named`` (a stack never reconciled): its kinds are listed namespace-wide into it (see :func:`_list_kinds`),
-    and its pods are not listed (it has none yet)."""
+    """What the decision reads first: the children (every kind, or with ``full`` False the kinds the stack's
+    record holds: ``applied.kinds_to_list``), the credentials Secret, the database admin Secret's key names
+    (when the record shows a database: :func:`_read_admin_keys`), and the Pod Security level the namespace
+    enforces. Pods are read after the applies, only when a workload is not settled (:func:`_read_pods`).
+    ``reuse``: how old the namespace's quotas, LimitRanges and the admin Secret's key names may be
+    (``cluster.SHARED_READ_TTL``, for passes a child's event started).
+    ``named`` (a stack never reconciled): its kinds are listed namespace-wide into it (see :func:`_list_kinds`)."""
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
-    spec = body.get("spec") or {}
-    ref = (spec.get("credentialsSecretRef") or {}).get("name")
-    admin = ((spec.get("database") or {}).get("adminSecretRef") or {}).get("name") or defaults.database_admin_secret
+    ref = ((body.get("spec") or {}).get("credentialsSecretRef") or {}).get("name")
+    admin = _admin_secret(body, defaults) if applied_record.records_database(body.get("status")) else None
     kinds = applied_record.kinds_to_list(CHILD_KINDS, body.get("status"), full)
-    creds, admin_keys, live, pods, ns_labels, quotas, limit_ranges = await gather_all(
+    creds, admin_keys, live, ns_labels, quotas, limit_ranges = await gather_all(
         cluster.secret_data(ns, ref) if ref else asyncio.sleep(0, None),
         cluster.secret_keys(ns, admin, reuse) if admin else asyncio.sleep(0, None),
         _list_kinds(cluster, ns, name, kinds, named),
-        cluster.list_children(ns, name, POD_KINDS) if named is None else asyncio.sleep(0, []),
         cluster.namespace_labels(ns),
         cluster.list_readable("v1", "ResourceQuota", ns, reuse),
         cluster.list_readable("v1", "LimitRange", ns, reuse),
     )
     keys = (admin_keys or frozenset()) if admin else None  # only the key names of the admin Secret are read
-    return Observed(body, live, creds, pods, keys, enforced_level(ns_labels), quotas=quotas, limit_ranges=limit_ranges,
+    return Observed(body, live, creds, [], keys, enforced_level(ns_labels), quotas=quotas, limit_ranges=limit_ranges,
                     listed=None if kinds == CHILD_KINDS else kinds)  # fmt: skip
+
+
+def _admin_secret(body: dict[str, Any], defaults: StackDefaults) -> str | None:
+    """The database admin Secret the stack names, or the operator's default."""
+    spec = body.get("spec") or {}
+    return ((spec.get("database") or {}).get("adminSecretRef") or {}).get("name") or defaults.database_admin_secret
+
+
+async def _read_admin_keys(
+    cluster: Cluster, observed: Observed, desired: Desired | Outcome, defaults: StackDefaults, reuse: float
+) -> bool:
+    """The admin Secret's key names, when :func:`observe` left them unread (the stack's record holds no database
+    setup Job) and the decision turns out to need them: a plan with databases, or a stack that cannot be planned
+    (its message names every problem). A stack without databases reads no Secret of the database's admin. True
+    when something was read."""
+    admin = _admin_secret(observed.body, defaults)
+    if admin is None or observed.admin_secret_keys is not None:
+        return False
+    if isinstance(desired, Desired) and not desired.plan.databases:
+        return False
+    namespace = observed.body["metadata"]["namespace"]
+    observed.admin_secret_keys = (await cluster.secret_keys(namespace, admin, reuse)) or frozenset()
+    return True
+
+
+async def _read_pods(cluster: Cluster, observed: Observed, applied: dict[ObjectKey, dict[str, Any]]) -> None:
+    """The stack's pods, read only when a workload is not settled: their container states explain why (a pass
+    whose workloads are all ready, such as the drift timer's over a converged stack, lists no pods)."""
+    if any(k.kind in WORKLOAD_KINDS and not workload_settled(o) for k, o in applied.items()):
+        meta = observed.body["metadata"]
+        observed.pods = await cluster.list_children(meta["namespace"], meta["name"], POD_KINDS)
 
 
 async def _read_unlisted(cluster: Cluster, observed: Observed, desired: Desired, named: Named | None = None) -> bool:
@@ -219,8 +250,12 @@ async def reconcile(
     cat = catalog or load_catalog()
     observed.pre_upgrade_backup = await _pre_upgrade_backup(cluster, body, cat)
     desired = desire(observed, defaults, cat, waves=waves)
-    if not isinstance(desired, Outcome) and await _read_unlisted(cluster, observed, desired, named):
-        desired = desire(observed, defaults, cat, waves=waves)  # what it reads of the live objects is complete now
+    more = await gather_all(
+        _read_unlisted(cluster, observed, desired, named) if isinstance(desired, Desired) else asyncio.sleep(0, False),
+        _read_admin_keys(cluster, observed, desired, defaults, reuse),
+    )
+    if any(more):
+        desired = desire(observed, defaults, cat, waves=waves)  # what it reads of the cluster is complete now
     if isinstance(desired, Outcome):
         return desired
     await _request_backup(cluster, desired, body)
@@ -258,6 +293,8 @@ async def reconcile(
         cache.forget(key)
         metrics.PRUNED.labels(key.kind).inc()
         changed.setdefault(EventReason.PRUNED, []).append(f"{key.kind}/{key.name}")
+    if named is None:  # a new stack has no pods yet
+        await _read_pods(cluster, observed, applied)
     outcome = decide_status(desired, observed, applied, errors, conflicts)
     if waves is not None:
         waves.observe(f"{observed.body['metadata']['namespace']}/{stack}", outcome.status.get("upgrade"))

@@ -1,0 +1,145 @@
+"""What one pass reads, on the real API server.
+
+The drift timer's passes over converged stacks are most of a large operator's steady load (400 stacks at the
+default 60 s interval are almost 7 passes a second), so such a pass reads only what could have moved: the kinds
+the stack records, its claims, the namespace's quotas. It lists no pods while every workload is settled, and a
+stack without databases reads no admin Secret. What must stay exact: a stack whose plan needs a database reads
+the admin Secret's key names before anything is written, and stalls when it is missing; a workload that is not
+settled has its pods read for the reason they hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightkube import Client, codecs
+from lightkube.resources.apps_v1 import Deployment
+
+from addonstack.controller.applycache import ApplyCache
+from addonstack.controller.cluster import Cluster
+from addonstack.controller.decide import Observed
+from addonstack.controller.objects import ObjectKey
+from addonstack.controller.reconcile import _read_pods, reconcile
+from tests.cluster.operator_harness import (
+    TEST_DEFAULTS,
+    admin_secret,
+    get_stack,
+    running_operator,
+    stack,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.cluster
+
+
+class Recording(Cluster):
+    """The operator's client, noting each read (kind, name or ``*`` for a list) and each write."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen_reads: list[tuple[str, str]] = []
+        self.seen_writes: list[str] = []
+
+    def note_read(self, kind: str, name: str) -> None:
+        self.seen_reads.append((kind, name))
+
+    def note_write(self, what: str) -> None:
+        self.seen_writes.append(what)
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.note_read(kind, name)
+        return await super().get(api_version, kind, namespace, name)
+
+    async def _list(
+        self, api_version: str, kind: str, namespace: str, labels: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        self.note_read(kind, "*")
+        return await super()._list(api_version, kind, namespace, labels)
+
+    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.note_write(f"apply {obj['kind']}/{obj['metadata']['name']}")
+        return await super().apply(obj)
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self.note_write(f"delete {kind}/{name}")
+        await super().delete(api_version, kind, namespace, name)
+
+    async def write_claim(self, lease: dict[str, Any]) -> bool:
+        self.note_write(f"claim {lease['metadata']['name']}")
+        return await super().write_claim(lease)
+
+
+def _pass(kubeconfig: Path, body: dict[str, Any], full: bool) -> tuple[Any, Recording]:
+    """One reconcile of ``body`` with a recording client, as the operator runs it (nothing patched after)."""
+
+    async def main() -> tuple[Any, Recording]:
+        cluster = Recording.from_kubeconfig(str(kubeconfig))
+        try:
+            outcome = await reconcile(body, cluster, TEST_DEFAULTS, ApplyCache(), full=full)
+        finally:
+            await cluster.close()
+        return outcome, cluster
+
+    return asyncio.run(main())
+
+
+def test_a_converged_stack_without_databases_reads_no_pods_and_no_admin_secret(
+    client: Client, kubeconfig: Path, namespace: str
+) -> None:
+    with running_operator(kubeconfig, drift_interval=600.0):
+        client.create(codecs.from_dict(stack("calm", namespace, {"services": ["gatus", "it-tools"]})))
+        body = wait_ready(client, "calm", namespace, timeout=90)
+    outcome, cluster = _pass(kubeconfig, body, full=False)  # the drift timer's kind of pass
+    kinds = {kind for kind, _ in cluster.seen_reads}
+    assert "Pod" not in kinds, cluster.seen_reads
+    assert ("Secret", TEST_DEFAULTS.database_admin_secret) not in cluster.seen_reads, cluster.seen_reads
+    assert {"Deployment", "Service", "Secret", "ConfigMap", "Lease"} <= kinds  # it did look at what can move
+    assert cluster.seen_writes == []
+    assert outcome.status["conditions"] == body["status"]["conditions"]
+    assert outcome.status["applied"] == body["status"]["applied"]
+
+    # A workload that is not settled has its pods read: they say why (image pull, crash loop, unschedulable).
+    live = client.get(Deployment, "gatus", namespace=namespace).to_dict()
+    key = ObjectKey("apps/v1", "Deployment", namespace, "gatus")
+    starting = copy.deepcopy(live)
+    starting["status"]["readyReplicas"] = 0
+
+    async def pods_read(workload: dict[str, Any]) -> tuple[list[dict[str, Any]], Recording]:
+        recording = Recording.from_kubeconfig(str(kubeconfig))
+        observed = Observed(body, [])
+        try:
+            await _read_pods(recording, observed, {key: workload})
+        finally:
+            await recording.close()
+        return observed.pods, recording
+
+    pods, recording = asyncio.run(pods_read(live))
+    assert pods == [] and recording.seen_reads == []
+    pods, recording = asyncio.run(pods_read(starting))
+    assert recording.seen_reads == [("Pod", "*")]
+    assert {p["metadata"]["labels"]["addonstack.dev/service"] for p in pods} == {"gatus", "it-tools"}
+
+
+def test_a_stack_with_a_database_reads_the_admin_secret_before_writing(
+    client: Client, kubeconfig: Path, namespace: str
+) -> None:
+    # No operator runs: each pass is made here, so what it read and wrote is exactly this pass's.
+    client.create(codecs.from_dict(stack("needs-db", namespace, {"services": ["n8n"]})))
+    body = get_stack(client, "needs-db", namespace)
+    admin = ("Secret", TEST_DEFAULTS.database_admin_secret)
+
+    outcome, cluster = _pass(kubeconfig, body, full=True)
+    stalled = {c["type"]: c for c in outcome.status["conditions"]}["Stalled"]
+    assert stalled["status"] == "True" and stalled["reason"] == "AdminSecretMissing", stalled
+    assert "does not exist" in stalled["message"]
+    assert cluster.seen_reads.count(admin) == 1 and cluster.seen_writes == []
+
+    admin_secret(client, namespace)
+    outcome, cluster = _pass(kubeconfig, body, full=True)
+    assert cluster.seen_reads.count(admin) == 1
+    assert any(w.startswith("apply Job/") for w in cluster.seen_writes), cluster.seen_writes  # the database setup Job
+    assert {c["type"]: c["status"] for c in outcome.status["conditions"]}["Stalled"] == "False"
