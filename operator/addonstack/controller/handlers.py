@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,16 +153,18 @@ async def cleanup(memo: Any, **_: Any) -> None:
 
 async def publish(
     state: State,
-    raw: dict[str, Any],
+    raw: Mapping[str, Any],
     cause: fairness.Cause = fairness.Cause.CHILD,
     full: bool = False,
     reuse: float = 0.0,
+    drift: bool = False,
 ) -> None:
     """Reconcile one stack and patch its status (when it changed) and Events, all under the stack's lock.
 
     ``full``: list every child kind (create, edit, resume: the passes that find leftovers of kinds the stack no
     longer records); other passes list the kinds of its record (``applied.kinds_to_list``). ``reuse``: see
-    ``reconcile.reconcile`` (a child's event pass passes ``cluster.SHARED_READ_TTL``)."""
+    ``reconcile.reconcile`` (a child's event pass passes ``cluster.SHARED_READ_TTL``). ``drift``: the timer's
+    pass, with ``raw`` kopf's live body of the stack (see :func:`_timer_body`)."""
     assert state.cluster is not None
     meta = raw["metadata"]
     if state.handover is not None and not state.handover.may_serve(meta["namespace"], meta["name"]):
@@ -168,9 +172,13 @@ async def publish(
         return
     rank = fairness.priority(cause, has_status=bool(raw.get("status")) or cause is fairness.Cause.CHILD)
     async with state.lock(meta["namespace"], meta["name"]), state.slot(rank):
+        last = state.last_pass.get("/".join(_key(meta)))
+        if drift and not fairness.resync_due(last, time.monotonic(), state.settings.drift_interval, busy=False):
+            return  # another pass ran while this one waited for the lock or a slot: it did the timer's work
         # kopf's body may be older than the status another run just wrote (and a watch event brings only
         # the stack's name): read the stack again, so status transitions and Events are computed once.
-        fresh = await state.cluster.get_stack(meta["namespace"], meta["name"])
+        fresh = _timer_body(raw) if drift else None
+        fresh = fresh or await state.cluster.get_stack(meta["namespace"], meta["name"])
         if fresh is None or (fresh.get("metadata") or {}).get("deletionTimestamp"):
             return
         raw = fresh
@@ -204,8 +212,27 @@ async def publish(
             await state.cluster.event(raw, type_, reason, message)
 
 
-def _key(meta: dict[str, Any]) -> tuple[str, str]:
+def _key(meta: Mapping[str, Any]) -> tuple[str, str]:
     return meta["namespace"], meta["name"]
+
+
+def _timer_body(live: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A copy of kopf's live body of the stack for the drift timer's pass, when it can stand in for a fresh GET:
+    its status is of its current generation. None: read the stack.
+
+    kopf replaces a timer's body with each event of the stack it processes, so this is the stack as of its last
+    event; the pass runs only when no pass of this process ended in the last half interval
+    (``fairness.resync_due``, checked again once the lock and slot are held), so the last status this process
+    wrote came back on the watch long before. A spec edit still on its way makes this pass one of the old
+    generation, which finds nothing to do on a converged stack, and its own ``on_update`` pass follows. The
+    GET it saves is the largest read of a converged stack's pass (the stack carries its ``status.applied``
+    record), and the timer's passes are most of a large operator's steady load.
+    """
+    body = copy.deepcopy(dict(live))
+    meta, status = body.get("metadata") or {}, body.get("status") or {}
+    if meta.get("deletionTimestamp") or status.get("observedGeneration") != meta.get("generation"):
+        return None
+    return body
 
 
 async def _run(body: kopf.Body, memo: Any, cause: fairness.Cause, full: bool) -> None:
@@ -231,7 +258,7 @@ async def on_timer(body: kopf.Body, memo: Any, **_: Any) -> None:
     busy = key in state.locks and state.locks[key].locked()
     if not fairness.resync_due(state.last_pass.get(key), time.monotonic(), state.settings.drift_interval, busy):
         return
-    await _run(body, memo, fairness.Cause.RESYNC, full=False)
+    await publish(state, body, fairness.Cause.RESYNC, full=False, drift=True)
 
 
 async def on_delete(body: kopf.Body, memo: Any, **_: Any) -> None:
