@@ -57,7 +57,13 @@ from addonstack.constants import FIELD_MANAGER, LABEL_STACK
 from addonstack.controller.cluster import AddonStackResource
 from addonstack.controller.reconcile import APPLY_ORDER
 from addonstack.devcluster import DevCluster, cpu_seconds, fake_node, find_binaries, missing_binaries, rss_mib
-from addonstack.devcluster.apimetrics import operator_reads, operator_writes, request_counts, request_seconds
+from addonstack.devcluster.apimetrics import (
+    operator_reads,
+    operator_writes,
+    reads_by,
+    request_counts,
+    request_seconds,
+)
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.render.crd import render_crd
@@ -492,14 +498,16 @@ def main() -> None:
         log(f"operator: {op_objects} objects, all {n} stacks Ready after {op_s:.1f} s")
 
         if args.arrival_rate > 0:
+            cpu0 = cpu_used(pids)
             results["paced"] = paced(
                 client, http, kubeconfig, watch, args.paced_stacks or n, args.arrival_rate, args.timeout
             )
+            results["paced"]["cpu_s"] = cpu_since(pids, cpu0)
 
         # -- resync of the converged stacks: one settling period, then one measured period
         log(f"resync: settling for one drift period ({args.drift_interval:.0f} s), then measuring one period")
         time.sleep(args.drift_interval + 5)
-        before = request_counts(http)
+        before, cpu0 = request_counts(http), cpu_used(pids)
         time.sleep(args.drift_interval + 5)
         delta = request_counts(http)
         delta.subtract(before)
@@ -509,6 +517,8 @@ def main() -> None:
             "writes": sum(writes.values()),
             "writes_by_verb_resource": writes,
             "reads": operator_reads(delta),
+            "reads_by_verb_resource": reads_by(delta),  # every resource, every client
+            "cpu_s": cpu_since(pids, cpu0),
         }
         log(f"resync: {sum(writes.values())} writes {writes or ''}, {operator_reads(delta)} reads")
 
@@ -718,6 +728,8 @@ def report(results: dict[str, Any]) -> None:
                 f"raw client paced at the same rate (the floor): workloads available p50 {rp['latency_p50_s']} s, "
                 f"p95 {rp['latency_p95_s']} s"
             )
+        if cpu := pc.get("cpu_s"):
+            print("CPU seconds, paced phase: " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
         met = {k: pc[k] <= TARGETS[k] for k in ("latency_p50_s", "latency_p95_s")}
         print(
             f"paced create->Ready p50 {pc['latency_p50_s']} s (target <= {TARGETS['latency_p50_s']} s: "
@@ -729,6 +741,10 @@ def report(results: dict[str, Any]) -> None:
             f"resync writes in one period: {rs['writes']} (target 0: {'met' if rs['writes'] == 0 else 'NOT met'}) "
             f"{rs['writes_by_verb_resource'] or ''}; reads {rs['reads']} (shows the resync ran)"
         )
+        if by := rs.get("reads_by_verb_resource"):
+            print("resync reads: " + ", ".join(f"{k} {v}" for k, v in by.items()))
+        if cpu := rs.get("cpu_s"):
+            print("CPU seconds, one resync period: " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
     if r := results.get("rss"):
         print(
             f"operator RSS at {r['stacks']} stacks: {r['rss_mib']} MiB ({r['rss_mib'] * 2**20 / 1e6:.1f} MB), "

@@ -70,6 +70,17 @@ def operator_writes(delta: Counts) -> dict[str, int]:
     return out
 
 
+def reads_by(delta: Counts) -> dict[str, int]:
+    """Every GET and LIST served, by "VERB resource", most first: every client's, and every resource (the
+    operator also reads pods, Leases, quotas, LimitRanges and namespaces, which :func:`operator_reads` leaves
+    out; the cluster's controllers read through watches, so in a quiet period these are nearly all its)."""
+    out: dict[str, int] = {}
+    for (verb, resource, _), n in delta.items():
+        if n > 0 and verb in ("GET", "LIST"):
+            out[f"{verb} {resource}"] = out.get(f"{verb} {resource}", 0) + n
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def operator_reads(delta: Counts) -> int:
     return sum(
         n for (verb, resource, _), n in delta.items() if verb in ("GET", "LIST") and resource in OPERATOR_RESOURCES
