@@ -120,3 +120,24 @@ def test_a_converged_holder_reuses_the_lease_list_and_a_contender_decides_on_a_f
         assert client.lease_lists == 3
 
     asyncio.run(main())
+
+
+def test_a_drift_pass_reuses_up_to_its_own_age_and_such_reads_survive_pruning() -> None:
+    from addonstack.controller import cluster as cluster_module
+
+    async def main() -> None:
+        cluster, fetch = _cluster(), Reads()
+        now = asyncio.get_running_loop().time()
+        drift = cluster_module.DRIFT_REUSE * 60.0  # the timer's reuse at a 60 s interval: 90 s
+        key = ("list", "v1", "ResourceQuota", "tenant")
+        cluster._recent[key] = (now - 70.0, 0)  # the last timer pass of the namespace's stack, 70 s ago
+        assert await cluster._reuse(key, SHARED_READ_TTL, fetch) == 1  # an event pass: too old, read
+        cluster._recent[key] = (now - 70.0, 0)
+        assert await cluster._reuse(key, drift, fetch) == 0  # the drift pass: within 1.5 intervals, reused
+        # When the cache is full, entries are dropped only when older than any caller reuses.
+        for i in range(cluster_module.RECENT_LIMIT):
+            cluster._recent[("list", "v1", "LimitRange", f"ns-{i}")] = (now - 80.0, i)
+        await cluster._reuse(("claims", "other"), 0.0, fetch)
+        assert ("list", "v1", "LimitRange", "ns-7") in cluster._recent  # 80 s old, and drift passes reuse 90
+
+    asyncio.run(main())

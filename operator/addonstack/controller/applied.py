@@ -5,9 +5,9 @@ An object is applied again only when its desired digest changed or the live obje
 resourceVersion). That record used to live only in the process, so a restarted operator (or a newly elected
 one) re-applied every child of every stack. It is now also written to ``status.applied`` as ``{"Kind/name":
 "<digest>@<marker>"}`` (about 40 bytes a child) in the status patch the reconcile makes anyway, and read back
-from the stack (which every reconcile GETs fresh) before deciding. The record is exact, not a hint: a child
-edited while no operator ran has another generation or resourceVersion than the one recorded, so it is still
-repaired after the restart.
+from the stack (read fresh by each pass; a drift pass from kopf's live copy) before deciding. The record is
+exact, not a hint: a child edited while no operator ran has another generation or resourceVersion than the one
+recorded, so it is still repaired after the restart.
 
 Pure: no client, so the decision tests cover it.
 """

@@ -74,10 +74,15 @@ NAMESPACE_LABELS_TTL = 30.0  # seconds a namespace's labels are reused (one GET 
 # Seconds a pass that a child's event started may reuse what another pass read of the namespace (quotas,
 # LimitRanges, claim Leases, the database admin Secret's key names). A new stack's children change a dozen
 # times in its first seconds; each change re-evaluates the stack, and these reads would be repeated for
-# nothing. Passes of other causes (create, edit, resume, the drift timer) always read them fresh and refresh
-# what is kept, so a raised quota or a new admin Secret is seen at the next timer as before. A minute, not 15 s:
-# in a burst a stack's readiness pass comes 10 to 60 s after its create pass, and read these three again.
+# nothing. Passes for a create, an edit or a resume always read them fresh and refresh what is kept. A minute,
+# not 15 s: in a burst a stack's readiness pass comes 10 to 60 s after its create pass, and read these again.
 SHARED_READ_TTL = 60.0
+# The drift timer's passes reuse them (and the namespace's labels) up to 1.5 intervals old
+# (``handlers.on_timer``): no event announces a changed quota, LimitRange, claim Lease or namespace label, so the
+# timer is what sees them, and within 1.5 intervals is the bound ``fairness.resync_due`` already gives drift. With
+# one stack per namespace every other timer pass of a stack reads them: 4 of the 10 requests of a converged
+# stack's pass, where the timer's passes are most of a large operator's steady load.
+DRIFT_REUSE = 1.5  # drift intervals
 RECENT_LIMIT = 4096  # entries kept of reused reads; those older than any caller reuses go when it is reached
 RECENT_MAX_AGE = max(NAMESPACE_LABELS_TTL, SHARED_READ_TTL)
 MAX_IN_FLIGHT = 24  # list and apply requests at once (bench/operator.py: more only adds timeouts here)
@@ -152,6 +157,7 @@ class Cluster:
         self._unreadable: set[str] = set()  # kinds the operator may not list (logged once)
         # Reads reused for a while (namespace labels, and what SHARED_READ_TTL covers): key -> (read at, value).
         self._recent: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._longest = 0.0  # the longest max_age a caller asked for: entries younger are kept
         self.own = OwnWrites()  # what our writes produced, so their watch events are known as ours (echo.py)
 
     async def _send(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -193,8 +199,9 @@ class Cluster:
             raise
         return _to_dict(obj)
 
-    async def namespace_labels(self, namespace: str) -> dict[str, str] | None:
-        """The namespace's labels (its Pod Security level), cached briefly; None when they cannot be read.
+    async def namespace_labels(self, namespace: str, max_age: float = 0.0) -> dict[str, str] | None:
+        """The namespace's labels (its Pod Security level), cached briefly (``NAMESPACE_LABELS_TTL``, or
+        ``max_age`` when longer); None when they cannot be read.
 
         The grant is ``get`` on ``namespaces``; without it (a 403) the operator works as before, without the
         Pod Security check, and says so once in the log."""
@@ -212,19 +219,21 @@ class Cluster:
                 return None
             return dict(obj.metadata.labels or {}) if obj.metadata is not None else {}
 
-        return await self._reuse(key, NAMESPACE_LABELS_TTL, fetch)
+        return await self._reuse(key, max(NAMESPACE_LABELS_TTL, max_age), fetch)
 
     async def _reuse(self, key: tuple[str, ...], max_age: float, fetch: Callable[[], Awaitable[T]]) -> T:
         """``fetch()``, or its value from a read less than ``max_age`` seconds ago (0: always read). Every read
         is remembered, so a pass that must read fresh also refreshes what the next event passes reuse."""
         now = asyncio.get_running_loop().time()
         hit = self._recent.get(key)
+        self._longest = max(self._longest, max_age)
         if max_age > 0 and hit is not None and now - hit[0] < max_age:
             value: T = hit[1]
             return value
         value = await fetch()
         if len(self._recent) >= RECENT_LIMIT:
-            self._recent = {k: v for k, v in self._recent.items() if now - v[0] < RECENT_MAX_AGE}
+            keep = max(RECENT_MAX_AGE, self._longest)
+            self._recent = {k: v for k, v in self._recent.items() if now - v[0] < keep}
         self._recent[key] = (now, value)
         return value
 

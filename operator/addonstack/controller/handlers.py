@@ -25,7 +25,7 @@ from addonstack.constants import API_GROUP, FIELD_MANAGER, LABEL_STACK, PLURAL
 from addonstack.controller import admission, backup_handlers, echo, fairness, metrics, watch
 from addonstack.controller.applied import status_patch
 from addonstack.controller.backup_flow import Lock, Publish
-from addonstack.controller.cluster import SHARED_READ_TTL, Cluster
+from addonstack.controller.cluster import DRIFT_REUSE, SHARED_READ_TTL, Cluster
 from addonstack.controller.finalize import finalize
 from addonstack.controller.kopfstate import GenerationDiffBase, UnmarkedProgressStorage
 from addonstack.controller.reconcile import ApplyCache, reconcile
@@ -258,7 +258,8 @@ async def on_timer(body: kopf.Body, memo: Any, **_: Any) -> None:
     busy = key in state.locks and state.locks[key].locked()
     if not fairness.resync_due(state.last_pass.get(key), time.monotonic(), state.settings.drift_interval, busy):
         return
-    await publish(state, body, fairness.Cause.RESYNC, full=False, drift=True)
+    reuse = DRIFT_REUSE * state.settings.drift_interval  # the namespace's quotas, LimitRanges, Leases, labels
+    await publish(state, body, fairness.Cause.RESYNC, full=False, reuse=reuse, drift=True)
 
 
 async def on_delete(body: kopf.Body, memo: Any, **_: Any) -> None:

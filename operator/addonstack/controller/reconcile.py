@@ -125,8 +125,9 @@ async def observe(
     record holds: ``applied.kinds_to_list``), the credentials Secret, the database admin Secret's key names
     (when the record shows a database: :func:`_read_admin_keys`), and the Pod Security level the namespace
     enforces. Pods are read after the applies, only when a workload is not settled (:func:`_read_pods`).
-    ``reuse``: how old the namespace's quotas, LimitRanges and the admin Secret's key names may be
-    (``cluster.SHARED_READ_TTL``, for passes a child's event started).
+    ``reuse``: how old the namespace's quotas, LimitRanges, labels and the admin Secret's key names may be
+    (``cluster.SHARED_READ_TTL`` for passes a child's event started, ``cluster.DRIFT_REUSE`` intervals for the
+    drift timer's).
     ``named`` (a stack never reconciled): its kinds are listed namespace-wide into it (see :func:`_list_kinds`)."""
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
@@ -137,7 +138,7 @@ async def observe(
         cluster.secret_data(ns, ref) if ref else asyncio.sleep(0, None),
         cluster.secret_keys(ns, admin, reuse) if admin else asyncio.sleep(0, None),
         _list_kinds(cluster, ns, name, kinds, named),
-        cluster.namespace_labels(ns),
+        cluster.namespace_labels(ns, reuse),
         cluster.list_readable("v1", "ResourceQuota", ns, reuse),
         cluster.list_readable("v1", "LimitRange", ns, reuse),
     )
@@ -244,7 +245,7 @@ async def reconcile(
     reuse: float = 0.0,
 ) -> Outcome:
     """One pass; ``full`` False: list only the kinds the stack records (event and timer passes); ``reuse``:
-    the age up to which reads of the namespace's shared objects may be reused (event passes)."""
+    the age up to which reads of the namespace's shared objects may be reused (event and drift passes)."""
     named: Named | None = None if body.get("status") else {}  # a new stack: its kinds listed namespace-wide
     observed = await observe(body, cluster, defaults, full, reuse, named)
     cat = catalog or load_catalog()
