@@ -52,3 +52,14 @@ def test_a_workload_is_settled_when_every_replica_is_ready_on_its_current_templa
     assert not workload_settled(_deployment(2, 1, 2))
     assert not workload_settled(_deployment(2, 2, 1))  # a rollout in progress
     assert not workload_settled(_deployment(1, 1, 1, generation=3, observed=2))  # a change not yet seen
+
+
+def test_only_a_ready_stack_reuses_the_namespaces_reads_at_the_timer() -> None:
+    from addonstack.controller.handlers import _ready
+
+    def with_ready(status: str) -> dict[str, Any]:
+        return {"status": {"conditions": [{"type": "Ready", "status": status}, {"type": "Stalled", "status": "False"}]}}
+
+    assert _ready(with_ready("True"))
+    assert not _ready(with_ready("False"))  # stalled on a quota: the next timer must see the raised one
+    assert not _ready({"metadata": {}})

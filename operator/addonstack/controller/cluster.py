@@ -77,11 +77,12 @@ NAMESPACE_LABELS_TTL = 30.0  # seconds a namespace's labels are reused (one GET 
 # nothing. Passes for a create, an edit or a resume always read them fresh and refresh what is kept. A minute,
 # not 15 s: in a burst a stack's readiness pass comes 10 to 60 s after its create pass, and read these again.
 SHARED_READ_TTL = 60.0
-# The drift timer's passes reuse them (and the namespace's labels) up to 1.5 intervals old
-# (``handlers.on_timer``): no event announces a changed quota, LimitRange, claim Lease or namespace label, so the
-# timer is what sees them, and within 1.5 intervals is the bound ``fairness.resync_due`` already gives drift. With
-# one stack per namespace every other timer pass of a stack reads them: 4 of the 10 requests of a converged
-# stack's pass, where the timer's passes are most of a large operator's steady load.
+# The drift timer's passes over Ready stacks reuse them (and the namespace's labels) up to 1.5 intervals old
+# (``handlers.on_timer``; a stack that is not Ready reads them fresh at every timer, so a raised quota is seen at
+# the next one): no event announces a changed quota, LimitRange, claim Lease or namespace label, so the timer is
+# what sees them, and within 1.5 intervals is the bound ``fairness.resync_due`` already gives drift. With one
+# stack per namespace every other timer pass of a stack reads them: 4 of the 10 requests of a converged stack's
+# pass, where the timer's passes are most of a large operator's steady load.
 DRIFT_REUSE = 1.5  # drift intervals
 RECENT_LIMIT = 4096  # entries kept of reused reads; those older than any caller reuses go when it is reached
 RECENT_MAX_AGE = max(NAMESPACE_LABELS_TTL, SHARED_READ_TTL)

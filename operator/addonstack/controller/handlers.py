@@ -258,8 +258,15 @@ async def on_timer(body: kopf.Body, memo: Any, **_: Any) -> None:
     busy = key in state.locks and state.locks[key].locked()
     if not fairness.resync_due(state.last_pass.get(key), time.monotonic(), state.settings.drift_interval, busy):
         return
-    reuse = DRIFT_REUSE * state.settings.drift_interval  # the namespace's quotas, LimitRanges, Leases, labels
+    # A Ready stack's pass may reuse the namespace's quotas, LimitRanges, Leases and labels (cluster.DRIFT_REUSE);
+    # one that waits for a person (a quota to raise, a Secret to create) reads them fresh at every timer.
+    reuse = DRIFT_REUSE * state.settings.drift_interval if _ready(body) else 0.0
     await publish(state, body, fairness.Cause.RESYNC, full=False, reuse=reuse, drift=True)
+
+
+def _ready(stack: Mapping[str, Any]) -> bool:
+    conditions = (stack.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 async def on_delete(body: kopf.Body, memo: Any, **_: Any) -> None:
