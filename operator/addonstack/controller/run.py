@@ -88,15 +88,9 @@ async def _serve(settings: OperatorSettings) -> None:
 
 
 # kopf logs every handler's success at INFO, the watch handlers' too: one line per event of every child (about 60
-# per new 5-service stack, 12,000 in a burst of 200), formatted and written by the operator's one thread; and the
-# drift timer's, once a minute for every stack (400 lines a minute at 400 stacks), nearly all of passes that found
-# nothing: what a drift pass repairs is in the stack's `Repaired` Event. The handlers of a stack's own changes
-# (create, update, resume, delete) keep their lines; failures always show.
-_EVENT_HANDLER_SUCCESS = (
-    "'register.<locals>.on_child' succeeded.",
-    "'on_stack_event' succeeded.",
-    "Timer 'on_timer' succeeded.",
-)
+# per new 5-service stack, 12,000 in a burst of 200), formatted and written by the operator's one thread. The
+# handlers that do the work (create, update, resume, timer, delete) keep their lines; failures always show.
+_EVENT_HANDLER_SUCCESS = ("'register.<locals>.on_child' succeeded.", "'on_stack_event' succeeded.")
 
 
 def _quiet_event_handlers(record: logging.LogRecord) -> bool:
