@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -265,8 +265,7 @@ async def on_timer(body: kopf.Body, memo: Any, **_: Any) -> None:
 
 
 def _ready(stack: Mapping[str, Any]) -> bool:
-    conditions = (stack.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return _true_condition(stack, "Ready") is not None
 
 
 async def on_delete(body: kopf.Body, memo: Any, **_: Any) -> None:
@@ -300,9 +299,15 @@ async def on_stack_event(type: str | None, body: kopf.Body, memo: Any, **_: Any)
 
 
 def stalled_reason(stack: dict[str, Any]) -> str | None:
+    cond = _true_condition(stack, "Stalled")
+    return str(cond.get("reason")) if cond is not None else None
+
+
+def _true_condition(stack: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    """The stack's condition of ``type_`` when its status is True."""
     for cond in (stack.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Stalled" and cond.get("status") == "True":
-            return str(cond.get("reason"))
+        if cond.get("type") == type_ and cond.get("status") == "True":
+            return cast(Mapping[str, Any], cond)
     return None
 
 
