@@ -80,3 +80,19 @@ def test_progress_is_stored_without_the_marker() -> None:
     raw = {**body(1, None), "metadata": {**body(1, None)["metadata"], "annotations": written}}
     # as the next event brings it back, kopf reads its record
     assert storage.fetch(key="on_create", body=kopf.Body(raw)) == {"retries": 1, "success": False}
+
+
+def test_progress_storage_clears_without_copying_a_spec_only_essence() -> None:
+    """kopf clears the essence of every event of every child: a spec-only one is returned as it is."""
+    from addonstack.controller.kopfstate import UnmarkedProgressStorage
+
+    storage = UnmarkedProgressStorage(prefix="addonstack.dev")
+    essence = GenerationDiffBase().build(body=body(1, 1))
+    assert storage.clear(essence=essence) is essence
+    # an essence with kopf's annotations is still cleared of them, on a copy
+    marked = kopf.BodyEssence(
+        {"metadata": {"annotations": {"addonstack.dev/on_create": "{}", "keep": "1"}}, "spec": SPEC}
+    )
+    cleared = storage.clear(essence=marked)
+    assert cleared["metadata"]["annotations"] == {"keep": "1"}
+    assert marked["metadata"]["annotations"]["addonstack.dev/on_create"] == "{}"
