@@ -64,11 +64,15 @@ from addonstack.devcluster.apimetrics import (
     request_counts,
     request_seconds,
 )
+from addonstack.devcluster.pki import ensure_pki
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.render.crd import render_crd
 from addonstack.render.kubernetes import render_kubernetes
 from addonstack.render.stack import StackDefaults, plan_stack
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from profiles import BurstProfiles  # bench/profiles.py, beside this file
 
 RESULTS = Path(__file__).resolve().parent / "results" / "operator-last.json"
 # Light services without a database (so no setup Job), one with a volume (a PVC the provisioner binds).
@@ -389,6 +393,14 @@ def main() -> None:
     ap.add_argument("--operator-arg", action="append", default=[], help="extra flag for `operator run` (repeat)")
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--keep", action="store_true", help="leave the work directory (logs) in place")
+    ap.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="record kube-apiserver (both bursts) and the operator (its burst) for SECONDS (bench/profiles.py); "
+        "the files stay in the work directory",
+    )
     args = ap.parse_args()
     n = args.stacks
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the cluster
@@ -398,9 +410,10 @@ def main() -> None:
     if missing := missing_binaries(bin_dir):
         raise SystemExit(f"missing Kubernetes binaries in {bin_dir}: {', '.join(missing)}; run `make k8s`")
     work = Path(tempfile.mkdtemp(prefix="addonstack-bench-"))
-    cluster = DevCluster(work / "cluster", bin_dir)
+    cluster = DevCluster(work / "cluster", bin_dir, profiling=args.profile > 0)
     log(f"starting the dev cluster in {work}")
     kubeconfig = cluster.up()
+    profiles = _profiles(cluster, work, args.profile)
     op: subprocess.Popen[bytes] | None = None
     results: dict[str, Any] = {"stacks": n, "services_per_stack": len(SERVICES), "services": SERVICES}
     try:
@@ -430,6 +443,8 @@ def main() -> None:
         cpu0 = cpu_used(pids)
         counted = served(http)
         t0 = time.monotonic()
+        if profiles is not None:
+            profiles.start("raw")
         apply_s, applied = asyncio.run(raw_apply(kubeconfig, raw_objs, args.workers))
         wait_all("raw workloads available", watch.workloads_ready, workloads, args.timeout, {})
         seen = {k: watch.ready_at[k] for k in workloads}
@@ -471,6 +486,8 @@ def main() -> None:
         cpu0 = cpu_used(pids)
         counted = served(http)
         t0 = time.monotonic()
+        if profiles is not None:
+            profiles.start("operator", {"operator": op.pid})
         for i, ns in enumerate(op_ns):
             client.create(codecs.from_dict(stack_body(f"s{i:04d}", ns, SERVICES)))
             created[(ns, f"s{i:04d}")] = time.monotonic()
@@ -496,6 +513,11 @@ def main() -> None:
         ratio = (op_objects / op_s) / (applied / raw_s)
         results["throughput_ratio"] = round(ratio, 3)
         log(f"operator: {op_objects} objects, all {n} stacks Ready after {op_s:.1f} s")
+        if profiles is not None:
+            results["profiles"] = [str(p) for p in profiles.wait()]
+            log(f"profiles: {', '.join(results['profiles']) or 'none'}")
+            for problem in profiles.problems:
+                log(f"  {problem}")
 
         if args.arrival_rate > 0:
             cpu0 = cpu_used(pids)
@@ -551,7 +573,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 op.kill()
         cluster.down()
-        if not args.keep:
+        if not (args.keep or args.profile):
             for p in sorted(work.rglob("*"), reverse=True):
                 if p.is_file() or p.is_symlink():
                     p.unlink()
@@ -559,6 +581,13 @@ def main() -> None:
                     p.rmdir()
             work.rmdir()
         report(results)
+
+
+def _profiles(cluster: DevCluster, work: Path, seconds: float) -> BurstProfiles | None:
+    if seconds <= 0:
+        return None
+    pki = ensure_pki(cluster.dir / "pki")
+    return BurstProfiles(work / "profiles", str(cluster.status()["server"]), pki.ca.cert, pki.admin, seconds)
 
 
 def paced(

@@ -74,3 +74,13 @@ def test_probes_ask_the_given_port_and_judge_the_answer(health_port: int, tmp_pa
     assert Probe("/other", Trust.PLAIN).ready(health_port, pki)() is False
     with pytest.raises(OSError):
         by_name["kwok"].probe.ready(PORTS["kwok"], pki)()  # nothing listens there: refused
+
+
+def test_apiserver_profiling_is_off_unless_asked(tmp_path: Path) -> None:
+    """bench/operator.py --profile reads kube-apiserver's /debug/pprof; every other cluster keeps it off."""
+    from dataclasses import replace
+
+    apiserver = next(c for c in COMPONENTS if c.name == "kube-apiserver")
+    lay = _layout(tmp_path)
+    assert "--profiling=false" in apiserver.flags(lay)
+    assert "--profiling=true" in apiserver.flags(replace(lay, profiling=True))

@@ -46,9 +46,10 @@ DATA_PREFIX = "addonstack-etcd-"
 class DevCluster:
     """The control plane whose state lives in ``dir``; ``up``/``down``/``status`` work across processes."""
 
-    def __init__(self, dir: Path, bin_dir: Path) -> None:
+    def __init__(self, dir: Path, bin_dir: Path, profiling: bool = False) -> None:
         self.dir = dir
         self.bin_dir = bin_dir
+        self.profiling = profiling  # kube-apiserver serves /debug/pprof (a running instance is kept as it is)
         self.kubeconfig = dir / "admin.kubeconfig"
         self.state_file = dir / "state.json"
         self.log_dir = dir / "logs"
@@ -74,6 +75,7 @@ class DevCluster:
             data_dir=data_dir,
             kubeconfig=self.kubeconfig,
             bin_dir=self.bin_dir,
+            profiling=self.profiling,
         )
         state: dict[str, Any] = {
             "k8s_version": K8S_VERSION,

@@ -32,6 +32,7 @@ class Layout:
     data_dir: Path
     kubeconfig: Path
     bin_dir: Path
+    profiling: bool = False  # kube-apiserver's /debug/pprof (bench/operator.py --profile); off like the others
 
     @property
     def server(self) -> str:
@@ -112,7 +113,7 @@ def _apiserver(lay: Layout) -> list[str]:
         "--endpoint-reconciler-type=none",  # a loopback advertise address is invalid for Endpoints
         "--disable-admission-plugins=ServiceAccount",  # like envtest: no wait for `default` SA
         "--allow-privileged=true",
-        "--enable-priority-and-fairness=false", "--profiling=false", "--v=1",
+        "--enable-priority-and-fairness=false", f"--profiling={str(lay.profiling).lower()}", "--v=1",
     ]  # fmt: skip
 
 
