@@ -143,3 +143,41 @@ def test_a_stack_with_a_database_reads_the_admin_secret_before_writing(
     assert cluster.seen_reads.count(admin) == 1
     assert any(w.startswith("apply Job/") for w in cluster.seen_writes), cluster.seen_writes  # the database setup Job
     assert {c["type"]: c["status"] for c in outcome.status["conditions"]}["Stalled"] == "False"
+
+
+def test_the_light_drift_check_of_a_ready_stack_lists_only_unwatched_kinds_and_sees_them_move(
+    client: Client, kubeconfig: Path, namespace: str
+) -> None:
+    """Between full passes the timer's check of a Ready stack lists only the kinds no watch reports on (here its
+    NetworkPolicies): nothing moved, nothing more is read or written; a deleted NetworkPolicy sends it on to a
+    full pass, which puts it back."""
+    from lightkube.resources.networking_v1 import NetworkPolicy
+
+    from addonstack.controller.handlers import _steady, _unwatched_unchanged
+
+    with running_operator(kubeconfig, drift_interval=600.0):
+        client.create(codecs.from_dict(stack("light", namespace, {"services": ["gatus"]})))
+        body = wait_ready(client, "light", namespace, timeout=90)
+    assert _steady(body)
+    policies = [n for n in body["status"]["applied"] if n.startswith("NetworkPolicy/")]
+    assert policies, body["status"]["applied"]
+
+    async def check() -> tuple[bool, Recording]:
+        recording = Recording.from_kubeconfig(str(kubeconfig))
+        try:
+            return await _unwatched_unchanged(recording, body), recording
+        finally:
+            await recording.close()
+
+    clean, recording = asyncio.run(check())
+    assert clean
+    assert recording.seen_reads == [("NetworkPolicy", "*")] and recording.seen_writes == []
+
+    client.delete(NetworkPolicy, policies[0].partition("/")[2], namespace=namespace)
+    clean, _ = asyncio.run(check())
+    assert not clean, "a NetworkPolicy gone by hand: the full pass must run"
+    outcome, recording = _pass(kubeconfig, body, full=False)
+    assert f"apply {policies[0]}" in recording.seen_writes
+    body["status"] = outcome.status  # what that pass would patch: the new policy's marker in the record
+    clean, _ = asyncio.run(check())
+    assert clean

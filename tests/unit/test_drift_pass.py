@@ -63,3 +63,60 @@ def test_only_a_ready_stack_reuses_the_namespaces_reads_at_the_timer() -> None:
     assert _ready(with_ready("True"))
     assert not _ready(with_ready("False"))  # stalled on a quota: the next timer must see the raised one
     assert not _ready({"metadata": {}})
+
+
+def test_the_timer_checks_a_ready_stack_lightly_between_full_passes() -> None:
+    from addonstack.controller.fairness import FULL_CHECK_EVERY, light_drift
+
+    interval = 60.0
+    assert light_drift(True, 1000.0, 1000.0 + interval, interval)
+    assert not light_drift(False, 1000.0, 1000.0 + interval, interval), "not Ready: a full pass at every timer"
+    assert not light_drift(True, None, 1000.0, interval), "no full pass in this process yet (after a start)"
+    assert not light_drift(True, 1000.0, 1000.0 + FULL_CHECK_EVERY * interval, interval), "the periodic full pass"
+
+
+def test_the_light_check_lists_the_recorded_kinds_no_watch_reports_on() -> None:
+    from addonstack.controller.applied import unwatched_kinds
+    from addonstack.controller.cluster import CHILD_KINDS
+    from addonstack.controller.watch import watched
+
+    assert watched("Deployment") and watched("PersistentVolumeClaim") and watched("ConfigMap")
+    assert not watched("NetworkPolicy") and not watched("Ingress")
+    record = {"Deployment/gatus": "d@g2", "NetworkPolicy/gatus": "n@g1", "Ingress/gatus": "i@g1", "Secret/x": "s@r5"}
+    kinds = unwatched_kinds(CHILD_KINDS, {"applied": record}, watched)
+    assert kinds is not None and {k for _, k in kinds} == {"NetworkPolicy", "Ingress"}
+    assert unwatched_kinds(CHILD_KINDS, {"applied": {"Deployment/gatus": "d@g2"}}, watched) == ()
+    assert unwatched_kinds(CHILD_KINDS, {}, watched) is None  # no record: a full pass
+
+
+def _policy(name: str, generation: int) -> dict[str, Any]:
+    return {"kind": "NetworkPolicy", "metadata": {"name": name, "generation": generation, "resourceVersion": "9"}}
+
+
+def test_the_light_check_is_clean_only_when_the_recorded_objects_are_there_as_left() -> None:
+    from addonstack.controller.applied import recorded_unchanged
+
+    kinds = (("networking.k8s.io/v1", "NetworkPolicy"),)
+    status = {"applied": {"NetworkPolicy/a": "d1@g1", "NetworkPolicy/b": "d2@g3", "Deployment/a": "d3@g7"}}
+    assert recorded_unchanged(status, kinds, [_policy("a", 1), _policy("b", 3)])
+    assert not recorded_unchanged(status, kinds, [_policy("a", 1)]), "one deleted"
+    assert not recorded_unchanged(status, kinds, [_policy("a", 2), _policy("b", 3)]), "one edited"
+    assert not recorded_unchanged(status, kinds, [_policy("a", 1), _policy("b", 3), _policy("c", 1)]), "unrecorded"
+    assert recorded_unchanged({"applied": {}}, (), [])
+
+
+def test_only_a_stack_at_the_operators_revision_without_user_secrets_is_checked_lightly() -> None:
+    from addonstack.catalog.loader import load_catalog
+    from addonstack.controller.handlers import _steady
+    from addonstack.plan.revision import catalog_revision
+
+    current = catalog_revision(load_catalog())
+
+    def body(spec: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        return {"spec": {"services": ["gatus"], **spec}, "status": {"catalogRevision": current, **status}}
+
+    assert _steady(body({}, {}))
+    assert not _steady(body({}, {"catalogRevision": "0.0.1-000000000000"}))  # its upgrade is the timer's to start
+    assert not _steady(body({}, {"availableRevision": current}))  # waits for approval or a maintenance window
+    assert not _steady(body({}, {"upgrade": {"phase": "Rolling"}}))
+    assert not _steady(body({"credentialsSecretRef": {"name": "creds"}}, {}))

@@ -14,18 +14,30 @@ Pure: no client, so the decision tests cover it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from addonstack.controller.applycache import ApplyCache
+from addonstack.controller.applycache import ApplyCache, marker_matches
 from addonstack.controller.decide import RETAINED_KINDS
 from addonstack.controller.objects import ObjectKey
 
-__all__ = ["ALWAYS_LISTED", "FIELD", "kinds_to_list", "record_of", "records_database", "seed", "status_patch"]
+__all__ = [
+    "ALWAYS_LISTED",
+    "FIELD",
+    "kinds_to_list",
+    "record_of",
+    "recorded_unchanged",
+    "records_database",
+    "seed",
+    "status_patch",
+    "unwatched_kinds",
+]
 
 FIELD = "applied"  # status.applied
 # Read on every pass: the planner takes the values already issued from them (never rotate a secret).
 ALWAYS_LISTED = frozenset({"Secret", "ConfigMap"})
+# Children of other controllers that copy our labels (kube-controller-manager's for our Services): never recorded.
+NOT_RECORDED = frozenset({"EndpointSlice"})
 
 
 def _name(key: ObjectKey) -> str:
@@ -110,3 +122,30 @@ def records_database(status: Mapping[str, Any] | None) -> bool:
     """
     record = (status or {}).get(FIELD)
     return isinstance(record, Mapping) and any(str(name).startswith("Job/") for name in record)
+
+
+def unwatched_kinds(
+    kinds: tuple[tuple[str, str], ...], status: Mapping[str, Any] | None, watched: Callable[[str], bool]
+) -> tuple[tuple[str, str], ...] | None:
+    """The recorded kinds no watch reports on (NetworkPolicies, Ingresses, PodDisruptionBudgets, ...), which a
+    light drift check lists (``handlers.on_timer``); None when the stack has no usable record."""
+    record = (status or {}).get(FIELD)
+    if not isinstance(record, Mapping) or not record:
+        return None
+    recorded = {str(name).partition("/")[0] for name in record}
+    return tuple(k for k in kinds if k[1] in recorded and not watched(k[1]) and k[1] not in NOT_RECORDED)
+
+
+def recorded_unchanged(status: Mapping[str, Any], kinds: Iterable[tuple[str, str]], live: list[dict[str, Any]]) -> bool:
+    """Whether the live objects of ``kinds`` (the stack's, by label) are exactly the recorded ones, each as the
+    operator left it: none missing, none edited (its marker moved), none unrecorded (something to prune).
+
+    False sends the drift timer's light check on to a full pass, which repairs or prunes; the record's digests
+    are not compared here (a new plan is the full pass's business)."""
+    record = status.get(FIELD) or {}
+    names = {kind for _, kind in kinds}
+    wanted = {str(n): str(v) for n, v in record.items() if str(n).partition("/")[0] in names}
+    seen = {f"{o.get('kind')}/{(o.get('metadata') or {}).get('name')}": o for o in live}
+    if set(seen) != set(wanted):
+        return False
+    return all("@" in v and marker_matches(v.partition("@")[2], seen[n]) for n, v in wanted.items())

@@ -15,7 +15,7 @@ from typing import Any
 
 from addonstack.controller.objects import ObjectKey
 
-__all__ = ["ApplyCache", "digest"]
+__all__ = ["ApplyCache", "digest", "marker_matches"]
 
 
 @dataclass
@@ -33,8 +33,7 @@ class ApplyCache:
         entry = self.entries.get(key)
         if live is None or entry is None or entry[0] != digest:
             return False
-        # a volume claim recorded by resourceVersion (before claims had a marker of their own) while that holds
-        return entry[1] == _marker(live) or entry[1] == _version_marker(live)
+        return marker_matches(entry[1], live)
 
     def record(self, stack: str, key: ObjectKey, digest: str, live: dict[str, Any]) -> None:
         self.entries[key] = (digest, _marker(live))
@@ -46,6 +45,12 @@ class ApplyCache:
     def forget_stack(self, namespace: str, stack: str) -> None:
         for key in self.stacks.pop((namespace, stack), set()):
             self.entries.pop(key, None)
+
+
+def marker_matches(marker: str, live: dict[str, Any]) -> bool:
+    """Whether the live object is the one a record's ``marker`` was taken from (nobody else changed it since)."""
+    # a volume claim recorded by resourceVersion (before claims had a marker of their own) while that holds
+    return marker == _marker(live) or marker == _version_marker(live)
 
 
 def _marker(obj: dict[str, Any]) -> str:

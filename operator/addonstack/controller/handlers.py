@@ -23,15 +23,16 @@ import kopf
 from addonstack.catalog.loader import load_catalog
 from addonstack.constants import API_GROUP, FIELD_MANAGER, LABEL_STACK, PLURAL
 from addonstack.controller import admission, backup_handlers, echo, fairness, metrics, watch
-from addonstack.controller.applied import status_patch
+from addonstack.controller.applied import recorded_unchanged, status_patch, unwatched_kinds
 from addonstack.controller.backup_flow import Lock, Publish
-from addonstack.controller.cluster import DRIFT_REUSE, SHARED_READ_TTL, Cluster
+from addonstack.controller.cluster import CHILD_KINDS, DRIFT_REUSE, SHARED_READ_TTL, Cluster
 from addonstack.controller.finalize import finalize
 from addonstack.controller.kopfstate import GenerationDiffBase, UnmarkedProgressStorage
 from addonstack.controller.reconcile import ApplyCache, reconcile
 from addonstack.controller.settings import OperatorSettings
 from addonstack.controller.shards import BUCKETS, Handover
 from addonstack.controller.upgrade import Waves
+from addonstack.plan.revision import catalog_revision
 from addonstack.reasons import ConditionReason
 
 log = logging.getLogger("addonstack.handlers")
@@ -50,6 +51,7 @@ class State:
     cache: ApplyCache = field(default_factory=ApplyCache)  # dry runs only (others keep it in status.applied)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # by "namespace/name"
     last_pass: dict[str, float] = field(default_factory=dict)  # by "namespace/name": when its last pass ended
+    last_full: dict[str, float] = field(default_factory=dict)  # ... its last pass that listed every recorded kind
     reconciles: int = 0
     # kopf runs async handlers of all objects at once; this bounds how many reconciles talk to the API server
     # together, so 200 new stacks are served a few at a time instead of all timing out together.
@@ -158,13 +160,15 @@ async def publish(
     full: bool = False,
     reuse: float = 0.0,
     drift: bool = False,
+    light: bool = False,
 ) -> None:
     """Reconcile one stack and patch its status (when it changed) and Events, all under the stack's lock.
 
     ``full``: list every child kind (create, edit, resume: the passes that find leftovers of kinds the stack no
     longer records); other passes list the kinds of its record (``applied.kinds_to_list``). ``reuse``: see
     ``reconcile.reconcile`` (a child's event pass passes ``cluster.SHARED_READ_TTL``). ``drift``: the timer's
-    pass, with ``raw`` kopf's live body of the stack (see :func:`_timer_body`)."""
+    pass, with ``raw`` kopf's live body of the stack (see :func:`_timer_body`); ``light``: it only checks the
+    kinds no watch reports on, and goes on to a full pass when they moved (:func:`_unwatched_unchanged`)."""
     assert state.cluster is not None
     meta = raw["metadata"]
     if state.handover is not None and not state.handover.may_serve(meta["namespace"], meta["name"]):
@@ -182,6 +186,10 @@ async def publish(
         if fresh is None or (fresh.get("metadata") or {}).get("deletionTimestamp"):
             return
         raw = fresh
+        key = "/".join(_key(meta))
+        if light and await _unwatched_unchanged(state.cluster, raw):
+            state.last_pass[key] = time.monotonic()
+            return
         started = time.perf_counter()
         # The stack's status.applied is the record of what was applied; a cache per reconcile keeps nothing in
         # memory between reconciles. A dry run writes no status, so it keeps its record in the process.
@@ -196,7 +204,7 @@ async def publish(
         finally:
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         state.reconciles += 1
-        state.last_pass[f"{meta['namespace']}/{meta['name']}"] = time.monotonic()
+        state.last_pass[key] = state.last_full[key] = time.monotonic()
         metrics.RECONCILES.labels(metrics.result_of(outcome.status)).inc()
         metrics.observe_stack(meta["namespace"], meta["name"], outcome.status)
         if state.settings.dry_run:
@@ -214,6 +222,18 @@ async def publish(
 
 def _key(meta: Mapping[str, Any]) -> tuple[str, str]:
     return meta["namespace"], meta["name"]
+
+
+async def _unwatched_unchanged(cluster: Cluster, stack: Mapping[str, Any]) -> bool:
+    """The drift timer's light check (``fairness.light_drift``): the stack's recorded children of the kinds no
+    watch reports on are all there as the operator left them, and none was added. One LIST per such kind (a
+    NetworkPolicy per service for most stacks), no plan; False: a full pass follows."""
+    kinds = unwatched_kinds(CHILD_KINDS, stack.get("status"), watch.watched)
+    if kinds is None:
+        return False
+    meta = stack["metadata"]
+    live = await cluster.list_children(meta["namespace"], meta["name"], kinds) if kinds else []
+    return recorded_unchanged(stack["status"], kinds, live)
 
 
 def _timer_body(live: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -260,8 +280,20 @@ async def on_timer(body: kopf.Body, memo: Any, **_: Any) -> None:
         return
     # A Ready stack's pass may reuse the namespace's quotas, LimitRanges, Leases and labels (cluster.DRIFT_REUSE);
     # one that waits for a person (a quota to raise, a Secret to create) reads them fresh at every timer.
-    reuse = DRIFT_REUSE * state.settings.drift_interval if _ready(body) else 0.0
-    await publish(state, body, fairness.Cause.RESYNC, full=False, reuse=reuse, drift=True)
+    ready, interval = _ready(body), state.settings.drift_interval
+    reuse = DRIFT_REUSE * interval if ready else 0.0
+    light = fairness.light_drift(ready and _steady(body), state.last_full.get(key), time.monotonic(), interval)
+    await publish(state, body, fairness.Cause.RESYNC, full=False, reuse=reuse, drift=True, light=light)
+
+
+def _steady(stack: Mapping[str, Any]) -> bool:
+    """Whether nothing but drift could move the stack between its full passes: it runs the operator's catalog
+    revision with no upgrade rolling, queued or waiting for a window, and reads no Secret of the user's
+    (``credentialsSecretRef``: no watch reports its edits, the next pass takes them in)."""
+    spec, status = stack.get("spec") or {}, stack.get("status") or {}
+    if spec.get("credentialsSecretRef") or status.get("upgrade") or status.get("availableRevision"):
+        return False
+    return bool(status.get("catalogRevision") == catalog_revision(load_catalog()))
 
 
 def _ready(stack: Mapping[str, Any]) -> bool:
@@ -285,6 +317,7 @@ async def on_stack_event(type: str | None, body: kopf.Body, memo: Any, **_: Any)
     metrics.observe_stack(ns, name, None)
     state.locks.pop(f"{ns}/{name}", None)
     state.last_pass.pop(f"{ns}/{name}", None)
+    state.last_full.pop(f"{ns}/{name}", None)
     debouncer(memo).cancel(ns, name)
     if state.cluster is None:
         return

@@ -39,6 +39,15 @@ WATCHED: tuple[tuple[str, str, str], ...] = (
     ("", "v1", "secrets"),
     ("", "v1", "configmaps"),
 )
+_WATCHED_PLURALS = frozenset(plural for _, _, plural in WATCHED)
+
+
+def watched(kind: str) -> bool:
+    """Whether changes to children of ``kind`` reach the operator as events (every watched kind's plural is its
+    lowercased name and an ``s``)."""
+    return f"{kind.lower()}s" in _WATCHED_PLURALS
+
+
 DEBOUNCE = 0.5  # seconds a burst of events for one stack is gathered before it is re-evaluated
 # seconds a pass waits after a workload became ready while another of its stack is still on its way
 # (echo.Urgency.PROGRESS): the count of ready services is all it would move
