@@ -22,7 +22,7 @@ import kopf
 
 from addonstack.catalog.loader import load_catalog
 from addonstack.constants import API_GROUP, FIELD_MANAGER, LABEL_STACK, PLURAL
-from addonstack.controller import admission, backup_handlers, echo, fairness, metrics, watch
+from addonstack.controller import admission, backup_handlers, childwatch, echo, fairness, metrics, watch
 from addonstack.controller.applied import recorded_unchanged, status_patch, unwatched_kinds
 from addonstack.controller.backup_flow import Lock, Publish
 from addonstack.controller.cluster import CHILD_KINDS, DRIFT_REUSE, SHARED_READ_TTL, Cluster
@@ -112,7 +112,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         settings.admission.managed = hook.config_name
     # Server-side selection: only labelled children reach the process (not every Secret, Pod and ConfigMap of
     # the cluster), and a shard receives only its own stacks.
-    for group, version, plural in watch.WATCHED:
+    for group, version, plural, _kind in watch.WATCHED:
         settings.watching.label_selectors[group, version, plural] = LABEL_STACK
     state.cluster = Cluster.from_kubeconfig(
         state.settings.kubeconfig, dry_run=state.settings.dry_run, qps=state.settings.qps, burst=state.settings.burst
@@ -124,6 +124,12 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         state.background.append(asyncio.create_task(state.handover.run(state.cluster)))
         for ns in state.settings.namespaces or ("",):
             state.background.append(asyncio.create_task(state.handover.label_new_stacks(state.cluster, ns)))
+    if not state.settings.peering_name:  # with peering kopf watches the children (watch.register)
+        shard, events, debounce = state.settings.shard, state.child_events, debouncer(memo)
+        state.background.append(asyncio.create_task(childwatch.follow_children(
+            state.cluster.client, state.settings.namespaces, state.settings.list_chunk_size,
+            lambda type_, body: watch.on_child_event(type_, body, debounce, events, shard),
+        )))  # fmt: skip
     metrics.serve(state.settings.metrics_bind_address)
     # Parsed here, before the watches start, so the first stack after a start or a failover does not wait for it.
     load_catalog()
@@ -398,7 +404,8 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     )(on_timer)
     kopf.on.delete(*RESOURCE, when=needs_finalizer, backoff=RETRY_BACKOFF, registry=reg)(on_delete)
     kopf.on.event(*RESOURCE, registry=reg)(on_stack_event)
-    watch.register(reg, debouncer, settings.shard, lambda memo: _state(memo).child_events)
+    if settings.peering_name:
+        watch.register(reg, debouncer, settings.shard, lambda memo: _state(memo).child_events)
     backup_handlers.register(reg, settings, data_context)
     if settings.webhook is not None:
         admission.register(reg, *RESOURCE)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -28,24 +28,23 @@ from addonstack.controller.shards import Shard
 
 log = logging.getLogger("addonstack.watch")
 
-# (group, version, plural) of the children whose changes can move a stack's status or need repair.
-WATCHED: tuple[tuple[str, str, str], ...] = (
-    ("apps", "v1", "deployments"),
-    ("apps", "v1", "statefulsets"),
-    ("batch", "v1", "jobs"),
-    ("", "v1", "persistentvolumeclaims"),
-    ("", "v1", "pods"),
-    ("", "v1", "services"),
-    ("", "v1", "secrets"),
-    ("", "v1", "configmaps"),
+# (group, version, plural, kind) of the children whose changes can move a stack's status or need repair.
+WATCHED: tuple[tuple[str, str, str, str], ...] = (
+    ("apps", "v1", "deployments", "Deployment"),
+    ("apps", "v1", "statefulsets", "StatefulSet"),
+    ("batch", "v1", "jobs", "Job"),
+    ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
+    ("", "v1", "pods", "Pod"),
+    ("", "v1", "services", "Service"),
+    ("", "v1", "secrets", "Secret"),
+    ("", "v1", "configmaps", "ConfigMap"),
 )
-_WATCHED_PLURALS = frozenset(plural for _, _, plural in WATCHED)
+_WATCHED_KINDS = frozenset(kind for _, _, _, kind in WATCHED)
 
 
 def watched(kind: str) -> bool:
-    """Whether changes to children of ``kind`` reach the operator as events (every watched kind's plural is its
-    lowercased name and an ``s``)."""
-    return f"{kind.lower()}s" in _WATCHED_PLURALS
+    """Whether changes to children of ``kind`` reach the operator as events."""
+    return kind in _WATCHED_KINDS
 
 
 DEBOUNCE = 0.5  # seconds a burst of events for one stack is gathered before it is re-evaluated
@@ -123,36 +122,46 @@ class Debouncer:
         self.due.clear()
 
 
+def on_child_event(
+    type_: str | None,
+    body: Mapping[str, Any],
+    debouncer: Debouncer,
+    events: ChildEvents | None,
+    shard: Shard | None = None,
+) -> None:
+    """One event of a child (``type_`` None: an object of the watch's listing): each that can move its stack's
+    status (``echo.ChildEvents``) schedules the stack (of this shard)."""
+    meta = body.get("metadata") or {}
+    stack, namespace = (meta.get("labels") or {}).get(LABEL_STACK), meta.get("namespace")
+    if not (stack and namespace and (shard is None or shard.owns(namespace, stack))):
+        return
+    kind = str(body.get("kind") or "")
+    if type_ is None:
+        # The watch's initial listing (at start, or after the stream broke): every stack is already
+        # reconciled by kopf's resume handler, so these would only queue a second pass of all of them
+        # (one per stack, on top of the resume's, in the burst that follows every start).
+        if events is not None:
+            events.listed(body)
+        return
+    urgency = events.assess(type_, body) if events is not None else Urgency.NOW
+    if urgency is None:
+        metrics.WATCH_EVENTS_IGNORED.labels(kind).inc()
+        return
+    metrics.WATCH_EVENTS.labels(kind).inc()
+    debouncer.schedule(namespace, stack, PROGRESS_DELAY if urgency is Urgency.PROGRESS else None)
+
+
 def register(
     reg: kopf.OperatorRegistry,
     debouncer_of: Callable[[Any], Debouncer],
     shard: Shard | None = None,
     events_of: Callable[[Any], ChildEvents | None] = lambda memo: None,
 ) -> None:
-    """kopf event handlers on every watched child kind: each event that can move its stack's status
-    (``echo.ChildEvents``) schedules the stack (of this shard)."""
+    """kopf event handlers on every watched child kind, for an operator with kopf peering (a standalone one
+    follows them in ``childwatch.py``)."""
 
-    async def on_child(
-        type: str | None, labels: kopf.Labels, namespace: str | None, body: kopf.Body, memo: Any, **_: Any
-    ) -> None:
-        stack = labels.get(LABEL_STACK)
-        if not (stack and namespace and (shard is None or shard.owns(namespace, stack))):
-            return
-        events = events_of(memo)
-        kind = str(body.get("kind") or "")
-        if type is None:
-            # The watch's initial listing (at start, or after the stream broke): every stack is already
-            # reconciled by kopf's resume handler, so these would only queue a second pass of all of them
-            # (one per stack, on top of the resume's, in the burst that follows every start).
-            if events is not None:
-                events.listed(body)
-            return
-        urgency = events.assess(type, body) if events is not None else Urgency.NOW
-        if urgency is None:
-            metrics.WATCH_EVENTS_IGNORED.labels(kind).inc()
-            return
-        metrics.WATCH_EVENTS.labels(kind).inc()
-        debouncer_of(memo).schedule(namespace, stack, PROGRESS_DELAY if urgency is Urgency.PROGRESS else None)
+    async def on_child(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+        on_child_event(type, body, debouncer_of(memo), events_of(memo), shard)
 
-    for group, version, plural in WATCHED:
+    for group, version, plural, _kind in WATCHED:
         kopf.on.event(group, version, plural, labels={LABEL_STACK: kopf.PRESENT}, registry=reg)(on_child)
