@@ -7,8 +7,9 @@ its own), then:
 1. raw: the same objects rendered offline by the library, server-side applied by a lightkube AsyncClient
    (the same concurrency as the operator's workers), then waited for until every workload is available;
    each stack's latency (from the start until its last workload is available) is the floor for 2.
-   Then the raw client's namespaces are deleted (``--no-clear-raw`` keeps them), so the operator's burst
-   meets the cluster the raw burst met, not one holding the raw client's 5,800 objects and 1,000 pods.
+   Then the operator's phases run on a fresh dev cluster (``--between fresh``; ``clear`` deletes the raw
+   client's namespaces instead, ``keep`` keeps them), so the operator's burst meets the cluster the raw
+   burst met: not one holding the raw client's 5,800 objects and 1,000 pods, nor one that has aged (see Site).
 2. operator, burst: N AddonStacks of 5 services each created at once (one namespace per stack, since
    children are named by service id); wall time until every stack is Ready (with observedGeneration) and
    the p50/p95/p99 latency from create to Ready as seen by a poller (0.5 s resolution). Object throughput
@@ -40,6 +41,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +232,7 @@ class Availability:
         self.client = Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager="addonstack-bench")
         self.ready_at: dict[tuple[str, str], float] = {}
         self.stack_ready_at: dict[tuple[str, str], float] = {}
+        self.stopped = threading.Event()  # its cluster is going down: the watches end
         for kind, into, ready in (
             (Deployment, self.ready_at, self._workload_ready),
             (StatefulSet, self.ready_at, self._workload_ready),
@@ -250,7 +253,7 @@ class Availability:
         return ok and st.get("observedGeneration") == d["metadata"].get("generation")
 
     def _watch(self, kind: Any, into: dict[tuple[str, str], float], ready: Callable[[Any], bool]) -> None:
-        while True:
+        while not self.stopped.is_set():
             try:
                 for _, obj in self.client.watch(kind, namespace="*"):
                     key = (obj.metadata.namespace or "", obj.metadata.name or "")
@@ -372,6 +375,43 @@ def count_objects(client: Client, namespaces: set[str], kinds: Iterable[Any]) ->
     )
 
 
+@dataclass
+class Site:
+    """One dev cluster and what the bench keeps open to it. Each side of the comparison gets a fresh one
+    (``--between fresh``): the same raw burst run three times on one cluster, its namespaces deleted between
+    runs, cost 124, 131 and 163 CPU-seconds (2026-12-07), so the phase that ran second was measured on a
+    cluster that had become slower for the same work."""
+
+    cluster: DevCluster
+    kubeconfig: Path
+    client: Client
+    http: Any
+    watch: Availability
+    pids: dict[str, int]
+
+    @classmethod
+    def start(cls, where: Path, bin_dir: Path, profiling: bool, nodes: int) -> Site:
+        cluster = DevCluster(where, bin_dir, profiling=profiling)
+        log(f"starting the dev cluster in {where}")
+        kubeconfig = cluster.up()
+        config = KubeConfig.from_file(str(kubeconfig))
+        client = Client(config=config, field_manager="addonstack-bench", timeout=client_adapter.httpx.Timeout(60))
+        http = client_adapter.Client(
+            config.get(), client_adapter.ConnectionParams(timeout=client_adapter.httpx.Timeout(60))
+        )
+        install_crd(client)
+        add_nodes(http, nodes)
+        pids = {name: int(c["pid"]) for name, c in cluster.status()["components"].items()} | {"bench": os.getpid()}
+        return cls(cluster, kubeconfig, client, http, Availability(kubeconfig), pids)
+
+    def parts(self) -> tuple[DevCluster, Path, Client, Any, Availability, dict[str, int]]:
+        return self.cluster, self.kubeconfig, self.client, self.http, self.watch, self.pids
+
+    def stop(self) -> None:
+        self.watch.stopped.set()
+        self.cluster.down()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stacks", type=int, default=50, help="AddonStacks of 5 services (default 50)")
@@ -387,10 +427,11 @@ def main() -> None:
         help="before the operator's paced phase, the raw client's at the same rate (its floor)",
     )
     ap.add_argument(
-        "--clear-raw",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="delete the raw client's namespaces before the operator starts (both bursts meet the same cluster)",
+        "--between",
+        choices=("fresh", "clear", "keep"),
+        default="fresh",
+        help="after the raw client's phases: the operator's on a fresh dev cluster (default), on the same one "
+        "with the raw client's namespaces deleted, or with them kept",
     )
     ap.add_argument("--operator-arg", action="append", default=[], help="extra flag for `operator run` (repeat)")
     ap.add_argument("--timeout", type=float, default=900.0)
@@ -412,21 +453,15 @@ def main() -> None:
     if missing := missing_binaries(bin_dir):
         raise SystemExit(f"missing Kubernetes binaries in {bin_dir}: {', '.join(missing)}; run `make k8s`")
     work = Path(tempfile.mkdtemp(prefix="addonstack-bench-"))
-    cluster = DevCluster(work / "cluster", bin_dir, profiling=args.profile > 0)
-    log(f"starting the dev cluster in {work}")
-    kubeconfig = cluster.up()
-    profiles = _profiles(cluster, work, args.profile)
+    # every stack's workloads in both phases, the small stacks, and room to spare
+    nodes = (2 * n + (args.paced_stacks or n)) * len(SERVICES) + max(0, args.rss_stacks - n) + 500
+    site = Site.start(work / "cluster", bin_dir, args.profile > 0, nodes)
+    profiles = _profiles(site.cluster, work, args.profile)
     op: subprocess.Popen[bytes] | None = None
     results: dict[str, Any] = {"stacks": n, "services_per_stack": len(SERVICES), "services": SERVICES}
+    results["between"] = args.between
     try:
-        config = KubeConfig.from_file(str(kubeconfig))
-        client = Client(config=config, field_manager="addonstack-bench", timeout=client_adapter.httpx.Timeout(60))
-        http = client_adapter.Client(
-            config.get(), client_adapter.ConnectionParams(timeout=client_adapter.httpx.Timeout(60))
-        )
-        install_crd(client)
-        # every stack's workloads in both phases, the small stacks, and room to spare
-        add_nodes(http, (2 * n + (args.paced_stacks or n)) * len(SERVICES) + max(0, args.rss_stacks - n) + 500)
+        cluster, kubeconfig, client, http, watch, pids = site.parts()
 
         # -- raw client first (the operator is not running yet, so it cannot interfere)
         raw_ns = [f"raw-{i:04d}" for i in range(n)]
@@ -439,9 +474,7 @@ def main() -> None:
             for o in s
             if o["kind"] in ("Deployment", "StatefulSet")
         }
-        watch = Availability(kubeconfig)
         log(f"raw client: applying {n_objects} objects of {n} stacks")
-        pids = {name: int(c["pid"]) for name, c in cluster.status()["components"].items()} | {"bench": os.getpid()}
         cpu0 = cpu_used(pids)
         counted = served(http)
         t0 = time.monotonic()
@@ -471,7 +504,15 @@ def main() -> None:
             )
             results["raw_paced"]["cpu_s"] = cpu_since(pids, cpu0)
 
-        if args.clear_raw:
+        if args.between == "fresh":
+            log("raw: stopping its dev cluster; the operator's bursts run on a fresh one")
+            site.stop()
+            site = Site.start(work / "cluster-operator", bin_dir, args.profile > 0, nodes)
+            cluster, kubeconfig, client, http, watch, pids = site.parts()
+            if profiles is not None:
+                pki = ensure_pki(cluster.dir / "pki")
+                profiles.moved(str(cluster.status()["server"]), pki.ca.cert, pki.admin)
+        elif args.between == "clear":
             gone = raw_ns + (raw_paced_namespaces(args.paced_stacks or n) if "raw_paced" in results else [])
             log(f"raw: deleting its {len(gone)} namespaces, so the operator's burst starts from the same cluster")
             results["raw_cleared_s"] = round(clear_namespaces(client, gone, args.timeout), 1)
@@ -576,7 +617,7 @@ def main() -> None:
                 op.wait(30)
             except subprocess.TimeoutExpired:
                 op.kill()
-        cluster.down()
+        site.stop()
         if not (args.keep or args.profile):
             for p in sorted(work.rglob("*"), reverse=True):
                 if p.is_file() or p.is_symlink():

@@ -53,6 +53,12 @@ class BurstProfiles:
                 break
             self._spawn(self._python, phase, spy, name, pid)
 
+    def moved(self, server: str, ca: Path, admin: CertPair) -> None:
+        """The next bursts run on another cluster (``--between fresh``): what is recording finishes first."""
+        self.wait()
+        self.server = server
+        self.ctx = ssl_context(ca, admin)
+
     def wait(self) -> list[Path]:
         for thread in self.threads:
             thread.join()
