@@ -75,7 +75,7 @@ class OperatorSettings:
     max_workers: int = 20
     qps: float = 200.0  # client-side limit of API requests per second (0: none); like client-go's --kube-api-qps
     burst: int = 400  # requests allowed at once above qps before the limit applies
-    list_chunk_size: int = 250  # objects per page of kopf's initial listings at start (0: one unpaged LIST)
+    list_chunk_size: int = 250  # objects per page of every watch's first LIST at start (0: one unpaged LIST)
     webhook: WebhookSettings | None = None  # None: no admission webhook (the CRD still validates)
     catalog_dir: str | None = None  # a provider's catalog entries merged over the built-in catalog
     max_concurrent_upgrades: int = 5  # stacks moving to a new catalog revision at once (controller/upgrade.py)
