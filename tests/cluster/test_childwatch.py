@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lightkube import AsyncClient, Client
-from lightkube.config.kubeconfig import KubeConfig
+from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap
 
 from addonstack.constants import LABEL_STACK
-from addonstack.controller.childwatch import KindWatch
+from addonstack.controller.childwatch import KindWatch, stream_client
 
 pytestmark = pytest.mark.cluster
 CONFIGMAPS = ("", "v1", "configmaps", "ConfigMap")
@@ -47,7 +46,7 @@ def test_a_kind_is_listed_then_followed_across_the_servers_end_of_a_stream(
         seen.append((type_, body["metadata"]["name"]))
 
     async def main() -> None:
-        api = AsyncClient(config=KubeConfig.from_file(str(kubeconfig)))
+        api = stream_client(str(kubeconfig))  # the streams' own client: TLS from the kubeconfig, any connections
         watch = KindWatch(api, CONFIGMAPS, ns, chunk=1)  # pages of one object: the listing comes in pages
         task = asyncio.create_task(watch.follow(note, server_timeout=1))
         try:

@@ -14,6 +14,10 @@ again, and any other error retries the same after a random exponential wait. The
 
 With kopf peering the children stay with kopf (``watch.register``): a paused operator must not act on
 events, and the pause is kopf's alone.
+
+The streams have a client of their own (:func:`stream_client`), with no bound on connections, as kopf's has:
+each stream holds a connection for as long as it runs (8 cluster-wide, 8 per namespace for a namespaced
+operator), and in the operator's client, whose pool holds 100, they would leave its requests waiting.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lightkube import ALL_NS, AsyncClient, operators
+from lightkube.config import client_adapter
+from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import GenericNamespacedResource, create_api_info
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never, wait_random_exponential
@@ -46,6 +52,19 @@ def _resource(group: str, version: str, plural: str, kind: str) -> type[GenericN
 
     Watched.__name__ = Watched.__qualname__ = kind
     return Watched
+
+
+def stream_client(kubeconfig: str | None) -> AsyncClient:
+    """A client for the watch streams: the operator's kubeconfig (or the pod's service account), any number of
+    connections. The transport carries the TLS settings lightkube derives from the config (CA, client cert)."""
+    config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
+    single = config.get()
+    if single is None or single.user is None:
+        raise ValueError("the kubeconfig names no current context with a user")
+    tls = client_adapter.verify_cluster(single.cluster, single.user, single.abs_file)
+    httpx: Any = getattr(client_adapter, "httpx")  # noqa: B009  (httpx or httpx2, by lightkube version)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    return AsyncClient(config, transport=httpx.AsyncHTTPTransport(verify=tls, limits=limits))
 
 
 class KindWatch:
@@ -111,7 +130,11 @@ class KindWatch:
                     state.upcoming_sleep)  # fmt: skip
 
 
-async def follow_children(client: AsyncClient, namespaces: tuple[str, ...], chunk: int, on_event: OnEvent) -> None:
+async def follow_children(kubeconfig: str | None, namespaces: tuple[str, ...], chunk: int, on_event: OnEvent) -> None:
     """Every watched kind in every served namespace (none given: cluster-wide), until cancelled."""
-    watches = [KindWatch(client, w, ns, chunk) for w in WATCHED for ns in (namespaces or (ALL_NS,))]
-    await gather_all(*(w.follow(on_event) for w in watches))
+    client = stream_client(kubeconfig)
+    try:
+        watches = [KindWatch(client, w, ns, chunk) for w in WATCHED for ns in (namespaces or (ALL_NS,))]
+        await gather_all(*(w.follow(on_event) for w in watches))
+    finally:
+        await client.close()

@@ -127,7 +127,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     if not state.settings.peering_name:  # with peering kopf watches the children (watch.register)
         shard, events, debounce = state.settings.shard, state.child_events, debouncer(memo)
         state.background.append(asyncio.create_task(childwatch.follow_children(
-            state.cluster.client, state.settings.namespaces, state.settings.list_chunk_size,
+            state.settings.kubeconfig, state.settings.namespaces, state.settings.list_chunk_size,
             lambda type_, body: watch.on_child_event(type_, body, debounce, events, shard),
         )))  # fmt: skip
     metrics.serve(state.settings.metrics_bind_address)
