@@ -66,7 +66,7 @@ from addonstack.devcluster.apimetrics import (
     request_counts,
     request_seconds,
 )
-from addonstack.devcluster.pki import ensure_pki
+from addonstack.devcluster.pki import CertPair, ensure_pki
 from addonstack.plan.secrets import make_rng
 from addonstack.plan.spec import AddonStackSpec
 from addonstack.render.crd import render_crd
@@ -510,8 +510,7 @@ def main() -> None:
             site = Site.start(work / "cluster-operator", bin_dir, args.profile > 0, nodes)
             cluster, kubeconfig, client, http, watch, pids = site.parts()
             if profiles is not None:
-                pki = ensure_pki(cluster.dir / "pki")
-                profiles.moved(str(cluster.status()["server"]), pki.ca.cert, pki.admin)
+                profiles.moved(*_profile_target(cluster))
         elif args.between == "clear":
             gone = raw_ns + (raw_paced_namespaces(args.paced_stacks or n) if "raw_paced" in results else [])
             log(f"raw: deleting its {len(gone)} namespaces, so the operator's burst starts from the same cluster")
@@ -631,8 +630,13 @@ def main() -> None:
 def _profiles(cluster: DevCluster, work: Path, seconds: float) -> BurstProfiles | None:
     if seconds <= 0:
         return None
+    return BurstProfiles(work / "profiles", *_profile_target(cluster), seconds)
+
+
+def _profile_target(cluster: DevCluster) -> tuple[str, Path, CertPair]:
+    """What the recorders reach kube-apiserver's profiler with: its URL, the CA and the admin's certificate."""
     pki = ensure_pki(cluster.dir / "pki")
-    return BurstProfiles(work / "profiles", str(cluster.status()["server"]), pki.ca.cert, pki.admin, seconds)
+    return str(cluster.status()["server"]), pki.ca.cert, pki.admin
 
 
 def paced(

@@ -41,6 +41,7 @@ log = logging.getLogger("addonstack.childwatch")
 
 SERVER_TIMEOUT = 300  # seconds the API server keeps one stream open before the watch resumes from its version
 OnEvent = Callable[[str | None, Mapping[str, Any]], None]
+SELECTOR: dict[str, Any] = {LABEL_STACK: operators.exists()}  # only a stack's children, as kopf's watches selected them
 
 
 def _resource(group: str, version: str, plural: str, kind: str) -> type[GenericNamespacedResource]:
@@ -100,7 +101,7 @@ class KindWatch:
             async for type_, obj in self.client.watch(
                 self.res,
                 namespace=self.namespace,
-                labels={LABEL_STACK: operators.exists()},
+                labels=SELECTOR,
                 resource_version=self.version,
                 server_timeout=server_timeout,
             ):
@@ -113,9 +114,7 @@ class KindWatch:
             raise
 
     async def _list(self, on_event: OnEvent) -> None:
-        found = self.client.list(
-            self.res, namespace=self.namespace, chunk_size=self.chunk, labels={LABEL_STACK: operators.exists()}
-        )
+        found = self.client.list(self.res, namespace=self.namespace, chunk_size=self.chunk, labels=SELECTOR)
         async for obj in found:
             body = dict(obj)
             body.setdefault("apiVersion", self.api_version)  # a list's items carry neither

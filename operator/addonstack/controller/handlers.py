@@ -110,10 +110,6 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
             certfile=hook.certfile, pkeyfile=hook.pkeyfile, cafile=hook.cafile,
         )  # fmt: skip
         settings.admission.managed = hook.config_name
-    # Server-side selection: only labelled children reach the process (not every Secret, Pod and ConfigMap of
-    # the cluster), and a shard receives only its own stacks.
-    for group, version, plural, _kind in watch.WATCHED:
-        settings.watching.label_selectors[group, version, plural] = LABEL_STACK
     state.cluster = Cluster.from_kubeconfig(
         state.settings.kubeconfig, dry_run=state.settings.dry_run, qps=state.settings.qps, burst=state.settings.burst
     )
@@ -124,7 +120,12 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         state.background.append(asyncio.create_task(state.handover.run(state.cluster)))
         for ns in state.settings.namespaces or ("",):
             state.background.append(asyncio.create_task(state.handover.label_new_stacks(state.cluster, ns)))
-    if not state.settings.peering_name:  # with peering kopf watches the children (watch.register)
+    # Server-side selection: only labelled children reach the process (not every Secret, Pod and ConfigMap of
+    # the cluster); a shard drops the other shards' stacks' events (watch.on_child_event).
+    if state.settings.peering_name:  # kopf watches the children (watch.register)
+        for group, version, plural, _kind in watch.WATCHED:
+            settings.watching.label_selectors[group, version, plural] = LABEL_STACK
+    else:  # the operator's own streams (childwatch.py) select by the same label
         shard, events, debounce = state.settings.shard, state.child_events, debouncer(memo)
         state.background.append(asyncio.create_task(childwatch.follow_children(
             state.settings.kubeconfig, state.settings.namespaces, state.settings.list_chunk_size,
