@@ -20,7 +20,7 @@ from lightkube import Client, codecs
 from lightkube.resources.apps_v1 import Deployment
 
 from addonstack.controller.applycache import ApplyCache
-from addonstack.controller.cluster import Cluster
+from addonstack.controller.cluster import CHILD_KINDS, Cluster
 from addonstack.controller.decide import Observed
 from addonstack.controller.objects import ObjectKey
 from addonstack.controller.reconcile import _read_pods, reconcile
@@ -181,3 +181,81 @@ def test_the_light_drift_check_of_a_ready_stack_lists_only_unwatched_kinds_and_s
     body["status"] = outcome.status  # what that pass would patch: the new policy's marker in the record
     clean, _ = asyncio.run(check())
     assert clean
+
+
+def test_an_event_pass_reads_the_watched_kinds_from_the_streams_store_as_a_list_would_return_them(
+    client: Client, kubeconfig: Path, namespace: str
+) -> None:
+    """A child's event pass over a converged stack takes the kinds the watch streams keep (controller/store.py)
+    from the store: the same objects a LIST returns, so the same decision, no write. A kind whose recorded
+    objects the store does not hold as recorded (here a ConfigMap whose newer version the store has not seen, as
+    when the operator's own write has not come back yet) is listed instead."""
+    from addonstack.controller.childwatch import KindWatch, stream_client
+    from addonstack.controller.store import STORED_KINDS, ChildStore
+    from addonstack.controller.watch import WATCHED
+
+    with running_operator(kubeconfig, drift_interval=600.0):
+        client.create(codecs.from_dict(stack("kept", namespace, {"services": ["gatus", "it-tools"]})))
+        body = wait_ready(client, "kept", namespace, timeout=90)
+
+    async def main() -> tuple[dict[str, list[Any]], Any, Recording, Recording]:
+        store, api = ChildStore(), stream_client(str(kubeconfig))
+        tasks = [
+            asyncio.create_task(KindWatch(api, w, namespace, 50, store).follow(lambda t, b: None)) for w in WATCHED
+        ]
+        cluster = Recording.from_kubeconfig(str(kubeconfig))
+        try:
+            async with asyncio.timeout(20):
+                while not all((kind, namespace) in store.synced for kind in STORED_KINDS):
+                    await asyncio.sleep(0.05)
+            compared: dict[str, list[Any]] = {}
+            for api_version, kind in CHILD_KINDS:
+                if kind in STORED_KINDS:
+                    listed = await cluster.list_children(namespace, "kept", ((api_version, kind),))
+                    kept = store.children(kind, namespace, "kept")
+                    compared[kind] = [_by_name(listed), _by_name(kept or [])]
+            cluster.seen_reads.clear()
+            outcome = await reconcile(body, cluster, TEST_DEFAULTS, ApplyCache(), full=False, store=store)
+            for task in tasks:  # the store no longer follows: what changes now, it does not see
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            behind = Recording.from_kubeconfig(str(kubeconfig))
+            edited = copy.deepcopy(body)
+            name = next(n for n in body["status"]["applied"] if n.startswith("ConfigMap/"))
+            live = await behind.get("v1", "ConfigMap", namespace, name.partition("/")[2])
+            assert live is not None
+            live["metadata"].pop("managedFields", None)
+            live["metadata"]["labels"]["touched"] = "yes"  # a newer version, recorded as ours
+            answer = await behind.apply(live)
+            edited["status"]["applied"][name] = "{}@r{}".format(
+                body["status"]["applied"][name].partition("@")[0], answer["metadata"]["resourceVersion"]
+            )
+            behind.seen_reads.clear()
+            await reconcile(edited, behind, TEST_DEFAULTS, ApplyCache(), full=False, store=store)
+            await behind.close()
+            return compared, outcome, cluster, behind
+        finally:
+            await cluster.close()
+            await api.close()
+
+    compared, outcome, cluster, behind = asyncio.run(main())
+    for kind, (listed, kept) in compared.items():
+        assert listed == kept, kind  # the store's plain dicts are what the client's LIST returns
+    assert compared["Deployment"][0] and compared["Secret"][0] and compared["Service"][0]
+    listed_kinds = {kind for kind, name in cluster.seen_reads if name == "*"}
+    assert not listed_kinds & STORED_KINDS, cluster.seen_reads  # every stored kind came from the store
+    assert "NetworkPolicy" in listed_kinds  # no stream reports on these: listed as before
+    assert cluster.seen_writes == []
+    assert outcome.status["conditions"] == body["status"]["conditions"]
+    assert outcome.status["applied"] == body["status"]["applied"]
+    behind_kinds = {kind for kind, name in behind.seen_reads if name == "*"}
+    assert "ConfigMap" in behind_kinds and "Deployment" not in behind_kinds, behind.seen_reads
+    assert not any(w.startswith("apply ConfigMap/") for w in behind.seen_writes[1:]), behind.seen_writes
+
+
+def _by_name(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for obj in copy.deepcopy(objs):
+        obj["metadata"].pop("managedFields", None)
+        out[obj["metadata"]["name"]] = obj
+    return out

@@ -24,6 +24,7 @@ from addonstack.controller.objects import ObjectKey
 __all__ = [
     "ALWAYS_LISTED",
     "FIELD",
+    "holds",
     "kinds_to_list",
     "record_of",
     "recorded_unchanged",
@@ -149,3 +150,25 @@ def recorded_unchanged(status: Mapping[str, Any], kinds: Iterable[tuple[str, str
     if set(seen) != set(wanted):
         return False
     return all("@" in v and marker_matches(v.partition("@")[2], seen[n]) for n, v in wanted.items())
+
+
+def holds(status: Mapping[str, Any] | None, kind: str, live: Iterable[dict[str, Any]]) -> bool:
+    """Whether ``live`` (the stack's objects of ``kind`` as the watch streams' store has them) holds every object
+    of that kind the stack's record names, each exactly as recorded (``store.py``: otherwise the kind is listed).
+
+    A recorded object that is missing, or whose marker differs, is either a change someone made or one of the
+    operator's own writes whose event has not come back: only a LIST tells which. Objects the record does not
+    name may be there (a pass prunes them, as it would after a LIST). A stack without a record holds nothing to
+    check, so it is never read from the store."""
+    record = (status or {}).get(FIELD)
+    if not isinstance(record, Mapping) or not record:
+        return False
+    by_name = {(o.get("metadata") or {}).get("name"): o for o in live}
+    for name, value in record.items():
+        rkind, _, rname = str(name).partition("/")
+        if rkind != kind:
+            continue
+        obj = by_name.get(rname)
+        if obj is None or "@" not in str(value) or not marker_matches(str(value).partition("@")[2], obj):
+            return False
+    return True

@@ -11,6 +11,8 @@ resourceVersion, as client-go's reflectors do: objects decode to plain dicts (no
 resumes from the last version seen when the server ends it, a 410 Gone (the version is compacted away) lists
 again, and any other error retries the same after a random exponential wait. The LIST's objects are
 ``listed`` (type None), as kopf's initial listing was: every stack gets its pass from kopf's resume handler.
+What the streams say of the kinds ``store.py`` keeps goes there first, so a child's event pass reads it instead
+of listing again.
 
 With kopf peering the children stay with kopf (``watch.register``): a paused operator must not act on
 events, and the pause is kopf's alone.
@@ -35,6 +37,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from addonstack.constants import LABEL_STACK
 from addonstack.controller.cluster import gather_all
+from addonstack.controller.store import ALL, STORED_KINDS, ChildStore
 from addonstack.controller.watch import WATCHED
 
 log = logging.getLogger("addonstack.childwatch")
@@ -71,7 +74,14 @@ def stream_client(kubeconfig: str | None) -> AsyncClient:
 class KindWatch:
     """One kind in one namespace (or ``ALL_NS``): list, then watch from the list's version, forever."""
 
-    def __init__(self, client: AsyncClient, watched: tuple[str, str, str, str], namespace: str, chunk: int) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        watched: tuple[str, str, str, str],
+        namespace: str,
+        chunk: int,
+        store: ChildStore | None = None,
+    ) -> None:
         group, version, plural, kind = watched
         self.client = client
         self.res = _resource(group, version, plural, kind)
@@ -80,6 +90,8 @@ class KindWatch:
         self.namespace = namespace
         self.chunk = chunk or None
         self.version: str | None = None  # the last resourceVersion seen; None: list first
+        self.store = store if kind in STORED_KINDS else None  # kept for event passes (store.py)
+        self.scope = ALL if namespace == ALL_NS else namespace
 
     async def follow(self, on_event: OnEvent, server_timeout: int = SERVER_TIMEOUT) -> None:
         retrying = AsyncRetrying(
@@ -107,6 +119,8 @@ class KindWatch:
             ):
                 body: dict[str, Any] = dict(obj)
                 self.version = (body.get("metadata") or {}).get("resourceVersion") or self.version
+                if self.store is not None:  # before the event can start a pass that reads it
+                    self.store.event(type_, body)
                 on_event(type_, body)
         except ApiError as exc:
             if exc.status.code == 410:  # compacted: what happened since our version is lost, list again
@@ -114,12 +128,19 @@ class KindWatch:
             raise
 
     async def _list(self, on_event: OnEvent) -> None:
+        if self.store is not None:
+            self.store.listing(self.kind, self.scope)
         found = self.client.list(self.res, namespace=self.namespace, chunk_size=self.chunk, labels=SELECTOR)
+        bodies: list[dict[str, Any]] = []
         async for obj in found:
             body = dict(obj)
             body.setdefault("apiVersion", self.api_version)  # a list's items carry neither
             body.setdefault("kind", self.kind)
             on_event(None, body)
+            if self.store is not None:
+                bodies.append(body)
+        if self.store is not None:
+            self.store.listed(self.kind, self.scope, bodies)
         self.version = found.resourceVersion
 
     def _log_retry(self, state: RetryCallState) -> None:
@@ -129,11 +150,14 @@ class KindWatch:
                     state.upcoming_sleep)  # fmt: skip
 
 
-async def follow_children(kubeconfig: str | None, namespaces: tuple[str, ...], chunk: int, on_event: OnEvent) -> None:
-    """Every watched kind in every served namespace (none given: cluster-wide), until cancelled."""
+async def follow_children(
+    kubeconfig: str | None, namespaces: tuple[str, ...], chunk: int, on_event: OnEvent, store: ChildStore | None = None
+) -> None:
+    """Every watched kind in every served namespace (none given: cluster-wide), until cancelled; what they say of
+    the kinds ``store`` keeps goes there too."""
     client = stream_client(kubeconfig)
     try:
-        watches = [KindWatch(client, w, ns, chunk) for w in WATCHED for ns in (namespaces or (ALL_NS,))]
+        watches = [KindWatch(client, w, ns, chunk, store) for w in WATCHED for ns in (namespaces or (ALL_NS,))]
         await gather_all(*(w.follow(on_event) for w in watches))
     finally:
         await client.close()

@@ -31,6 +31,7 @@ from addonstack.controller.kopfstate import GenerationDiffBase, UnmarkedProgress
 from addonstack.controller.reconcile import ApplyCache, reconcile
 from addonstack.controller.settings import OperatorSettings
 from addonstack.controller.shards import BUCKETS, Handover
+from addonstack.controller.store import ChildStore
 from addonstack.controller.upgrade import Waves
 from addonstack.plan.revision import catalog_revision
 from addonstack.reasons import ConditionReason
@@ -58,6 +59,7 @@ class State:
     slots: fairness.PrioritySlots | None = None
     debouncer: watch.Debouncer | None = None
     child_events: echo.ChildEvents | None = None  # which child events are worth a pass (controller/echo.py)
+    store: ChildStore | None = None  # the children as the operator's own streams last saw them (store.py)
     handover: Handover | None = None  # sharded: this process's Lease and the buckets it must leave alone
     background: list[asyncio.Task[None]] = field(default_factory=list)
     waves: Waves = field(default_factory=Waves)  # upgrades in flight and stopped waves (controller/upgrade.py)
@@ -127,9 +129,10 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
             settings.watching.label_selectors[group, version, plural] = LABEL_STACK
     else:  # the operator's own streams (childwatch.py) select by the same label
         shard, events, debounce = state.settings.shard, state.child_events, debouncer(memo)
+        state.store = ChildStore()
         state.background.append(asyncio.create_task(childwatch.follow_children(
             state.settings.kubeconfig, state.settings.namespaces, state.settings.list_chunk_size,
-            lambda type_, body: watch.on_child_event(type_, body, debounce, events, shard),
+            lambda type_, body: watch.on_child_event(type_, body, debounce, events, shard), state.store,
         )))  # fmt: skip
     metrics.serve(state.settings.metrics_bind_address)
     # Parsed here, before the watches start, so the first stack after a start or a failover does not wait for it.
@@ -168,6 +171,7 @@ async def publish(
     reuse: float = 0.0,
     drift: bool = False,
     light: bool = False,
+    store: ChildStore | None = None,
 ) -> None:
     """Reconcile one stack and patch its status (when it changed) and Events, all under the stack's lock.
 
@@ -175,7 +179,8 @@ async def publish(
     longer records); other passes list the kinds of its record (``applied.kinds_to_list``). ``reuse``: see
     ``reconcile.reconcile`` (a child's event pass passes ``cluster.SHARED_READ_TTL``). ``drift``: the timer's
     pass, with ``raw`` kopf's live body of the stack (see :func:`_timer_body`); ``light``: it only checks the
-    kinds no watch reports on, and goes on to a full pass when they moved (:func:`_unwatched_unchanged`)."""
+    kinds no watch reports on, and goes on to a full pass when they moved (:func:`_unwatched_unchanged`).
+    ``store``: a child's event pass reads the children the watch streams keep (``store.py``)."""
     assert state.cluster is not None
     meta = raw["metadata"]
     if state.handover is not None and not state.handover.may_serve(meta["namespace"], meta["name"]):
@@ -203,7 +208,14 @@ async def publish(
         cache = state.cache if state.settings.dry_run else ApplyCache()
         try:
             outcome = await reconcile(
-                raw, state.cluster, state.settings.defaults, cache, waves=state.waves, full=full, reuse=reuse
+                raw,
+                state.cluster,
+                state.settings.defaults,
+                cache,
+                waves=state.waves,
+                full=full,
+                reuse=reuse,
+                store=store,
             )
         except Exception:
             metrics.RECONCILES.labels("error").inc()
@@ -356,7 +368,8 @@ def debouncer(memo: Any) -> watch.Debouncer:
     if state.debouncer is None:
 
         async def run(namespace: str, name: str) -> None:
-            await publish(state, {"metadata": {"namespace": namespace, "name": name}}, reuse=SHARED_READ_TTL)
+            stack = {"metadata": {"namespace": namespace, "name": name}}
+            await publish(state, stack, reuse=SHARED_READ_TTL, store=state.store)
 
         state.debouncer = watch.Debouncer(run)
     return state.debouncer

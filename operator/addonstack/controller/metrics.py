@@ -41,6 +41,16 @@ WATCH_EVENTS_IGNORED = Counter(
     "Events on children that could not move their stack: the operator's own writes coming back, changes to "
     "nothing the status reads (controller/echo.py).", ["kind"], registry=REGISTRY,
 )  # fmt: skip
+STORE_OBJECTS = Gauge(
+    "addonstack_store_objects", "Children kept from the watch streams for event passes (controller/store.py).",
+    ["kind"], registry=REGISTRY,
+)  # fmt: skip
+STORE_READS = Counter(
+    "addonstack_store_reads",
+    "Child kinds an event pass read: from the watch streams' store (store), or listed from the API server "
+    "because the store had not listed the kind or differed from the stack's record (listed).", ["source"],
+    registry=REGISTRY,
+)  # fmt: skip
 
 CONDITIONS = ("Ready", "Reconciling", "Stalled")
 _by_stack: dict[tuple[str, str], frozenset[str]] = {}

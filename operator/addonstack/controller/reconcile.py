@@ -39,6 +39,7 @@ from addonstack.controller.decide import (
 )
 from addonstack.controller.objects import WORKLOAD_KINDS, ObjectKey, labels_of
 from addonstack.controller.status import workload_settled
+from addonstack.controller.store import ChildStore
 from addonstack.controller.upgrade import Waves, pre_upgrade_backup_name
 from addonstack.plan.resolve import enforced_level
 from addonstack.plan.revision import catalog_revision
@@ -113,6 +114,42 @@ async def _list_kinds(
     return found
 
 
+def _from_store(
+    store: ChildStore | None, status: dict[str, Any] | None, ns: str, stack: str, kinds: tuple[tuple[str, str], ...]
+) -> tuple[list[dict[str, Any]], tuple[tuple[str, str], ...]]:
+    """The stack's objects of the kinds the watch streams' store holds as the stack's record has them
+    (``store.py``, ``applied.holds``), and the kinds left to list."""
+    if store is None:
+        return [], kinds
+    kept: list[dict[str, Any]] = []
+    missing: list[tuple[str, str]] = []
+    for api_version, kind in kinds:
+        objs = store.children(kind, ns, stack)
+        if objs is not None and applied_record.holds(status, kind, objs):
+            kept += objs
+        else:
+            missing.append((api_version, kind))
+    metrics.STORE_READS.labels("store").inc(len(kinds) - len(missing))
+    metrics.STORE_READS.labels("listed").inc(len(missing))
+    return kept, tuple(missing)
+
+
+async def _read_children(
+    cluster: Cluster,
+    body: dict[str, Any],
+    kinds: tuple[tuple[str, str], ...],
+    named: Named | None,
+    store: ChildStore | None,
+) -> list[dict[str, Any]]:
+    """The stack's children of ``kinds``: what the store holds as recorded, the rest listed (:func:`_list_kinds`)."""
+    meta = body["metadata"]
+    if named is not None:
+        store = None  # a new stack has no record to check the store against
+    kept, missing = _from_store(store, body.get("status"), meta["namespace"], meta["name"], kinds)
+    listed = await _list_kinds(cluster, meta["namespace"], meta["name"], missing, named) if missing else []
+    return kept + listed
+
+
 async def observe(
     body: dict[str, Any],
     cluster: Cluster,
@@ -120,6 +157,7 @@ async def observe(
     full: bool = True,
     reuse: float = 0.0,
     named: Named | None = None,
+    store: ChildStore | None = None,
 ) -> Observed:
     """What the decision reads first: the children (every kind, or with ``full`` False the kinds the stack's
     record holds: ``applied.kinds_to_list``), the credentials Secret, the database admin Secret's key names
@@ -128,16 +166,16 @@ async def observe(
     ``reuse``: how old the namespace's quotas, LimitRanges, labels and the admin Secret's key names may be
     (``cluster.SHARED_READ_TTL`` for passes a child's event started, ``cluster.DRIFT_REUSE`` intervals for the
     drift timer's).
-    ``named`` (a stack never reconciled): its kinds are listed namespace-wide into it (see :func:`_list_kinds`)."""
-    meta = body["metadata"]
-    ns, name = meta["namespace"], meta["name"]
+    ``named`` (a stack never reconciled): its kinds are listed namespace-wide into it (see :func:`_list_kinds`).
+    ``store`` (a child's event pass): kinds the watch streams' store holds as recorded are read from there."""
+    ns = body["metadata"]["namespace"]
     ref = ((body.get("spec") or {}).get("credentialsSecretRef") or {}).get("name")
     admin = _admin_secret(body, defaults) if applied_record.records_database(body.get("status")) else None
     kinds = applied_record.kinds_to_list(CHILD_KINDS, body.get("status"), full)
     creds, admin_keys, live, ns_labels, quotas, limit_ranges = await gather_all(
         cluster.secret_data(ns, ref) if ref else asyncio.sleep(0, None),
         cluster.secret_keys(ns, admin, reuse) if admin else asyncio.sleep(0, None),
-        _list_kinds(cluster, ns, name, kinds, named),
+        _read_children(cluster, body, kinds, named, store),
         cluster.namespace_labels(ns, reuse),
         cluster.list_readable("v1", "ResourceQuota", ns, reuse),
         cluster.list_readable("v1", "LimitRange", ns, reuse),
@@ -243,11 +281,13 @@ async def reconcile(
     waves: Waves | None = None,
     full: bool = True,
     reuse: float = 0.0,
+    store: ChildStore | None = None,
 ) -> Outcome:
     """One pass; ``full`` False: list only the kinds the stack records (event and timer passes); ``reuse``:
-    the age up to which reads of the namespace's shared objects may be reused (event and drift passes)."""
+    the age up to which reads of the namespace's shared objects may be reused (event and drift passes);
+    ``store``: the watch streams' store, for a child's event pass (:func:`observe`)."""
     named: Named | None = None if body.get("status") else {}  # a new stack: its kinds listed namespace-wide
-    observed = await observe(body, cluster, defaults, full, reuse, named)
+    observed = await observe(body, cluster, defaults, full, reuse, named, store)
     cat = catalog or load_catalog()
     observed.pre_upgrade_backup = await _pre_upgrade_backup(cluster, body, cat)
     desired = desire(observed, defaults, cat, waves=waves)
