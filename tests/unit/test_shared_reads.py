@@ -3,7 +3,8 @@
 A new stack's children change a dozen times in its first seconds and each change re-evaluates the stack;
 the namespace's quotas, LimitRanges, claim Leases and the admin Secret's key names are read once for those
 passes, not once per pass. What must stay exact: passes of other causes read fresh (and refresh), a claim
-write forgets the Lease list it was decided on, and a claim decision is never made on a reused list.
+write goes into the kept Lease list as the server answered it (one lost to another writer forgets the list), and
+a claim decision is never made on a reused list.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 from typing import Any, cast
 
 from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import Status
 
 from addonstack.catalog.loader import load_catalog
 from addonstack.controller import claiming, claims
@@ -58,11 +61,13 @@ class LeaseClient:
         self.lease_lists = 0
         self.writes = 0
 
-    async def create(self, obj: Any, field_manager: str) -> None:
+    async def create(self, obj: Any, field_manager: str) -> Any:
         self.writes += 1
+        obj.metadata.resourceVersion = str(100 + self.writes)  # as the server answers it
+        return obj
 
-    async def replace(self, obj: Any, field_manager: str) -> None:
-        self.writes += 1
+    async def replace(self, obj: Any, field_manager: str) -> Any:
+        return await self.create(obj, field_manager)
 
     def list(self, *_: Any, labels: Any = None, **__: Any) -> Any:
         if labels:
@@ -113,8 +118,24 @@ def test_a_converged_holder_reuses_the_lease_list_and_a_contender_decides_on_a_f
         assert await settle(cluster, other_body, other_desired) == {"searxng": "mine"}
         assert client.lease_lists == 2, "a claim was decided on a reused Lease list"
 
-        # A claim written (or lost to another writer) forgets the list it was decided on.
-        assert await cluster.write_claim(_lease("searxng", mine))
+        # A claim written goes into the kept list as the server answered it: the next event pass reuses the list
+        # (a new stack's readiness pass listed again the Leases its create pass had just written).
+        other = Contender("other", "uid-other", "2026-12-06T10:00:00Z", frozenset({"searxng"}))
+        new = claims.lease_for("redis", "tenant", other, None)
+        assert await cluster.write_claim(new)
+        kept = await cluster.list_claims("tenant", SHARED_READ_TTL)
+        assert client.lease_lists == 2
+        by_name = {lease["metadata"]["name"]: lease["metadata"] for lease in kept}
+        assert by_name[new["metadata"]["name"]]["resourceVersion"] == "101"
+        assert by_name[new["metadata"]["name"]]["labels"] == new["metadata"]["labels"]
+        assert len(kept) == 2  # the Lease it had read, and the new one
+
+        # A claim lost to another writer forgets the list it was decided on.
+        async def conflict(obj: Any, field_manager: str) -> Any:
+            raise ApiError(status=Status(code=409, reason="Conflict", message="the object has been modified"))
+
+        client.replace = conflict  # type: ignore[method-assign]
+        assert not await cluster.write_claim(_lease("searxng", mine))
         assert ("claims", "tenant") not in cluster._recent
         await cluster.list_claims("tenant", SHARED_READ_TTL)
         assert client.lease_lists == 3

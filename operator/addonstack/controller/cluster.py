@@ -94,6 +94,12 @@ def _model(api_version: str, kind: str) -> Any:
     return resource_registry.load(api_version, kind)
 
 
+def _claim_kept(lease: dict[str, Any]) -> dict[str, Any]:
+    """What the claims read of a Lease (and what is kept of the namespace's list for event passes to reuse)."""
+    keep = ("name", "namespace", "labels", "annotations", "resourceVersion")
+    return {"metadata": {k: v for k, v in (lease.get("metadata") or {}).items() if k in keep}}
+
+
 def _to_dict(obj: Any) -> dict[str, Any]:
     result: dict[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
     return result
@@ -307,9 +313,7 @@ class Cluster:
         labels = {LABEL_COMPONENT: "claim", LABEL_MANAGED_BY: MANAGED_BY}
 
         async def fetch() -> list[dict[str, Any]]:
-            found = await self._list("coordination.k8s.io/v1", "Lease", namespace, labels)
-            keep = ("name", "namespace", "labels", "annotations", "resourceVersion")
-            return [{"metadata": {k: v for k, v in (o.get("metadata") or {}).items() if k in keep}} for o in found]
+            return [_claim_kept(o) for o in await self._list("coordination.k8s.io/v1", "Lease", namespace, labels)]
 
         return await self._reuse(("claims", namespace), max_age, fetch)
 
@@ -326,18 +330,32 @@ class Cluster:
         """Create a claim Lease, or replace it when it carries the resourceVersion read; False when another
         writer came first (409), so the caller reads again instead of overwriting its decision."""
         self.writes += 1
-        self._recent.pop(("claims", lease["metadata"]["namespace"]), None)
+        key = ("claims", lease["metadata"]["namespace"])
         try:
             obj = codecs.from_dict(lease)
             if lease["metadata"].get("resourceVersion"):
-                await self._send(lambda: self.client.replace(obj, field_manager=FIELD_MANAGER))
+                written = await self._send(lambda: self.client.replace(obj, field_manager=FIELD_MANAGER))
             else:
-                await self._send(lambda: self.client.create(obj, field_manager=FIELD_MANAGER))
-        except ApiError as exc:
-            if exc.status.code in (404, 409):
+                written = await self._send(lambda: self.client.create(obj, field_manager=FIELD_MANAGER))
+        except BaseException as exc:
+            self._recent.pop(key, None)  # lost to another writer, or unknown: the next pass reads the list
+            if isinstance(exc, ApiError) and exc.status.code in (404, 409):
                 return False
             raise
+        self._remember_claim(key, _claim_kept(_to_dict(written)))
         return True
+
+    def _remember_claim(self, key: tuple[str, str], lease: dict[str, Any]) -> None:
+        """Put a Lease this process wrote, as the server answered it, into the kept claim list of its namespace
+        (when there is one; it keeps its read time, so what others wrote is read again within the same age).
+        The event passes of a new stack reuse that list: they listed again the Leases its create pass had just
+        written, one LIST per new stack. A claim is still never decided on a reused list (``claiming.settle``)."""
+        hit = self._recent.get(key)
+        if hit is None:
+            return
+        name = lease["metadata"].get("name")
+        rest = [o for o in hit[1] if o["metadata"].get("name") != name]
+        self._recent[key] = (hit[0], [*rest, lease])
 
     async def list_named(self, api_version: str, kind: str, namespace: str) -> dict[str, dict[str, Any]]:
         """Every object of a kind in a namespace, by name (one request instead of a GET per name)."""
