@@ -149,18 +149,20 @@ def test_the_light_drift_check_of_a_ready_stack_lists_only_unwatched_kinds_and_s
     client: Client, kubeconfig: Path, namespace: str
 ) -> None:
     """Between full passes the timer's check of a Ready stack lists only the kinds no watch reports on (here its
-    NetworkPolicies): nothing moved, nothing more is read or written; a deleted NetworkPolicy sends it on to a
-    full pass, which puts it back."""
-    from lightkube.resources.networking_v1 import NetworkPolicy
+    Ingress): nothing moved, nothing more is read or written; a deleted Ingress sends it on to a full pass, which
+    puts it back. A stack whose every kind is watched (NetworkPolicies are) reads nothing."""
+    from lightkube.resources.networking_v1 import Ingress
 
     from addonstack.controller.handlers import _steady, _unwatched_unchanged
 
     with running_operator(kubeconfig, drift_interval=600.0):
-        client.create(codecs.from_dict(stack("light", namespace, {"services": ["gatus"]})))
+        spec = {"services": ["gatus"], "ingress": {"host": "apps.example.com"}}
+        client.create(codecs.from_dict(stack("light", namespace, spec)))
         body = wait_ready(client, "light", namespace, timeout=90)
     assert _steady(body)
-    policies = [n for n in body["status"]["applied"] if n.startswith("NetworkPolicy/")]
-    assert policies, body["status"]["applied"]
+    ingresses = [n for n in body["status"]["applied"] if n.startswith("Ingress/")]
+    assert ingresses, body["status"]["applied"]
+    assert any(n.startswith("NetworkPolicy/") for n in body["status"]["applied"])
 
     async def check() -> tuple[bool, Recording]:
         recording = Recording.from_kubeconfig(str(kubeconfig))
@@ -171,13 +173,26 @@ def test_the_light_drift_check_of_a_ready_stack_lists_only_unwatched_kinds_and_s
 
     clean, recording = asyncio.run(check())
     assert clean
-    assert recording.seen_reads == [("NetworkPolicy", "*")] and recording.seen_writes == []
+    assert recording.seen_reads == [("Ingress", "*")] and recording.seen_writes == []
 
-    client.delete(NetworkPolicy, policies[0].partition("/")[2], namespace=namespace)
+    watched_only = copy.deepcopy(body)
+    watched_only["status"]["applied"] = {n: v for n, v in body["status"]["applied"].items() if n not in ingresses}
+
+    async def check_watched_only() -> tuple[bool, Recording]:
+        recording = Recording.from_kubeconfig(str(kubeconfig))
+        try:
+            return await _unwatched_unchanged(recording, watched_only), recording
+        finally:
+            await recording.close()
+
+    clean, recording = asyncio.run(check_watched_only())
+    assert clean and recording.seen_reads == []
+
+    client.delete(Ingress, ingresses[0].partition("/")[2], namespace=namespace)
     clean, _ = asyncio.run(check())
-    assert not clean, "a NetworkPolicy gone by hand: the full pass must run"
+    assert not clean, "an Ingress gone by hand: the full pass must run"
     outcome, recording = _pass(kubeconfig, body, full=False)
-    assert f"apply {policies[0]}" in recording.seen_writes
+    assert f"apply {ingresses[0]}" in recording.seen_writes
     body["status"] = outcome.status  # what that pass would patch: the new policy's marker in the record
     clean, _ = asyncio.run(check())
     assert clean
@@ -243,8 +258,7 @@ def test_an_event_pass_reads_the_watched_kinds_from_the_streams_store_as_a_list_
         assert listed == kept, kind  # the store's plain dicts are what the client's LIST returns
     assert compared["Deployment"][0] and compared["Secret"][0] and compared["Service"][0]
     listed_kinds = {kind for kind, name in cluster.seen_reads if name == "*"}
-    assert not listed_kinds & STORED_KINDS, cluster.seen_reads  # every stored kind came from the store
-    assert "NetworkPolicy" in listed_kinds  # no stream reports on these: listed as before
+    assert not listed_kinds & {kind for _, kind in CHILD_KINDS}, cluster.seen_reads  # all came from the store
     assert cluster.seen_writes == []
     assert outcome.status["conditions"] == body["status"]["conditions"]
     assert outcome.status["applied"] == body["status"]["applied"]

@@ -10,6 +10,7 @@ import pytest
 from lightkube import Client, codecs
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event
+from lightkube.resources.networking_v1 import NetworkPolicy
 
 from addonstack.controller import metrics
 from tests.cluster.operator_harness import get_stack, running_operator, stack, wait_for, wait_ready
@@ -63,6 +64,15 @@ def test_deleted_and_edited_children_are_repaired_on_the_event(
     wait_for(
         "the edited Deployment to get its image back",
         lambda: client.get(Deployment, "gatus", namespace=ns).spec.template.spec.containers[0].image == image,
+        timeout=60,
+    )
+
+    # A NetworkPolicy deleted by hand is put back on its event too (the drift timer is 600 s away).
+    policy = client.get(NetworkPolicy, "gatus-allow", namespace=ns)
+    client.delete(NetworkPolicy, "gatus-allow", namespace=ns)
+    wait_for(
+        "the deleted NetworkPolicy to be created again",
+        lambda: client.get(NetworkPolicy, "gatus-allow", namespace=ns).metadata.uid != policy.metadata.uid,
         timeout=60,
     )
 

@@ -81,10 +81,11 @@ def test_the_light_check_lists_the_recorded_kinds_no_watch_reports_on() -> None:
     from addonstack.controller.watch import watched
 
     assert watched("Deployment") and watched("PersistentVolumeClaim") and watched("ConfigMap")
-    assert not watched("NetworkPolicy") and not watched("Ingress")
-    record = {"Deployment/gatus": "d@g2", "NetworkPolicy/gatus": "n@g1", "Ingress/gatus": "i@g1", "Secret/x": "s@r5"}
+    assert watched("NetworkPolicy") and not watched("Ingress") and not watched("PodDisruptionBudget")
+    record = {"Deployment/gatus": "d@g2", "NetworkPolicy/gatus": "n@g1", "Ingress/gatus": "i@g1", "Secret/x": "s@r5",
+              "PodDisruptionBudget/gatus": "p@g1"}  # fmt: skip
     kinds = unwatched_kinds(CHILD_KINDS, {"applied": record}, watched)
-    assert kinds is not None and {k for _, k in kinds} == {"NetworkPolicy", "Ingress"}
+    assert kinds is not None and {k for _, k in kinds} == {"Ingress", "PodDisruptionBudget"}
     assert unwatched_kinds(CHILD_KINDS, {"applied": {"Deployment/gatus": "d@g2"}}, watched) == ()
     assert unwatched_kinds(CHILD_KINDS, {}, watched) is None  # no record: a full pass
 

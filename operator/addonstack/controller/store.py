@@ -38,7 +38,7 @@ __all__ = ["ALL", "STORED_KINDS", "ChildStore"]
 ALL = ""  # the scope of a cluster-wide stream
 # The watched kinds whose objects are kept (watch.WATCHED but Pods).
 STORED_KINDS = frozenset(
-    {"Deployment", "StatefulSet", "Job", "PersistentVolumeClaim", "Service", "Secret", "ConfigMap"}
+    {"Deployment", "StatefulSet", "Job", "PersistentVolumeClaim", "Service", "Secret", "ConfigMap", "NetworkPolicy"}
 )
 Slot = tuple[str, str]  # (kind, namespace)
 

@@ -67,8 +67,11 @@ watches (controller/watch.py) that re-evaluate a stack when one of its children 
   resources: [jobs, cronjobs]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [networking.k8s.io]
-  resources: [ingresses, networkpolicies]
+  resources: [ingresses]
   verbs: [get, list, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, delete]
 # Service-name claims: one Lease per service id in each namespace (controller/claims.py).
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
