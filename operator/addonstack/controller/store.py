@@ -21,14 +21,15 @@ leftovers and name conflicts outside the stack's label) and the drift timer's pa
 the streams might have missed) read the API server. Pods are not kept: they are the most numerous children, and
 a pass reads them only while a workload is not settled. Objects are kept without ``managedFields``, but for
 the entries that say who owns a workload's replicas.
-Pure: no client; the streams feed it.
+Objects are kept as compact JSON (msgspec), decoded when a pass reads them. Pure: no client; the streams feed it.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import msgspec
 
 from addonstack.constants import LABEL_STACK
 from addonstack.controller import metrics
@@ -41,6 +42,12 @@ STORED_KINDS = frozenset(
     {"Deployment", "StatefulSet", "Job", "PersistentVolumeClaim", "Service", "Secret", "ConfigMap", "NetworkPolicy"}
 )
 Slot = tuple[str, str]  # (kind, namespace)
+# An object as kept: its stack label, and the object as compact JSON. As dicts the objects of a one-service stack
+# took about 41 KiB (8 objects; 1,000 such stacks: 40 MiB, a quarter of the operator's RSS at that size); as
+# JSON about 8.5 KiB, decoded only by the event passes that read them.
+Kept = tuple[str, bytes]
+_ENCODE = msgspec.json.Encoder().encode
+_DECODE = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def _ident(body: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -48,7 +55,7 @@ def _ident(body: Mapping[str, Any]) -> tuple[str, str, str]:
     return str(body.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
-def _slim(body: Mapping[str, Any]) -> dict[str, Any]:
+def _slim(body: Mapping[str, Any]) -> Kept:
     """The object as kept: of its ``managedFields`` (the largest part of most objects) only the entries that own
     ``spec.replicas``, reduced to that field: ``decide.others_own_replicas`` reads them (a workload scaled by
     someone else keeps its replicas)."""
@@ -63,14 +70,14 @@ def _slim(body: Mapping[str, Any]) -> dict[str, Any]:
     if replicas:
         meta["managedFields"] = replicas
     kept["metadata"] = meta
-    return kept
+    return str((meta.get("labels") or {}).get(LABEL_STACK) or ""), _ENCODE(kept)
 
 
 class ChildStore:
     """The stacks' children of :data:`STORED_KINDS` by kind and namespace, with which streams have listed."""
 
     def __init__(self) -> None:
-        self.objects: dict[Slot, dict[str, dict[str, Any]]] = {}
+        self.objects: dict[Slot, dict[str, Kept]] = {}
         self.synced: set[tuple[str, str]] = set()  # (kind, scope): listed, and followed since
         self.counts: dict[str, int] = dict.fromkeys(STORED_KINDS, 0)  # objects kept, by kind
 
@@ -113,10 +120,9 @@ class ChildStore:
         objs[name] = _slim(body)
 
     def children(self, kind: str, namespace: str, stack: str) -> list[dict[str, Any]] | None:
-        """Copies of the stack's objects of ``kind``, or None when no stream has listed the kind over the
-        namespace (a read for the API server)."""
+        """The stack's objects of ``kind`` (decoded afresh: a pass may change what it read), or None when no
+        stream has listed the kind over the namespace (a read for the API server)."""
         if kind not in STORED_KINDS or not ({(kind, ALL), (kind, namespace)} & self.synced):
             return None
         objs = self.objects.get((kind, namespace)) or {}
-        mine = [o for o in objs.values() if (o["metadata"].get("labels") or {}).get(LABEL_STACK) == stack]
-        return copy.deepcopy(mine)
+        return [_DECODE(encoded) for label, encoded in objs.values() if label == stack]
