@@ -128,7 +128,7 @@ def records_database(status: Mapping[str, Any] | None) -> bool:
 def unwatched_kinds(
     kinds: tuple[tuple[str, str], ...], status: Mapping[str, Any] | None, watched: Callable[[str], bool]
 ) -> tuple[tuple[str, str], ...] | None:
-    """The recorded kinds no watch reports on (NetworkPolicies, Ingresses, PodDisruptionBudgets, ...), which a
+    """The recorded kinds no watch reports on (Ingresses, PodDisruptionBudgets, Middlewares, ...), which a
     light drift check lists (``handlers.on_timer``); None when the stack has no usable record."""
     record = (status or {}).get(FIELD)
     if not isinstance(record, Mapping) or not record:

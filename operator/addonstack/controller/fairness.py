@@ -102,9 +102,9 @@ FULL_CHECK_EVERY = 10
 def light_drift(ready: bool, last_full: float | None, now: float, interval: float) -> bool:
     """Whether the drift timer's pass over a stack may be a light check instead of a full pass.
 
-    A Ready stack's watched children (Deployments, StatefulSets, Jobs, claims, Services, Secrets, ConfigMaps)
-    announce a deletion or an edit by their own watch event, whose pass repairs it within a second; the timer
-    only has to look at the kinds nothing watches (NetworkPolicies, Ingresses, PodDisruptionBudgets, ...). Each of
+    A Ready stack's watched children (Deployments, StatefulSets, Jobs, claims, Services, Secrets, ConfigMaps,
+    NetworkPolicies) announce a deletion or an edit by their own watch event, whose pass repairs it within a
+    second; the timer only has to look at the kinds nothing watches (Ingresses, PodDisruptionBudgets, ...). Each of
     its passes listed every recorded kind, six LISTs for five services and four reads of the namespace, and at
     400 stacks on a 60 s interval those were a third of the operator's CPU while new stacks kept arriving
     (bench/operator.py, paced phase). A full pass still runs every :data:`FULL_CHECK_EVERY` intervals, for an

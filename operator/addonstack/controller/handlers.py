@@ -245,8 +245,8 @@ def _key(meta: Mapping[str, Any]) -> tuple[str, str]:
 
 async def _unwatched_unchanged(cluster: Cluster, stack: Mapping[str, Any]) -> bool:
     """The drift timer's light check (``fairness.light_drift``): the stack's recorded children of the kinds no
-    watch reports on are all there as the operator left them, and none was added. One LIST per such kind (a
-    NetworkPolicy per service for most stacks), no plan; False: a full pass follows."""
+    watch reports on are all there as the operator left them, and none was added. One LIST per such kind (none
+    for a stack without Ingresses or budgets), no plan; False: a full pass follows."""
     kinds = unwatched_kinds(CHILD_KINDS, stack.get("status"), watch.watched)
     if kinds is None:
         return False
