@@ -16,8 +16,13 @@ if sys.path and os.path.abspath(sys.path[0] or ".") == _HERE:
 if __name__ == "__main__":
     import runpy
 
-    # --sizes: the scale curve (bench/operator_scale.py); otherwise the throughput run against a raw client.
-    script = "operator_scale.py" if any(a.startswith("--sizes") for a in sys.argv[1:]) else "operator_throughput.py"
+    # --sizes: the scale curve (bench/operator_scale.py); --rounds: the bursts repeated (bench/operator_rounds.py);
+    # otherwise the throughput run against a raw client.
+    script = "operator_throughput.py"
+    if any(a.startswith("--sizes") for a in sys.argv[1:]):
+        script = "operator_scale.py"
+    elif any(a.startswith("--rounds") for a in sys.argv[1:]):
+        script = "operator_rounds.py"
     runpy.run_path(os.path.join(_HERE, script), run_name="__main__")
 else:
     import importlib

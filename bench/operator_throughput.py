@@ -412,6 +412,139 @@ class Site:
         self.cluster.down()
 
 
+@dataclass
+class RawBurst:
+    result: dict[str, Any]
+    namespaces: list[str]
+    objects_per_s: float
+
+
+def raw_burst(site: Site, n: int, workers: int, timeout: float, profiles: BurstProfiles | None) -> RawBurst:
+    """The raw client's burst: every stack's objects server-side applied, until every workload is available."""
+    _, kubeconfig, client, http, watch, pids = site.parts()
+    raw_ns = [f"raw-{i:04d}" for i in range(n)]
+    make_namespaces(client, raw_ns)
+    raw_objs = [rendered(f"s{i:04d}", ns, SERVICES, relabel=True) for i, ns in enumerate(raw_ns)]
+    n_objects = sum(len(s) for s in raw_objs)
+    workloads = {
+        (o["metadata"]["namespace"], o["metadata"]["name"])
+        for s in raw_objs
+        for o in s
+        if o["kind"] in ("Deployment", "StatefulSet")
+    }
+    log(f"raw client: applying {n_objects} objects of {n} stacks")
+    cpu0 = cpu_used(pids)
+    counted = served(http)
+    t0 = time.monotonic()
+    if profiles is not None:
+        profiles.start("raw")
+    apply_s, applied = asyncio.run(raw_apply(kubeconfig, raw_objs, workers))
+    wait_all("raw workloads available", watch.workloads_ready, workloads, timeout, {})
+    seen = {k: watch.ready_at[k] for k in workloads}
+    raw_s = max(seen.values()) - t0
+    raw_lat = [max(at - t0 for (ns, _), at in seen.items() if ns == stack_ns) for stack_ns in raw_ns]
+    result = {
+        "objects": applied,
+        "apply_s": round(apply_s, 2),
+        "until_available_s": round(raw_s, 2),
+        "objects_per_s": round(applied / raw_s, 1),
+        "apply_objects_per_s": round(applied / apply_s, 1),
+        "latency_p50_s": round(statistics.median(raw_lat), 2),
+        "latency_p95_s": round(percentile(raw_lat, 0.95), 2),
+        "requests": requests_since(http, counted, n),
+        "cpu_s": cpu_since(pids, cpu0),
+    }
+    log(f"raw: {applied} objects applied in {apply_s:.1f} s, all workloads available after {raw_s:.1f} s")
+    return RawBurst(result, raw_ns, applied / raw_s)
+
+
+@dataclass
+class OperatorBurst:
+    result: dict[str, Any]
+    op: subprocess.Popen[bytes]
+    created: dict[tuple[str, str], float]
+    objects_per_s: float
+
+
+def operator_burst(
+    site: Site,
+    n: int,
+    drift_interval: float,
+    operator_args: tuple[str, ...],
+    work: Path,
+    timeout: float,
+    profiles: BurstProfiles | None,
+) -> OperatorBurst:
+    """The operator's burst: N AddonStacks created at once, until every one is Ready. The operator keeps running
+    (the caller stops it)."""
+    _, kubeconfig, client, _, _, _ = site.parts()
+    op_ns = [f"op-{i:04d}" for i in range(n)]
+    make_namespaces(client, op_ns)
+    op = start_operator(kubeconfig, drift_interval, work / "operator.log", operator_args)
+    try:
+        return _measure_operator(site, n, op, op_ns, drift_interval, work, timeout, profiles)
+    except BaseException:
+        stop_operator(op)
+        raise
+
+
+def _measure_operator(
+    site: Site,
+    n: int,
+    op: subprocess.Popen[bytes],
+    op_ns: list[str],
+    drift_interval: float,
+    work: Path,
+    timeout: float,
+    profiles: BurstProfiles | None,
+) -> OperatorBurst:
+    _, _, client, http, watch, pids = site.parts()
+    started(op, work / "operator.log")  # kopf start-up (imports, login, CRD scan) is not what is measured
+    if op.poll() is not None:
+        raise SystemExit(f"the operator exited at start: see {work / 'operator.log'}")
+    log(f"operator: creating {n} AddonStacks of {len(SERVICES)} services")
+    created: dict[tuple[str, str], float] = {}
+    pids["operator"] = op.pid
+    cpu0 = cpu_used(pids)
+    counted = served(http)
+    t0 = time.monotonic()
+    if profiles is not None:
+        profiles.start("operator", {"operator": op.pid})
+    for i, ns in enumerate(op_ns):
+        client.create(codecs.from_dict(stack_body(f"s{i:04d}", ns, SERVICES)))
+        created[(ns, f"s{i:04d}")] = time.monotonic()
+    create_s = time.monotonic() - t0
+    wait_all("stacks Ready", watch.stacks_ready, set(created), timeout, {})
+    ready = {k: watch.stack_ready_at[k] for k in created}
+    op_s = max(ready.values()) - t0
+    latencies = [ready[k] - created[k] for k in created]
+    kinds = {codecs.from_dict(o).__class__ for o in rendered("s0000", op_ns[0], SERVICES)}
+    op_objects = count_objects(client, set(op_ns), kinds)
+    result = {
+        "objects": op_objects,
+        "create_requests_s": round(create_s, 2),
+        "until_all_ready_s": round(op_s, 2),
+        "objects_per_s": round(op_objects / op_s, 1),
+        "latency_p50_s": round(statistics.median(latencies), 2),
+        "latency_p95_s": round(percentile(latencies, 0.95), 2),
+        "latency_p99_s": round(percentile(latencies, 0.99), 2),
+        "drift_interval_s": drift_interval,
+        "requests": requests_since(http, counted, n),
+        "cpu_s": cpu_since(pids, cpu0),
+    }
+    log(f"operator: {op_objects} objects, all {n} stacks Ready after {op_s:.1f} s")
+    return OperatorBurst(result, op, created, op_objects / op_s)
+
+
+def stop_operator(op: subprocess.Popen[bytes]) -> None:
+    if op.poll() is None:
+        op.terminate()
+        try:
+            op.wait(30)
+        except subprocess.TimeoutExpired:
+            op.kill()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stacks", type=int, default=50, help="AddonStacks of 5 services (default 50)")
@@ -462,41 +595,9 @@ def main() -> None:
     results["between"] = args.between
     try:
         cluster, kubeconfig, client, http, watch, pids = site.parts()
-
         # -- raw client first (the operator is not running yet, so it cannot interfere)
-        raw_ns = [f"raw-{i:04d}" for i in range(n)]
-        make_namespaces(client, raw_ns)
-        raw_objs = [rendered(f"s{i:04d}", ns, SERVICES, relabel=True) for i, ns in enumerate(raw_ns)]
-        n_objects = sum(len(s) for s in raw_objs)
-        workloads = {
-            (o["metadata"]["namespace"], o["metadata"]["name"])
-            for s in raw_objs
-            for o in s
-            if o["kind"] in ("Deployment", "StatefulSet")
-        }
-        log(f"raw client: applying {n_objects} objects of {n} stacks")
-        cpu0 = cpu_used(pids)
-        counted = served(http)
-        t0 = time.monotonic()
-        if profiles is not None:
-            profiles.start("raw")
-        apply_s, applied = asyncio.run(raw_apply(kubeconfig, raw_objs, args.workers))
-        wait_all("raw workloads available", watch.workloads_ready, workloads, args.timeout, {})
-        seen = {k: watch.ready_at[k] for k in workloads}
-        raw_s = max(seen.values()) - t0
-        raw_lat = [max(at - t0 for (ns, _), at in seen.items() if ns == stack_ns) for stack_ns in raw_ns]
-        results["raw"] = {
-            "objects": applied,
-            "apply_s": round(apply_s, 2),
-            "until_available_s": round(raw_s, 2),
-            "objects_per_s": round(applied / raw_s, 1),
-            "apply_objects_per_s": round(applied / apply_s, 1),
-            "latency_p50_s": round(statistics.median(raw_lat), 2),
-            "latency_p95_s": round(percentile(raw_lat, 0.95), 2),
-            "requests": requests_since(http, counted, n),
-            "cpu_s": cpu_since(pids, cpu0),
-        }
-        log(f"raw: {applied} objects applied in {apply_s:.1f} s, all workloads available after {raw_s:.1f} s")
+        raw = raw_burst(site, n, args.workers, args.timeout, profiles)
+        results["raw"], raw_ns = raw.result, raw.namespaces
         if args.arrival_rate > 0 and args.raw_paced:
             cpu0 = cpu_used(pids)
             results["raw_paced"] = raw_paced(
@@ -518,45 +619,9 @@ def main() -> None:
             log(f"raw: namespaces gone after {results['raw_cleared_s']} s")
 
         # -- operator
-        op_ns = [f"op-{i:04d}" for i in range(n)]
-        make_namespaces(client, op_ns)
-        op = start_operator(kubeconfig, args.drift_interval, work / "operator.log", tuple(args.operator_arg))
-        started(op, work / "operator.log")  # kopf start-up (imports, login, CRD scan) is not what is measured
-        if op.poll() is not None:
-            raise SystemExit(f"the operator exited at start: see {work / 'operator.log'}")
-        log(f"operator: creating {n} AddonStacks of {len(SERVICES)} services")
-        created: dict[tuple[str, str], float] = {}
-        pids["operator"] = op.pid
-        cpu0 = cpu_used(pids)
-        counted = served(http)
-        t0 = time.monotonic()
-        if profiles is not None:
-            profiles.start("operator", {"operator": op.pid})
-        for i, ns in enumerate(op_ns):
-            client.create(codecs.from_dict(stack_body(f"s{i:04d}", ns, SERVICES)))
-            created[(ns, f"s{i:04d}")] = time.monotonic()
-        create_s = time.monotonic() - t0
-        wait_all("stacks Ready", watch.stacks_ready, set(created), args.timeout, {})
-        ready = {k: watch.stack_ready_at[k] for k in created}
-        op_s = max(ready.values()) - t0
-        latencies = [ready[k] - created[k] for k in created]
-        kinds = {codecs.from_dict(o).__class__ for o in raw_objs[0]}
-        op_objects = count_objects(client, set(op_ns), kinds)
-        results["operator"] = {
-            "objects": op_objects,
-            "create_requests_s": round(create_s, 2),
-            "until_all_ready_s": round(op_s, 2),
-            "objects_per_s": round(op_objects / op_s, 1),
-            "latency_p50_s": round(statistics.median(latencies), 2),
-            "latency_p95_s": round(percentile(latencies, 0.95), 2),
-            "latency_p99_s": round(percentile(latencies, 0.99), 2),
-            "drift_interval_s": args.drift_interval,
-            "requests": requests_since(http, counted, n),
-            "cpu_s": cpu_since(pids, cpu0),
-        }
-        ratio = (op_objects / op_s) / (applied / raw_s)
-        results["throughput_ratio"] = round(ratio, 3)
-        log(f"operator: {op_objects} objects, all {n} stacks Ready after {op_s:.1f} s")
+        burst = operator_burst(site, n, args.drift_interval, tuple(args.operator_arg), work, args.timeout, profiles)
+        op, created, results["operator"] = burst.op, burst.created, burst.result
+        results["throughput_ratio"] = round(burst.objects_per_s / raw.objects_per_s, 3)
         if profiles is not None:
             results["profiles"] = [str(p) for p in profiles.wait()]
             log(f"profiles: {', '.join(results['profiles']) or 'none'}")
@@ -610,12 +675,8 @@ def main() -> None:
         if op.poll() is not None:
             raise SystemExit(f"the operator exited during the run: see {work / 'operator.log'}")
     finally:
-        if op is not None and op.poll() is None:
-            op.terminate()
-            try:
-                op.wait(30)
-            except subprocess.TimeoutExpired:
-                op.kill()
+        if op is not None:
+            stop_operator(op)
         site.stop()
         if not (args.keep or args.profile):
             for p in sorted(work.rglob("*"), reverse=True):
