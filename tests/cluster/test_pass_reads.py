@@ -164,10 +164,10 @@ def test_the_light_drift_check_of_a_ready_stack_lists_only_unwatched_kinds_and_s
     assert ingresses, body["status"]["applied"]
     assert any(n.startswith("NetworkPolicy/") for n in body["status"]["applied"])
 
-    async def check() -> tuple[bool, Recording]:
+    async def check(stack: dict[str, Any] = body) -> tuple[bool, Recording]:
         recording = Recording.from_kubeconfig(str(kubeconfig))
         try:
-            return await _unwatched_unchanged(recording, body), recording
+            return await _unwatched_unchanged(recording, stack), recording
         finally:
             await recording.close()
 
@@ -177,15 +177,7 @@ def test_the_light_drift_check_of_a_ready_stack_lists_only_unwatched_kinds_and_s
 
     watched_only = copy.deepcopy(body)
     watched_only["status"]["applied"] = {n: v for n, v in body["status"]["applied"].items() if n not in ingresses}
-
-    async def check_watched_only() -> tuple[bool, Recording]:
-        recording = Recording.from_kubeconfig(str(kubeconfig))
-        try:
-            return await _unwatched_unchanged(recording, watched_only), recording
-        finally:
-            await recording.close()
-
-    clean, recording = asyncio.run(check_watched_only())
+    clean, recording = asyncio.run(check(watched_only))
     assert clean and recording.seen_reads == []
 
     client.delete(Ingress, ingresses[0].partition("/")[2], namespace=namespace)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lightkube import Client, codecs
@@ -34,13 +35,7 @@ def test_deleted_and_edited_children_are_repaired_on_the_event(
     reconciled_ready = get_stack(client, "w", ns)["status"]["conditions"]
     assert any(c["type"] == "Ready" and c["status"] == "True" for c in reconciled_ready)
 
-    old = client.get(Deployment, "it-tools", namespace=ns)
-    client.delete(Deployment, "it-tools", namespace=ns)
-    wait_for(
-        "the deleted Deployment to be created again",
-        lambda: client.get(Deployment, "it-tools", namespace=ns).metadata.uid != old.metadata.uid,
-        timeout=60,
-    )
+    _delete_and_see_it_back(client, Deployment, "it-tools", ns)
     wait_ready(client, "w", ns, timeout=60)
     reasons = wait_for(
         "a Repaired event on the stack",
@@ -68,16 +63,21 @@ def test_deleted_and_edited_children_are_repaired_on_the_event(
     )
 
     # A NetworkPolicy deleted by hand is put back on its event too (the drift timer is 600 s away).
-    policy = client.get(NetworkPolicy, "gatus-allow", namespace=ns)
-    client.delete(NetworkPolicy, "gatus-allow", namespace=ns)
-    wait_for(
-        "the deleted NetworkPolicy to be created again",
-        lambda: client.get(NetworkPolicy, "gatus-allow", namespace=ns).metadata.uid != policy.metadata.uid,
-        timeout=60,
-    )
+    _delete_and_see_it_back(client, NetworkPolicy, "gatus-allow", ns)
 
     sample = metrics.REGISTRY.get_sample_value
     assert (sample("addonstack_objects_applied_total", {"kind": "Deployment"}) or 0) >= 3  # 2 created, 1 restored
     assert (sample("addonstack_watch_events_total", {"kind": "Deployment"}) or 0) > 0
     assert (sample("addonstack_apply_cache_hits_total") or 0) > 0
     assert (sample("addonstack_reconciles_total", {"result": "ready"}) or 0) > 0
+
+
+def _delete_and_see_it_back(client: Client, kind: Any, name: str, ns: str) -> None:
+    """Delete a child by hand and wait for the operator to create it again (a new uid)."""
+    old = client.get(kind, name, namespace=ns)
+    client.delete(kind, name, namespace=ns)
+    wait_for(
+        f"the deleted {kind.__name__} to be created again",
+        lambda: client.get(kind, name, namespace=ns).metadata.uid != old.metadata.uid,
+        timeout=60,
+    )
