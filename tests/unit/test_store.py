@@ -48,7 +48,9 @@ def test_nothing_is_read_from_a_kind_before_its_stream_listed_it_and_a_listing_r
 
     store.listing("Secret", "n")  # after a 410: until listed again, the kind may miss objects
     assert store.children("Secret", "n", "s") is None
-    store.listed("Secret", "n", [_obj("Secret", "c", "7")])  # "a" went while the stream was broken
+    store.stage("n", _obj("Secret", "c", "7"))  # the listing's pages arrive, encoded as they come
+    assert store.children("Secret", "n", "s") is None and store.counts["Secret"] == 3
+    store.listed("Secret", "n")  # "a" went while the stream was broken
     assert _names(store.children("Secret", "n", "s")) == ["c"]
     assert store.counts["Secret"] == 1
     assert metrics.REGISTRY.get_sample_value("addonstack_store_objects", {"kind": "Secret"}) == 1

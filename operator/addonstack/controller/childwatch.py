@@ -131,16 +131,15 @@ class KindWatch:
         if self.store is not None:
             self.store.listing(self.kind, self.scope)
         found = self.client.list(self.res, namespace=self.namespace, chunk_size=self.chunk, labels=SELECTOR)
-        bodies: list[dict[str, Any]] = []
         async for obj in found:
             body = dict(obj)
             body.setdefault("apiVersion", self.api_version)  # a list's items carry neither
             body.setdefault("kind", self.kind)
             on_event(None, body)
             if self.store is not None:
-                bodies.append(body)
+                self.store.stage(self.scope, body)
         if self.store is not None:
-            self.store.listed(self.kind, self.scope, bodies)
+            self.store.listed(self.kind, self.scope)
         self.version = found.resourceVersion
 
     def _log_retry(self, state: RetryCallState) -> None:

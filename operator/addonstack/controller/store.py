@@ -80,21 +80,37 @@ class ChildStore:
         self.objects: dict[Slot, dict[str, Kept]] = {}
         self.synced: set[tuple[str, str]] = set()  # (kind, scope): listed, and followed since
         self.counts: dict[str, int] = dict.fromkeys(STORED_KINDS, 0)  # objects kept, by kind
+        # listings under way, by (kind, scope): their objects, encoded as they arrive (a restart's listing of
+        # every Deployment of 1,000 stacks is not held as dicts until its last page)
+        self.staged: dict[tuple[str, str], dict[Slot, dict[str, Kept]]] = {}
 
     def listing(self, kind: str, scope: str) -> None:
         """A stream of ``kind`` over ``scope`` (a namespace, or :data:`ALL`) starts listing: until
         :meth:`listed`, what is kept of it may miss objects, and reads of it go to the API server."""
         self.synced.discard((kind, scope))
+        if kind in STORED_KINDS:
+            self.staged[(kind, scope)] = {}
 
-    def listed(self, kind: str, scope: str, bodies: Iterable[Mapping[str, Any]]) -> None:
-        """The stream's listing: it replaces what was kept of the kind over the scope (deletions missed while the
-        stream was broken go with it)."""
+    def stage(self, scope: str, body: Mapping[str, Any]) -> None:
+        """One object of a listing under way (:meth:`listing`)."""
+        kind, namespace, name = _ident(body)
+        if (staged := self.staged.get((kind, scope))) is not None:
+            staged.setdefault((kind, namespace), {})[name] = _slim(body)
+
+    def listed(self, kind: str, scope: str, bodies: Iterable[Mapping[str, Any]] = ()) -> None:
+        """The stream's listing is complete (its objects given to :meth:`stage`, or as ``bodies``): it replaces
+        what was kept of the kind over the scope (deletions missed while the stream was broken go with it)."""
         if kind not in STORED_KINDS:
             return
+        if (kind, scope) not in self.staged:
+            self.listing(kind, scope)
+        for body in bodies:
+            self.stage(scope, body)
         for slot in [s for s in self.objects if s[0] == kind and scope in (ALL, s[1])]:
             self.counts[kind] -= len(self.objects.pop(slot))
-        for body in bodies:
-            self._put(body)
+        for slot, objs in self.staged.pop((kind, scope)).items():
+            self.objects[slot] = objs
+            self.counts[kind] += len(objs)
         self.synced.add((kind, scope))
         metrics.STORE_OBJECTS.labels(kind).set(self.counts[kind])
 
