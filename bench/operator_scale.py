@@ -89,16 +89,21 @@ def restart_writes(
     http: Any, kubeconfig: Path, args: Any, work: Path, procs: list[Any], n: int, round_: int | str,
     flags: tuple[str, ...] = (),
 ) -> Any:  # fmt: skip
-    """Stop, count, start, wait until every stack was read twice by the new processes, count again."""
+    """Stop, count, start, wait until every stack was read twice by the new processes, count again.
+
+    The resume pass GETs each stack; the drift timer's passes take kopf's copy of the stack instead
+    (``handlers._timer_body``), so after the resume's GETs one drift interval is waited for their pass (waiting
+    for a second GET per stack, as this did before that change, ran into the timeout)."""
     stop_all(procs)
     before = request_counts(http)
     t0 = time.monotonic()
     procs = start_all(kubeconfig, args.drift_interval, work, args.shards, round_, flags)
     while time.monotonic() - t0 < args.timeout:
         now = request_counts(http)
-        if stack_gets(now) - stack_gets(before) >= 2 * n:
+        if stack_gets(now) - stack_gets(before) >= n:
             break
         time.sleep(2)
+    time.sleep(args.drift_interval + 5)  # every stack's timer pass
     time.sleep(args.drift_interval)  # one more pass: late writes (status, repairs) would show here
     delta = request_counts(http)
     delta.subtract(before)
