@@ -143,13 +143,20 @@ def recorded_unchanged(status: Mapping[str, Any], kinds: Iterable[tuple[str, str
 
     False sends the drift timer's light check on to a full pass, which repairs or prunes; the record's digests
     are not compared here (a new plan is the full pass's business)."""
-    record = status.get(FIELD) or {}
-    names = {kind for _, kind in kinds}
-    wanted = {str(n): str(v) for n, v in record.items() if str(n).partition("/")[0] in names}
+    wanted = _recorded(status, {kind for _, kind in kinds})
     seen = {f"{o.get('kind')}/{(o.get('metadata') or {}).get('name')}": o for o in live}
-    if set(seen) != set(wanted):
-        return False
-    return all("@" in v and marker_matches(v.partition("@")[2], seen[n]) for n, v in wanted.items())
+    return set(seen) == set(wanted) and all(_as_recorded(v, seen[n]) for n, v in wanted.items())
+
+
+def _recorded(status: Mapping[str, Any] | None, kinds: set[str]) -> dict[str, str]:
+    """The record's entries (``"Kind/name"`` -> ``"<digest>@<marker>"``) of the objects of ``kinds``."""
+    record = (status or {}).get(FIELD) or {}
+    return {str(n): str(v) for n, v in record.items() if str(n).partition("/")[0] in kinds}
+
+
+def _as_recorded(value: str, live: dict[str, Any]) -> bool:
+    """Whether ``live`` is the object a record entry's marker was taken from."""
+    return "@" in value and marker_matches(value.partition("@")[2], live)
 
 
 def holds(status: Mapping[str, Any] | None, kind: str, live: Iterable[dict[str, Any]]) -> bool:
@@ -163,12 +170,5 @@ def holds(status: Mapping[str, Any] | None, kind: str, live: Iterable[dict[str, 
     record = (status or {}).get(FIELD)
     if not isinstance(record, Mapping) or not record:
         return False
-    by_name = {(o.get("metadata") or {}).get("name"): o for o in live}
-    for name, value in record.items():
-        rkind, _, rname = str(name).partition("/")
-        if rkind != kind:
-            continue
-        obj = by_name.get(rname)
-        if obj is None or "@" not in str(value) or not marker_matches(str(value).partition("@")[2], obj):
-            return False
-    return True
+    seen = {f"{kind}/{(o.get('metadata') or {}).get('name')}": o for o in live}
+    return all(n in seen and _as_recorded(v, seen[n]) for n, v in _recorded(status, {kind}).items())
