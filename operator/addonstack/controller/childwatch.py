@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lightkube import ALL_NS, AsyncClient, operators
-from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import GenericNamespacedResource, create_api_info
@@ -38,6 +37,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from addonstack.constants import LABEL_STACK
 from addonstack.controller.cluster import gather_all
 from addonstack.controller.store import ALL, STORED_KINDS, ChildStore
+from addonstack.controller.transport import AiohttpTransport, tls_context
 from addonstack.controller.watch import WATCHED
 
 log = logging.getLogger("addonstack.childwatch")
@@ -60,15 +60,10 @@ def _resource(group: str, version: str, plural: str, kind: str) -> type[GenericN
 
 def stream_client(kubeconfig: str | None) -> AsyncClient:
     """A client for the watch streams: the operator's kubeconfig (or the pod's service account), any number of
-    connections. The transport carries the TLS settings lightkube derives from the config (CA, client cert)."""
+    connections, over the operator's aiohttp transport (transport.py) with the TLS settings lightkube derives
+    from the config (CA, client cert)."""
     config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
-    single = config.get()
-    if single is None or single.user is None:
-        raise ValueError("the kubeconfig names no current context with a user")
-    tls = client_adapter.verify_cluster(single.cluster, single.user, single.abs_file)
-    httpx: Any = getattr(client_adapter, "httpx")  # noqa: B009  (httpx or httpx2, by lightkube version)
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    return AsyncClient(config, transport=httpx.AsyncHTTPTransport(verify=tls, limits=limits))
+    return AsyncClient(config, transport=AiohttpTransport(tls_context(config), limit=0))
 
 
 class KindWatch:

@@ -42,6 +42,7 @@ from addonstack.constants import (
 )
 from addonstack.controller.echo import OwnWrites
 from addonstack.controller.objects import decode_secret
+from addonstack.controller.transport import AiohttpTransport, tls_context
 
 log = logging.getLogger("addonstack.cluster")
 
@@ -186,13 +187,9 @@ class Cluster:
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, dry_run: bool = False, qps: float = 0, burst: int = 0) -> Self:
-        config = KubeConfig.from_file(path) if path else None
-        client = (
-            AsyncClient(config=config, field_manager=FIELD_MANAGER)
-            if config
-            else AsyncClient(field_manager=FIELD_MANAGER)
-        )
-        return cls(client, dry_run, qps, burst)
+        config = KubeConfig.from_file(path) if path else KubeConfig.from_env()
+        transport = AiohttpTransport(tls_context(config))  # lightkube's requests over aiohttp (transport.py)
+        return cls(AsyncClient(config=config, field_manager=FIELD_MANAGER, transport=transport), dry_run, qps, burst)
 
     async def close(self) -> None:
         await self.client.close()
