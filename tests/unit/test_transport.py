@@ -198,3 +198,20 @@ def test_lightkube_reads_api_errors_and_models_through_it(tmp_path: Any) -> None
     cm, code = run(main())
     assert cm.data == {"k": "v"}
     assert code == 404
+
+
+def test_a_kubeconfig_without_a_user_is_lightkubes_config_error() -> None:
+    """The CLI explains lightkube's ConfigError (cli/kube_errors.py); anything else would reach it raw."""
+    from lightkube.core.exceptions import ConfigError
+
+    from addonstack.cli.kube_errors import explain
+    from addonstack.controller.transport import tls_context
+
+    config = KubeConfig.from_dict({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c"}}],
+    })  # fmt: skip
+    with pytest.raises(ConfigError) as raised:
+        tls_context(config)
+    assert "no usable kubeconfig" in (explain(raised.value) or "")

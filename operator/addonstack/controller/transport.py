@@ -1,10 +1,12 @@
 """The operator's HTTP transport: lightkube's requests sent through aiohttp instead of httpcore.
 
 lightkube builds every request with httpx and hands it to a transport. httpx's own transport (httpcore over
-anyio's TLS streams, h11 in pure Python) cost the operator about half of its CPU in a burst of new stacks
+anyio's TLS streams, h11 in pure Python) was about a third of the operator's CPU in a burst of new stacks
 (py-spy, docs/performance.md), and the burst's throughput against a raw client is bounded by the two cores
 the whole control plane shares. aiohttp, which kopf already brings, parses HTTP in C (llhttp) on asyncio's own
-transports: the same 3,000 applies and GETs of ConfigMaps cost the client 40 % less CPU through it.
+transports: the same 3,000 applies and GETs of ConfigMaps cost the client 40 % less CPU through it, and the
+operator's CPU for a burst of 200 stacks fell from 44-53 to 37-40 CPU-seconds (bench/clients.py,
+bench/operator.py --rounds; eleventh session).
 
 Everything above the transport stays lightkube's and httpx's: URLs, authentication flows (tokens, exec plugins,
 the re-read of a rotated service-account token), models, errors. Only the bytes on the wire move here:
@@ -27,6 +29,7 @@ from typing import Any
 import aiohttp
 from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import KubeConfig
+from lightkube.core.exceptions import ConfigError
 from yarl import URL
 
 httpx: Any = getattr(client_adapter, "httpx")  # noqa: B009  (httpx or httpx2, by lightkube version)
@@ -37,8 +40,8 @@ POOL_LIMIT = 100  # connections to the API server at once, as httpx's default po
 def tls_context(config: KubeConfig) -> ssl.SSLContext:
     """The TLS settings lightkube would give httpx for this kubeconfig's current context."""
     single = config.get()
-    if single is None or single.user is None:
-        raise ValueError("the kubeconfig names no current context with a user")
+    if single is None or single.user is None:  # lightkube's own error, which the CLI explains (cli/kube_errors.py)
+        raise ConfigError("the kubeconfig names no current context with a user")
     return client_adapter.verify_cluster(single.cluster, single.user, single.abs_file)
 
 
@@ -113,7 +116,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):  # type: ignore[misc]
                 ),
             )
         headers = list(response.raw_headers)
-        if request.url.params.get("watch") == "true":
+        if b"watch=true" in request.url.query:  # lightkube's watch (the query as bytes: no parse per request)
             return httpx.Response(response.status, headers=headers, stream=_Stream(response, request))
         try:
             with _as_httpx_errors(request):
