@@ -7,13 +7,18 @@ process and its own namespaces:
 
 - lightkube: ``AsyncClient.apply(obj, field_manager=..., force=True)``, stacks concurrently (a semaphore
   of --workers), objects of a stack in order: what the operator does;
+- lightkube-aiohttp: the same, over the operator's aiohttp transport (``controller/transport.py``), which is
+  how the operator sends its requests since the eleventh session; lightkube builds the requests, aiohttp
+  carries them;
 - kubernetes: the official client's ``DynamicClient.server_side_apply`` (PATCH with content type
   application/apply-patch+yaml) from a pool of --workers threads, the usual way to get concurrency from
   this synchronous client (it is what kopf-based operators that use it do).
 
 Each applies twice: the first pass creates, the second is a no-op re-apply (the steady state of a
-level-based reconciler). Printed: objects/s for each pass, the process's peak RSS, and the time to import
-the client and build it from a kubeconfig (median of 5 fresh interpreters); then the ratios. Results go to
+level-based reconciler). Printed: objects/s for each pass, the client process's CPU milliseconds per object
+over both passes (on two shared cores the API server and the client compete for the same CPU, so this is
+what a client costs the burst), the process's peak RSS, and the time to import the client and build it
+from a kubeconfig (median of 5 fresh interpreters); then the ratios. Results go to
 bench/results/clients-last.json. The machine is shared, so only ratios within one run mean much.
 """
 
@@ -33,11 +38,17 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results" / "clients-last.json"
 SERVICES = ["it-tools", "dozzle", "excalidraw", "gatus", "gotify"]
 FIELD_MANAGER = "addonstack-bench"
+CLIENTS = ["lightkube", "lightkube-aiohttp", "kubernetes"]
 
 IMPORT_SNIPPETS = {
     "lightkube": (
         "from lightkube import AsyncClient; from lightkube.config.kubeconfig import KubeConfig; "
         "AsyncClient(config=KubeConfig.from_file({kc!r}))"
+    ),
+    "lightkube-aiohttp": (
+        "from lightkube import AsyncClient; from lightkube.config.kubeconfig import KubeConfig; "
+        "from addonstack.controller.transport import AiohttpTransport, tls_context; "
+        "c = KubeConfig.from_file({kc!r}); AsyncClient(config=c, transport=AiohttpTransport(tls_context(c)))"
     ),
     "kubernetes": (
         "from kubernetes import config, dynamic; "
@@ -56,14 +67,22 @@ def peak_rss_mib() -> float:
 # ---- workers (run in their own process) -----------------------------------------------------------
 
 
-def work_lightkube(kubeconfig: str, stacks: list[list[dict[str, Any]]], workers: int) -> list[float]:
+def work_lightkube(
+    kubeconfig: str, stacks: list[list[dict[str, Any]]], workers: int, aiohttp: bool = False
+) -> list[float]:
     import asyncio
 
     from lightkube import AsyncClient, codecs
     from lightkube.config.kubeconfig import KubeConfig
 
     async def run() -> list[float]:
-        client = AsyncClient(config=KubeConfig.from_file(kubeconfig), field_manager=FIELD_MANAGER)
+        config = KubeConfig.from_file(kubeconfig)
+        transport = {}
+        if aiohttp:  # imported only here: it brings the addonstack package, which plain lightkube is measured without
+            from addonstack.controller.transport import AiohttpTransport, tls_context
+
+            transport = {"transport": AiohttpTransport(tls_context(config))}
+        client = AsyncClient(config=config, field_manager=FIELD_MANAGER, **transport)
         sem = asyncio.Semaphore(workers)
 
         async def one(objs: list[dict[str, Any]]) -> None:
@@ -115,8 +134,14 @@ def work_kubernetes(kubeconfig: str, stacks: list[list[dict[str, Any]]], workers
 
 def worker_main(args: argparse.Namespace) -> None:
     stacks = json.loads(Path(args.objects).read_text())
-    fn = work_lightkube if args.worker == "lightkube" else work_kubernetes
-    passes = fn(args.kubeconfig, stacks, args.workers)
+    if args.worker == "lightkube-aiohttp":  # imported before the CPU count starts: import time is measured apart
+        import addonstack.controller.transport  # noqa: F401
+    cpu0 = time.process_time()
+    if args.worker == "kubernetes":
+        passes = work_kubernetes(args.kubeconfig, stacks, args.workers)
+    else:
+        passes = work_lightkube(args.kubeconfig, stacks, args.workers, aiohttp=args.worker == "lightkube-aiohttp")
+    cpu = time.process_time() - cpu0
     n = sum(len(s) for s in stacks)
     print(
         json.dumps(
@@ -126,6 +151,7 @@ def worker_main(args: argparse.Namespace) -> None:
                 "reapply_s": round(passes[1], 2),
                 "create_per_s": round(n / passes[0], 1),
                 "reapply_per_s": round(n / passes[1], 1),
+                "cpu_ms_per_object": round(1000 * cpu / (2 * n), 2),
                 "peak_rss_mb": round(peak_rss_mib(), 1),
             }
         )
@@ -143,7 +169,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stacks", type=int, default=40, help="stacks of 5 services whose children are applied")
     ap.add_argument("--workers", type=int, default=20)
-    ap.add_argument("--worker", choices=["lightkube", "kubernetes"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=CLIENTS, help=argparse.SUPPRESS)
     ap.add_argument("--kubeconfig", help=argparse.SUPPRESS)
     ap.add_argument("--objects", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -186,8 +212,8 @@ def main() -> None:
         kubeconfig = str(cluster.up())
         try:
             admin = Client(config=KubeConfig.from_file(kubeconfig), field_manager=FIELD_MANAGER)
-            for name in ("lightkube", "kubernetes"):
-                namespaces = [f"{name[:4]}-{i:04d}" for i in range(args.stacks)]
+            for name in CLIENTS:
+                namespaces = [f"{name[:4]}{name[-3:]}-{i:04d}" for i in range(args.stacks)]
                 for ns in namespaces:
                     admin.create(Namespace(metadata=ObjectMeta(name=ns)))
                 objects = Path(tmp) / f"{name}.json"
@@ -206,15 +232,17 @@ def main() -> None:
 
 def report(results: dict[str, Any]) -> None:
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    lk, k8 = results["lightkube"], results["kubernetes"]
+    lk, k8, aio = results["lightkube"], results["kubernetes"], results["lightkube-aiohttp"]
     print(f"{results['stacks']} stacks, {lk['objects']} objects, {results['workers']} concurrent workers")
-    print(f"{'':<12}{'create/s':>10}{'re-apply/s':>12}{'peak RSS MiB':>14}{'import+client s':>17}")
-    for name, r in (("lightkube", lk), ("kubernetes", k8)):
+    print(f"{'':<19}{'create/s':>10}{'re-apply/s':>12}{'CPU ms/object':>15}{'peak RSS MiB':>14}{'import+client s':>17}")
+    for name in CLIENTS:
+        r = results[name]
         print(
-            f"{name:<12}{r['create_per_s']:>10}{r['reapply_per_s']:>12}{r['peak_rss_mb']:>14}"
-            f"{r['import_and_client_s']:>17}"
+            f"{name:<19}{r['create_per_s']:>10}{r['reapply_per_s']:>12}{r['cpu_ms_per_object']:>15}"
+            f"{r['peak_rss_mb']:>14}{r['import_and_client_s']:>17}"
         )
     ratios = {
+        "cpu_ms_per_object": lk["cpu_ms_per_object"] / k8["cpu_ms_per_object"],
         "create_per_s": lk["create_per_s"] / k8["create_per_s"],
         "reapply_per_s": lk["reapply_per_s"] / k8["reapply_per_s"],
         "peak_rss_mb": lk["peak_rss_mb"] / k8["peak_rss_mb"],
@@ -224,6 +252,12 @@ def report(results: dict[str, Any]) -> None:
     prev = previous.get("ratio_lightkube_over_kubernetes", {})
     print("lightkube / kubernetes: " + ", ".join(
         f"{k} {v:.2f}" + (f" (previous run {prev[k]:.2f})" if k in prev else "") for k, v in ratios.items()
+    ))  # fmt: skip
+    transport = {k: aio[k] / lk[k] for k in ("cpu_ms_per_object", "create_per_s", "reapply_per_s", "peak_rss_mb")}
+    results["ratio_aiohttp_transport_over_httpx"] = {k: round(v, 2) for k, v in transport.items()}
+    prev = previous.get("ratio_aiohttp_transport_over_httpx", {})
+    print("lightkube over aiohttp / over httpx (the operator's transport): " + ", ".join(
+        f"{k} {v:.2f}" + (f" (previous run {prev[k]:.2f})" if k in prev else "") for k, v in transport.items()
     ))  # fmt: skip
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

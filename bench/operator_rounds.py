@@ -45,7 +45,7 @@ def one_round(index: int, args: argparse.Namespace, bin_dir: Path, work: Path) -
         site = ot.Site.start(here / side, bin_dir, False, nodes)
         try:
             if side == "raw":
-                raw = ot.raw_burst(site, n, args.workers, args.timeout, None)
+                raw = ot.raw_burst(site, n, args.workers, args.timeout, None, args.raw_transport)
                 got["raw"], got["raw_objects_per_s"] = raw.result, raw.objects_per_s
             else:
                 burst = ot.operator_burst(
@@ -85,6 +85,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="rounds of both bursts (default 5)")
     ap.add_argument("--drift-interval", type=float, default=60.0, help="the operator's resync period, s")
     ap.add_argument("--workers", type=int, default=20, help="raw client concurrency (the operator's max_workers)")
+    ap.add_argument("--raw-transport", choices=ot.RAW_TRANSPORTS, default="httpx",
+                    help="the raw client's transport: lightkube's httpx (default), the operator's aiohttp")  # fmt: skip
     ap.add_argument("--operator-arg", action="append", default=[], help="extra flag for `operator run` (repeat)")
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--keep", action="store_true", help="leave the work directory (logs) in place")
