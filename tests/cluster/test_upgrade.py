@@ -67,11 +67,24 @@ def test_catalog_bump_waits_for_approval(kubeconfig: Path, client: Client, names
                 "the approved image to roll out",
                 lambda: _image(client.get(Deployment, "uptime-kuma", namespace=namespace)).endswith(":9.9.9") or None,
             )
-            done = wait_ready(client, "up", namespace)
+            done = _ready_at(client, "up", namespace, st["availableRevision"])
             assert done["status"]["catalogRevision"] == st["availableRevision"]
             assert not done["status"].get("availableUpgrades")
     finally:
         use_catalog_dir(None)
+
+
+def _ready_at(client: Client, name: str, namespace: str, revision: str) -> dict[str, Any]:
+    """The stack Ready with ``revision`` in its status. The new image is applied before the pass writes the status
+    that names the revision, so a stack seen Ready right after the rollout may still show the last pass's."""
+
+    def probe() -> dict[str, Any] | str:
+        obj = wait_ready(client, name, namespace)
+        got = obj["status"].get("catalogRevision")
+        return obj if got == revision else f"Ready at revision {got}"
+
+    result: dict[str, Any] = wait_for(f"stack {namespace}/{name} Ready at revision {revision}", probe, timeout=60)
+    return result
 
 
 def _upgrade_condition(client: Client, name: str, namespace: str) -> dict[str, Any]:
@@ -130,7 +143,7 @@ def test_approved_upgrade_waits_for_the_pre_upgrade_backup(
                 "the upgrade after the completed backup",
                 lambda: _image(client.get(Deployment, "uptime-kuma", namespace=namespace)).endswith(":9.9.9") or None,
             )
-            done = wait_ready(client, "gated", namespace)
+            done = _ready_at(client, "gated", namespace, st)
             assert done["status"]["catalogRevision"] == st
     finally:
         use_catalog_dir(None)
