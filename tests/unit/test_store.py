@@ -20,6 +20,14 @@ def _obj(kind: str, name: str, rv: str, ns: str = "n", stack: str = "s", gen: in
     return {"apiVersion": "v1", "kind": kind, "metadata": meta}
 
 
+def _list(store: ChildStore, kind: str, scope: str, bodies: list[dict[str, Any]]) -> None:
+    """A stream's whole listing, as childwatch.KindWatch._list hands it to the store."""
+    store.listing(kind, scope)
+    for body in bodies:
+        store.stage(scope, body)
+    store.listed(kind, scope)
+
+
 def _names(objs: list[dict[str, Any]] | None) -> list[str]:
     assert objs is not None
     return sorted(o["metadata"]["name"] for o in objs)
@@ -28,8 +36,8 @@ def _names(objs: list[dict[str, Any]] | None) -> list[str]:
 def test_nothing_is_read_from_a_kind_before_its_stream_listed_it_and_a_listing_replaces_the_kind() -> None:
     store = ChildStore()
     assert store.children("Secret", "n", "s") is None  # not listed yet: the API server answers
-    store.listed(
-        "Secret", "n", [_obj("Secret", "a", "1"), _obj("Secret", "b", "2"), _obj("Secret", "x", "3", stack="t")]
+    _list(
+        store, "Secret", "n", [_obj("Secret", "a", "1"), _obj("Secret", "b", "2"), _obj("Secret", "x", "3", stack="t")]
     )
     assert _names(store.children("Secret", "n", "s")) == ["a", "b"]  # by the stack's label
     assert store.children("Secret", "other", "s") is None  # a namespace no stream of this scope listed
@@ -67,7 +75,7 @@ def test_of_managed_fields_only_who_owns_a_workloads_replicas_is_kept() -> None:
         {"manager": "kube-controller-manager", "fieldsV1": {"f:status": {"f:replicas": {}}}},
     ]
     store = ChildStore()
-    store.listed("Deployment", "n", [scaled, _obj("Deployment", "plain", "4", gen=1)])
+    _list(store, "Deployment", "n", [scaled, _obj("Deployment", "plain", "4", gen=1)])
     by_name = {o["metadata"]["name"]: o for o in store.children("Deployment", "n", "s") or []}
     assert others_own_replicas(by_name["web"]) and others_own_replicas(scaled)
     assert [m["manager"] for m in by_name["web"]["metadata"]["managedFields"]] == [
@@ -79,12 +87,12 @@ def test_of_managed_fields_only_who_owns_a_workloads_replicas_is_kept() -> None:
 
 def test_a_cluster_wide_listing_serves_every_namespace_and_pods_are_not_kept() -> None:
     store = ChildStore()
-    store.listed("Service", ALL, [_obj("Service", "web", "1", ns="n1"), _obj("Service", "web", "2", ns="n2")])
+    _list(store, "Service", ALL, [_obj("Service", "web", "1", ns="n1"), _obj("Service", "web", "2", ns="n2")])
     assert _names(store.children("Service", "n1", "s")) == ["web"]
     assert store.children("Service", "n3", "s") == []  # listed cluster-wide: none there
-    store.listed("Service", ALL, [_obj("Service", "web", "3", ns="n2")])
+    _list(store, "Service", ALL, [_obj("Service", "web", "3", ns="n2")])
     assert store.children("Service", "n1", "s") == []
-    store.listed("Pod", ALL, [_obj("Pod", "p", "1")])
+    _list(store, "Pod", ALL, [_obj("Pod", "p", "1")])
     store.event("ADDED", _obj("Pod", "q", "2"))
     assert store.children("Pod", "n", "s") is None and not any(k == "Pod" for k, _ in store.objects)
 
@@ -100,8 +108,8 @@ def test_the_store_is_read_only_where_it_holds_every_recorded_object_as_recorded
     assert not holds({}, "Secret", [_obj("Secret", "a", "5")])  # no record: nothing to check against
 
     store = ChildStore()
-    store.listed("Secret", "n", [_obj("Secret", "a", "5")])
-    store.listed("ConfigMap", "n", [_obj("ConfigMap", "c", "8")])  # behind the record
+    _list(store, "Secret", "n", [_obj("Secret", "a", "5")])
+    _list(store, "ConfigMap", "n", [_obj("ConfigMap", "c", "8")])  # behind the record
     before = metrics.REGISTRY.get_sample_value("addonstack_store_reads_total", {"source": "store"}) or 0.0
     kinds = (
         ("v1", "Secret"),

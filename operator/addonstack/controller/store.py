@@ -26,7 +26,7 @@ Objects are kept as compact JSON (msgspec), decoded when a pass reads them. Pure
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -97,15 +97,11 @@ class ChildStore:
         if (staged := self.staged.get((kind, scope))) is not None:
             staged.setdefault((kind, namespace), {})[name] = _slim(body)
 
-    def listed(self, kind: str, scope: str, bodies: Iterable[Mapping[str, Any]] = ()) -> None:
-        """The stream's listing is complete (its objects given to :meth:`stage`, or as ``bodies``): it replaces
-        what was kept of the kind over the scope (deletions missed while the stream was broken go with it)."""
+    def listed(self, kind: str, scope: str) -> None:
+        """The stream's listing is complete (its objects given to :meth:`stage`): it replaces what was kept of the
+        kind over the scope (deletions missed while the stream was broken go with it)."""
         if kind not in STORED_KINDS:
             return
-        if (kind, scope) not in self.staged:
-            self.listing(kind, scope)
-        for body in bodies:
-            self.stage(scope, body)
         for slot in [s for s in self.objects if s[0] == kind and scope in (ALL, s[1])]:
             self.counts[kind] -= len(self.objects.pop(slot))
         for slot, objs in self.staged.pop((kind, scope)).items():
