@@ -45,11 +45,7 @@ IMPORT_SNIPPETS = {
         "from lightkube import AsyncClient; from lightkube.config.kubeconfig import KubeConfig; "
         "AsyncClient(config=KubeConfig.from_file({kc!r}))"
     ),
-    "lightkube-aiohttp": (
-        "from lightkube import AsyncClient; from lightkube.config.kubeconfig import KubeConfig; "
-        "from addonstack.controller.transport import AiohttpTransport, tls_context; "
-        "c = KubeConfig.from_file({kc!r}); AsyncClient(config=c, transport=AiohttpTransport(tls_context(c)))"
-    ),
+    "lightkube-aiohttp": "from addonstack.controller.transport import kube_client; kube_client({kc!r})",
     "kubernetes": (
         "from kubernetes import config, dynamic; "
         "dynamic.DynamicClient(config.new_client_from_config(config_file={kc!r}))"
@@ -76,13 +72,12 @@ def work_lightkube(
     from lightkube.config.kubeconfig import KubeConfig
 
     async def run() -> list[float]:
-        config = KubeConfig.from_file(kubeconfig)
-        transport = {}
         if aiohttp:  # imported only here: it brings the addonstack package, which plain lightkube is measured without
-            from addonstack.controller.transport import AiohttpTransport, tls_context
+            from addonstack.controller.transport import kube_client
 
-            transport = {"transport": AiohttpTransport(tls_context(config))}
-        client = AsyncClient(config=config, field_manager=FIELD_MANAGER, **transport)
+            client = kube_client(kubeconfig, field_manager=FIELD_MANAGER)
+        else:
+            client = AsyncClient(config=KubeConfig.from_file(kubeconfig), field_manager=FIELD_MANAGER)
         sem = asyncio.Semaphore(workers)
 
         async def one(objs: list[dict[str, Any]]) -> None:

@@ -89,7 +89,7 @@ def restart_writes(
     http: Any, kubeconfig: Path, args: Any, work: Path, procs: list[Any], n: int, round_: int | str,
     flags: tuple[str, ...] = (),
 ) -> Any:  # fmt: skip
-    """Stop, count, start, wait until every stack was read twice by the new processes, count again.
+    """Stop, count, start, wait until every stack was read by the new processes and their timers ran, count again.
 
     The resume pass GETs each stack; the drift timer's passes take kopf's copy of the stack instead
     (``handlers._timer_body``), so after the resume's GETs one drift interval is waited for their pass (waiting

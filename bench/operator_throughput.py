@@ -58,7 +58,7 @@ from addonstack.catalog.loader import load_catalog
 from addonstack.constants import FIELD_MANAGER, LABEL_STACK
 from addonstack.controller.cluster import AddonStackResource
 from addonstack.controller.reconcile import APPLY_ORDER
-from addonstack.controller.transport import AiohttpTransport, tls_context
+from addonstack.controller.transport import kube_client
 from addonstack.devcluster import DevCluster, cpu_seconds, fake_node, find_binaries, missing_binaries, rss_mib
 from addonstack.devcluster.apimetrics import (
     operator_reads,
@@ -212,9 +212,11 @@ async def raw_apply(
 ) -> tuple[float, int]:
     """Server-side apply every object, stacks in parallel (bounded), objects of a stack in order; over
     lightkube's httpx transport, or (``aiohttp``) the operator's own (controller/transport.py)."""
-    config = KubeConfig.from_file(str(kubeconfig))
-    over = {"transport": AiohttpTransport(tls_context(config))} if transport == "aiohttp" else {}
-    client = AsyncClient(config=config, field_manager=FIELD_MANAGER, **over)
+    client = (
+        kube_client(str(kubeconfig), field_manager=FIELD_MANAGER)
+        if transport == "aiohttp"
+        else AsyncClient(config=KubeConfig.from_file(str(kubeconfig)), field_manager=FIELD_MANAGER)
+    )
     sem = asyncio.Semaphore(concurrency)
     count = 0
 

@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lightkube import ALL_NS, AsyncClient, operators
-from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import GenericNamespacedResource, create_api_info
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never, wait_random_exponential
@@ -37,7 +36,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from addonstack.constants import LABEL_STACK
 from addonstack.controller.cluster import gather_all
 from addonstack.controller.store import ALL, STORED_KINDS, ChildStore
-from addonstack.controller.transport import AiohttpTransport, tls_context
+from addonstack.controller.transport import kube_client
 from addonstack.controller.watch import WATCHED
 
 log = logging.getLogger("addonstack.childwatch")
@@ -62,8 +61,7 @@ def stream_client(kubeconfig: str | None) -> AsyncClient:
     """A client for the watch streams: the operator's kubeconfig (or the pod's service account), any number of
     connections, over the operator's aiohttp transport (transport.py) with the TLS settings lightkube derives
     from the config (CA, client cert)."""
-    config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
-    return AsyncClient(config, transport=AiohttpTransport(tls_context(config), limit=0))
+    return kube_client(kubeconfig, limit=0)
 
 
 class KindWatch:

@@ -15,7 +15,6 @@ from typing import Any, Self, TypeVar
 
 from aiolimiter import AsyncLimiter
 from lightkube import AsyncClient, codecs, operators
-from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
@@ -42,7 +41,7 @@ from addonstack.constants import (
 )
 from addonstack.controller.echo import OwnWrites
 from addonstack.controller.objects import decode_secret
-from addonstack.controller.transport import AiohttpTransport, tls_context
+from addonstack.controller.transport import kube_client
 
 log = logging.getLogger("addonstack.cluster")
 
@@ -187,9 +186,7 @@ class Cluster:
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, dry_run: bool = False, qps: float = 0, burst: int = 0) -> Self:
-        config = KubeConfig.from_file(path) if path else KubeConfig.from_env()
-        transport = AiohttpTransport(tls_context(config))  # lightkube's requests over aiohttp (transport.py)
-        return cls(AsyncClient(config=config, field_manager=FIELD_MANAGER, transport=transport), dry_run, qps, burst)
+        return cls(kube_client(path, field_manager=FIELD_MANAGER), dry_run, qps, burst)  # over aiohttp (transport.py)
 
     async def close(self) -> None:
         await self.client.close()

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
+from lightkube import AsyncClient
 from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ConfigError
@@ -35,6 +36,13 @@ from yarl import URL
 httpx: Any = getattr(client_adapter, "httpx")  # noqa: B009  (httpx or httpx2, by lightkube version)
 
 POOL_LIMIT = 100  # connections to the API server at once, as httpx's default pool
+
+
+def kube_client(kubeconfig: str | None, limit: int = POOL_LIMIT, **kwargs: Any) -> AsyncClient:
+    """lightkube's AsyncClient for a kubeconfig file (None: the pod's service account, or the environment's
+    config) over this transport; ``kwargs`` go to the client (``field_manager``)."""
+    config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
+    return AsyncClient(config, transport=AiohttpTransport(tls_context(config), limit), **kwargs)
 
 
 def tls_context(config: KubeConfig) -> ssl.SSLContext:
