@@ -1,9 +1,11 @@
 """Service-name claims on the dev cluster: 30 stacks created at once in one namespace, each asking for
-searxng and meilisearch, give every object of each service to one stack, and deleting it hands them on."""
+searxng and meilisearch, give every object of each service to one stack, and deleting it hands them on. A stack
+alone in its namespace writes no claim Lease; the next stack that asks for its services writes them for it."""
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,10 @@ from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret, Service
 
+from addonstack.controller.claims import SOLE_AFTER
 from addonstack.controller.cluster import AddonStackResource
 from tests.cluster.operator_harness import condition, get_stack, running_operator, stack, wait_for, wait_ready
+from tests.cluster.test_pass_reads import _pass
 
 pytestmark = pytest.mark.cluster
 SERVICES = ("searxng", "meilisearch")
@@ -73,3 +77,26 @@ def test_thirty_stacks_at_once_give_each_service_to_the_oldest_and_deleting_it_h
         # Retain: the deleted holder's Secret was adopted with the values it held (searxng's key did not rotate)
         secret = client.get(Secret, "searxng-env", namespace=namespace)
         assert secret.metadata.labels["addonstack.dev/stack"] == runner_up and secret.data == issued
+
+
+def test_a_stack_alone_writes_no_lease_and_the_next_one_writes_it_naming_the_first(
+    client: Client, kubeconfig: Path, namespace: str
+) -> None:
+    # No operator runs: each pass is made here, so what it wrote is exactly that pass's.
+    claims = {"app.kubernetes.io/component": "claim"}
+    client.create(codecs.from_dict(stack("first", namespace, {"services": ["it-tools"]})))
+    time.sleep(SOLE_AFTER + 0.5)  # younger, it would write the Lease (a same-second stack could sort first)
+    outcome, first = _pass(kubeconfig, get_stack(client, "first", namespace), full=True)
+    assert not [w for w in first.seen_writes if w.startswith("claim")], first.seen_writes
+    assert "apply Deployment/it-tools" in first.seen_writes
+    assert list(client.list(Lease, namespace=namespace, labels=claims)) == []
+
+    client.create(codecs.from_dict(stack("second", namespace, {"services": ["it-tools", "gatus"]})))
+    outcome, second = _pass(kubeconfig, get_stack(client, "second", namespace), full=True)
+    assert second.seen_writes.count("claim addonstack-claim-it-tools") == 1
+    assert "apply Deployment/gatus" in second.seen_writes and "apply Deployment/it-tools" not in second.seen_writes
+    stalled = condition({"status": outcome.status}, "Stalled")
+    assert stalled["reason"] == "NameConflict" and "'first'" in stalled["message"], stalled
+    # sharing the namespace, it claims all it asks for: the service the first one holds, in that one's name
+    holders = {lease.metadata.name: lease.spec.holderIdentity for lease in client.list(Lease, namespace=namespace)}
+    assert holders == {"addonstack-claim-it-tools": "first", "addonstack-claim-gatus": "second"}

@@ -96,3 +96,18 @@ def test_the_claim_lease_is_owned_by_its_holder_and_guarded_by_its_version() -> 
     assert claims.lease_holder(lease) == "uid-a" and lease["spec"]["holderIdentity"] == "a"
     assert "resourceVersion" not in claims.lease_for("searxng", "ns", holder, None)["metadata"]
     assert len(claims.lease_name("x" * 300)) <= 253
+
+
+def test_a_stack_alone_in_its_namespace_holds_its_services_without_leases_once_it_is_two_seconds_old() -> None:
+    from datetime import datetime
+
+    body = {"metadata": {"name": "solo", "uid": "uid-solo", "creationTimestamp": "2026-12-05T20:00:00Z"}}
+    born = datetime.fromisoformat("2026-12-05T20:00:00+00:00").timestamp()
+    assert claims.sole_claimant(body, [], born + claims.SOLE_AFTER)
+    # a stack created in the same second could sort before it by name: too young to go without Leases
+    assert not claims.sole_claimant(body, [], born + claims.SOLE_AFTER - 0.5)
+    assert not claims.sole_claimant(body, [{"metadata": {"name": "other"}}], born + 60)  # not alone
+    assert not claims.sole_claimant({"metadata": {"name": "solo"}}, [], born + 60)  # no timestamp: Leases
+    # the guarantee it rests on: a stack missing from that list is younger, so it gives the service to this one
+    later = stack("a-later-one", "2026-12-05T20:00:01Z", "searxng")
+    assert choose_holder("searxng", None, [stack("solo", "2026-12-05T20:00:00Z", "searxng"), later]).name == "solo"

@@ -10,6 +10,7 @@ a claim decision is never made on a reused list.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from lightkube import AsyncClient
@@ -58,12 +59,15 @@ class LeaseClient:
 
     def __init__(self, leases: list[dict[str, Any]], stacks: list[dict[str, Any]]) -> None:
         self.leases, self.stacks = leases, stacks
-        self.lease_lists = 0
+        self.lease_lists = self.stack_lists = 0
         self.writes = 0
+        self.written: list[Any] = []
 
     async def create(self, obj: Any, field_manager: str) -> Any:
         self.writes += 1
         obj.metadata.resourceVersion = str(100 + self.writes)  # as the server answers it
+        self.written.append(obj)
+        self.leases.append(obj)  # what the next list shows
         return obj
 
     async def replace(self, obj: Any, field_manager: str) -> Any:
@@ -72,6 +76,8 @@ class LeaseClient:
     def list(self, *_: Any, labels: Any = None, **__: Any) -> Any:
         if labels:
             self.lease_lists += 1
+        else:
+            self.stack_lists += 1
         found = list(self.leases if labels else self.stacks)
 
         async def gen() -> Any:
@@ -139,6 +145,38 @@ def test_a_converged_holder_reuses_the_lease_list_and_a_contender_decides_on_a_f
         assert ("claims", "tenant") not in cluster._recent
         await cluster.list_claims("tenant", SHARED_READ_TTL)
         assert client.lease_lists == 3
+
+    asyncio.run(main())
+
+
+def test_a_stack_alone_in_its_namespace_writes_no_lease_and_the_next_stack_writes_it_naming_the_first() -> None:
+    mine_body, mine_desired = _stack("mine", "uid-mine")  # created a day ago: old enough (claims.SOLE_AFTER)
+    other_body, other_desired = _stack("other", "uid-other")
+    other_body["metadata"]["creationTimestamp"] = "2026-12-06T10:00:00Z"
+
+    async def settle(cluster: Cluster, body: dict[str, Any], desired: Desired, max_age: float = 0.0) -> Any:
+        return await claiming.settle(cluster, desired, Observed(body, []), {}, StackDefaults(), load_catalog(), max_age)
+
+    async def main() -> None:
+        client = LeaseClient([], [mine_body])
+        cluster = _cluster(client)
+        assert await settle(cluster, mine_body, mine_desired) == {}  # the create pass
+        assert (client.writes, client.lease_lists, client.stack_lists) == (0, 1, 1), "alone: no Lease written"
+        assert await settle(cluster, mine_body, mine_desired, SHARED_READ_TTL) == {}  # its event passes
+        assert (client.writes, client.lease_lists, client.stack_lists) == (0, 1, 1), "an event pass read again"
+
+        client.stacks.append(other_body)  # a second stack asks for searxng: it writes the Lease, naming the first
+        assert await settle(cluster, other_body, other_desired) == {"searxng": "mine"}
+        assert client.writes == 1 and client.written[0].spec.holderIdentity == "mine"
+        assert await settle(cluster, mine_body, mine_desired) == {}  # the first one's next fresh pass: held
+        assert client.writes == 1
+
+        # Too young to go without Leases (a stack created in the same second could sort first): it writes them.
+        young_body, young_desired = _stack("young", "uid-young")
+        young_body["metadata"]["creationTimestamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        young = LeaseClient([], [young_body])
+        assert await settle(_cluster(young), young_body, young_desired) == {}
+        assert young.writes == 1 and young.written[0].spec.holderIdentity == "young"
 
     asyncio.run(main())
 

@@ -4,11 +4,13 @@ stacks, write the Leases that change, release the ones this stack no longer need
 A converged stack that holds all its services reads one LIST of Leases and writes nothing. Only when a
 service is not yet held (a new stack, a handover) are the namespace's stacks read: what each asks for is
 planned from its spec (with no credentials, so a service that needs user credentials counts only for the
-stacks that reconcile themselves), remembered per (uid, generation).
+stacks that reconcile themselves), remembered per (uid, generation). A stack alone in its namespace writes no
+Leases at all (``claims.sole_claimant``); the first stack to share the namespace with it writes them.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -84,8 +86,11 @@ async def _settle_once(
     meta = observed.body["metadata"]
     ns, stack, uid = meta["namespace"], meta["name"], meta["uid"]
     wanted = claims.claimable(desired.objects, stack)
+    sole = ("sole", ns, uid)  # kept: this stack was found alone in its namespace (claims.sole_claimant)
     leases = await _claims(cluster, ns, max_age)
     if max_age > 0 and any(claims.lease_holder(leases.get(sid)) != uid for sid in wanted):
+        if cluster.kept(sole, max_age):
+            return {}  # an event pass of a stack found alone: its create pass decided, and wrote no Leases
         leases = await _claims(cluster, ns, 0.0)  # something to decide: not on a reused read
     for sid, held in leases.items():
         if claims.lease_holder(held) == uid and sid not in wanted:
@@ -93,7 +98,12 @@ async def _settle_once(
     todo = [sid for sid in wanted if claims.lease_holder(leases.get(sid)) != uid]
     if not todo:
         return {}
+    read_at = time.time()  # before the list is sent (claims.sole_claimant)
     bodies = await cluster.list_stacks(ns)
+    if claims.sole_claimant(observed.body, (b for b in bodies if b["metadata"].get("uid") != uid), read_at):
+        cluster.keep(sole, True)
+        return {}
+    cluster.forget(sole)
     me = claims.contender(observed.body, wanted)
     stacks = [me] + [
         claims.contender(b, () if b["metadata"].get("deletionTimestamp") else wants_of(b, defaults, cat))

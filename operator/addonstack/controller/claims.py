@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from addonstack.constants import (
@@ -38,6 +39,9 @@ from addonstack.controller.objects import WORKLOAD_KINDS, labels_of
 LEASE_API = "coordination.k8s.io/v1"
 CLAIM_COMPONENT = "claim"
 ANNOTATION_HOLDER_UID = f"{API_GROUP}/holder-uid"
+# Seconds a stack must have existed, by the operator's clock, before a list of its namespace that shows no other
+# stack lets it go without claim Leases (:func:`sole_claimant`); one of them tolerates a second of clock skew.
+SOLE_AFTER = 2.0
 PLATFORM_HOST_SERVICES = frozenset({"postgresql", "redis"})  # ExternalName Services named like the platform host
 
 
@@ -73,6 +77,28 @@ def choose_holder(service: str, holder_uid: str | None, stacks: Iterable[Contend
         return current
     askers = [s for s in alive if service in s.wants]
     return min(askers, key=lambda s: s.age_key) if askers else None
+
+
+def sole_claimant(body: Mapping[str, Any], others: Iterable[Mapping[str, Any]], read_at: float) -> bool:
+    """Whether a stack may hold the services it wants without writing their claim Leases: it is the only
+    AddonStack of its namespace (``others``: the rest of a list sent at ``read_at``, epoch seconds), and it was
+    created at least :data:`SOLE_AFTER` seconds before that list was sent.
+
+    One tenant per namespace is the usual layout, and there the five Lease creates of a new five-service stack
+    were a sixth of what its first pass sent. Nothing is lost by skipping them: a stack that appears later
+    finds no Lease, and :func:`choose_holder` gives it the service only if it is older, which it cannot be.
+    creationTimestamp has whole seconds, so a stack created in the same second as this one could sort before it
+    by name; the wait makes any stack missing from the list at least a second younger (with clocks within a
+    second of each other), and then it writes the Leases naming this one.
+    """
+    if any(True for _ in others):
+        return False
+    created = str((body.get("metadata") or {}).get("creationTimestamp") or "")
+    try:
+        born = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return False  # no timestamp to go by: decide with Leases
+    return read_at - born >= SOLE_AFTER
 
 
 def claimable(desired: Mapping[Any, Mapping[str, Any]], stack: str) -> dict[str, list[Any]]:

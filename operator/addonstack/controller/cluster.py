@@ -225,18 +225,36 @@ class Cluster:
     async def _reuse(self, key: tuple[str, ...], max_age: float, fetch: Callable[[], Awaitable[T]]) -> T:
         """``fetch()``, or its value from a read less than ``max_age`` seconds ago (0: always read). Every read
         is remembered, so a pass that must read fresh also refreshes what the next event passes reuse."""
-        now = asyncio.get_running_loop().time()
-        hit = self._recent.get(key)
-        self._longest = max(self._longest, max_age)
-        if max_age > 0 and hit is not None and now - hit[0] < max_age:
-            value: T = hit[1]
+        hit = self._fresh(key, max_age)
+        if hit is not None:
+            value: T = hit[1]  # a None read (no such Secret, an unreadable namespace) is reused as well
             return value
         value = await fetch()
+        self.keep(key, value)
+        return value
+
+    def _fresh(self, key: tuple[str, ...], max_age: float) -> tuple[float, Any] | None:
+        hit = self._recent.get(key)
+        self._longest = max(self._longest, max_age)
+        if max_age > 0 and hit is not None and asyncio.get_running_loop().time() - hit[0] < max_age:
+            return hit
+        return None
+
+    def kept(self, key: tuple[str, ...], max_age: float) -> Any:
+        """What was kept under ``key`` less than ``max_age`` seconds ago (None: nothing, or too old)."""
+        hit = self._fresh(key, max_age)
+        return hit[1] if hit is not None else None
+
+    def keep(self, key: tuple[str, ...], value: Any) -> None:
+        """Keep ``value`` under ``key`` for passes that may reuse it (:meth:`kept`)."""
+        now = asyncio.get_running_loop().time()
         if len(self._recent) >= RECENT_LIMIT:
             keep = max(RECENT_MAX_AGE, self._longest)
             self._recent = {k: v for k, v in self._recent.items() if now - v[0] < keep}
         self._recent[key] = (now, value)
-        return value
+
+    def forget(self, key: tuple[str, ...]) -> None:
+        self._recent.pop(key, None)
 
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         obj = await self.get("v1", "Secret", namespace, name)

@@ -219,7 +219,8 @@ async def _read_pods(cluster: Cluster, observed: Observed, applied: dict[ObjectK
 async def _read_unlisted(cluster: Cluster, observed: Observed, desired: Desired, named: Named | None = None) -> bool:
     """A pass that listed only some kinds (an event pass: the recorded ones; a new stack: what a deleted stack
     of its name may have left) reads any desired kind outside them before deciding (see :func:`_list_kinds` for
-    ``named``). True when something was read."""
+    ``named``). True when that found objects of the stack, so the decision must be made again (a new stack's
+    lists find none, and its plan was made once instead of twice)."""
     if observed.listed is None:
         return False
     wanted = {(key.api_version, key.kind) for key in desired.objects}
@@ -227,9 +228,10 @@ async def _read_unlisted(cluster: Cluster, observed: Observed, desired: Desired,
     if not missing:
         return False
     meta = observed.body["metadata"]
-    observed.live += await _list_kinds(cluster, meta["namespace"], meta["name"], missing, named)
+    found = await _list_kinds(cluster, meta["namespace"], meta["name"], missing, named)
+    observed.live += found
     observed.listed += missing
-    return True
+    return bool(found)
 
 
 async def _pre_upgrade_backup(cluster: Cluster, body: dict[str, Any], cat: Catalog) -> dict[str, Any] | None:
@@ -296,7 +298,7 @@ async def reconcile(
         _read_admin_keys(cluster, observed, desired, defaults, reuse),
     )
     if any(more):
-        desired = desire(observed, defaults, cat, waves=waves)  # what it reads of the cluster is complete now
+        desired = desire(observed, defaults, cat, waves=waves)  # with what the cluster held of it, complete now
     if isinstance(desired, Outcome):
         return desired
     await _request_backup(cluster, desired, body)
