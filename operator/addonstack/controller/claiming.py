@@ -74,6 +74,19 @@ async def _claims(cluster: Cluster, ns: str, max_age: float) -> dict[str, dict[s
     return {labels_of(lease).get(LABEL_SERVICE, ""): lease for lease in await cluster.list_claims(ns, max_age)}
 
 
+async def _others(cluster: Cluster, body: Mapping[str, Any], sole: tuple[str, str, str]) -> list[dict[str, Any]] | None:
+    """The other AddonStacks of the stack's namespace; None when there are none and it may hold its services
+    without Leases (``claims.sole_claimant``), which is kept under ``sole`` for its event passes."""
+    meta = body["metadata"]
+    read_at = time.time()  # before the list is sent
+    others = [b for b in await cluster.list_stacks(meta["namespace"]) if b["metadata"].get("uid") != meta["uid"]]
+    if claims.sole_claimant(body, others, read_at):
+        cluster.keep(sole, True)
+        return None
+    cluster.forget(sole)
+    return others
+
+
 async def _settle_once(
     cluster: Cluster,
     desired: Desired,
@@ -87,10 +100,14 @@ async def _settle_once(
     ns, stack, uid = meta["namespace"], meta["name"], meta["uid"]
     wanted = claims.claimable(desired.objects, stack)
     sole = ("sole", ns, uid)  # kept: this stack was found alone in its namespace (claims.sole_claimant)
+    if max_age > 0 and cluster.kept(sole, max_age):
+        return {}  # an event pass of a stack found alone: its create pass decided, and read or wrote no Lease
+    bodies = None
+    # a new stack: alone in its namespace, it has no Lease to read
+    if not observed.body.get("status") and (bodies := await _others(cluster, observed.body, sole)) is None:
+        return {}
     leases = await _claims(cluster, ns, max_age)
     if max_age > 0 and any(claims.lease_holder(leases.get(sid)) != uid for sid in wanted):
-        if cluster.kept(sole, max_age):
-            return {}  # an event pass of a stack found alone: its create pass decided, and wrote no Leases
         leases = await _claims(cluster, ns, 0.0)  # something to decide: not on a reused read
     for sid, held in leases.items():
         if claims.lease_holder(held) == uid and sid not in wanted:
@@ -98,17 +115,12 @@ async def _settle_once(
     todo = [sid for sid in wanted if claims.lease_holder(leases.get(sid)) != uid]
     if not todo:
         return {}
-    read_at = time.time()  # before the list is sent (claims.sole_claimant)
-    bodies = await cluster.list_stacks(ns)
-    if claims.sole_claimant(observed.body, (b for b in bodies if b["metadata"].get("uid") != uid), read_at):
-        cluster.keep(sole, True)
+    if bodies is None and (bodies := await _others(cluster, observed.body, sole)) is None:
         return {}
-    cluster.forget(sole)
     me = claims.contender(observed.body, wanted)
     stacks = [me] + [
         claims.contender(b, () if b["metadata"].get("deletionTimestamp") else wants_of(b, defaults, cat))
         for b in bodies
-        if b["metadata"].get("uid") != uid
     ]
     uids = {s.name: s.uid for s in stacks}
     live = observed.by_key
