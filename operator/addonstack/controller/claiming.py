@@ -100,7 +100,7 @@ async def _settle_once(
     ns, stack, uid = meta["namespace"], meta["name"], meta["uid"]
     wanted = claims.claimable(desired.objects, stack)
     sole = ("sole", ns, uid)  # kept: this stack was found alone in its namespace (claims.sole_claimant)
-    if max_age > 0 and cluster.kept(sole, max_age):
+    if cluster.kept(sole, max_age) is not None:
         return {}  # an event pass of a stack found alone: its create pass decided, and read or wrote no Lease
     bodies = None
     # a new stack: alone in its namespace, it has no Lease to read

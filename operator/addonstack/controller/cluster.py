@@ -225,7 +225,7 @@ class Cluster:
     async def _reuse(self, key: tuple[str, ...], max_age: float, fetch: Callable[[], Awaitable[T]]) -> T:
         """``fetch()``, or its value from a read less than ``max_age`` seconds ago (0: always read). Every read
         is remembered, so a pass that must read fresh also refreshes what the next event passes reuse."""
-        hit = self._fresh(key, max_age)
+        hit = self.kept(key, max_age)
         if hit is not None:
             value: T = hit[1]  # a None read (no such Secret, an unreadable namespace) is reused as well
             return value
@@ -233,17 +233,11 @@ class Cluster:
         self.keep(key, value)
         return value
 
-    def _fresh(self, key: tuple[str, ...], max_age: float) -> tuple[float, Any] | None:
+    def kept(self, key: tuple[str, ...], max_age: float) -> tuple[float, Any] | None:
+        """(when, what) was kept under ``key``, if less than ``max_age`` seconds ago."""
         hit = self._recent.get(key)
         self._longest = max(self._longest, max_age)
-        if max_age > 0 and hit is not None and asyncio.get_running_loop().time() - hit[0] < max_age:
-            return hit
-        return None
-
-    def kept(self, key: tuple[str, ...], max_age: float) -> Any:
-        """What was kept under ``key`` less than ``max_age`` seconds ago (None: nothing, or too old)."""
-        hit = self._fresh(key, max_age)
-        return hit[1] if hit is not None else None
+        return hit if max_age > 0 and hit is not None and asyncio.get_running_loop().time() - hit[0] < max_age else None
 
     def keep(self, key: tuple[str, ...], value: Any) -> None:
         """Keep ``value`` under ``key`` for passes that may reuse it (:meth:`kept`)."""
