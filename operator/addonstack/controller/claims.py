@@ -19,9 +19,8 @@ is the holder, so upgrading never moves a running service.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from addonstack.constants import (
@@ -34,7 +33,7 @@ from addonstack.constants import (
     LABEL_STACK,
     MANAGED_BY,
 )
-from addonstack.controller.objects import WORKLOAD_KINDS, labels_of
+from addonstack.controller.objects import WORKLOAD_KINDS, kube_time, labels_of
 
 LEASE_API = "coordination.k8s.io/v1"
 CLAIM_COMPONENT = "claim"
@@ -79,7 +78,7 @@ def choose_holder(service: str, holder_uid: str | None, stacks: Iterable[Contend
     return min(askers, key=lambda s: s.age_key) if askers else None
 
 
-def sole_claimant(body: Mapping[str, Any], others: Iterable[Mapping[str, Any]], read_at: float) -> bool:
+def sole_claimant(body: Mapping[str, Any], others: Sequence[Mapping[str, Any]], read_at: float) -> bool:
     """Whether a stack may hold the services it wants without writing their claim Leases: it is the only
     AddonStack of its namespace (``others``: the rest of a list sent at ``read_at``, epoch seconds), and it was
     created at least :data:`SOLE_AFTER` seconds before that list was sent.
@@ -91,11 +90,10 @@ def sole_claimant(body: Mapping[str, Any], others: Iterable[Mapping[str, Any]], 
     by name; the wait makes any stack missing from the list at least a second younger (with clocks within a
     second of each other), and then it writes the Leases naming this one.
     """
-    if any(True for _ in others):
+    if others:
         return False
-    created = str((body.get("metadata") or {}).get("creationTimestamp") or "")
     try:
-        born = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+        born = kube_time((body.get("metadata") or {}).get("creationTimestamp") or "").timestamp()
     except ValueError:
         return False  # no timestamp to go by: decide with Leases
     return read_at - born >= SOLE_AFTER

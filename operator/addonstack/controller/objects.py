@@ -8,9 +8,10 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["WORKLOAD_KINDS", "ObjectKey", "decode_secret", "labels_of"]
+__all__ = ["WORKLOAD_KINDS", "ObjectKey", "decode_secret", "kube_time", "labels_of"]
 
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet"})  # the kinds that run a service's pods
 
@@ -36,3 +37,11 @@ def decode_secret(obj: dict[str, Any]) -> dict[str, str]:
 def labels_of(obj: Mapping[str, Any] | None) -> dict[str, str]:
     labels: dict[str, str] = ((obj or {}).get("metadata") or {}).get("labels") or {}
     return labels
+
+
+def kube_time(value: Any) -> datetime:
+    """A Kubernetes timestamp (RFC 3339, ``...Z``; or a datetime, naive taken as UTC) as an aware datetime;
+    ValueError when it is not one."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))

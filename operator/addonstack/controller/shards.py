@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from addonstack.constants import LABEL_SHARD_BUCKET, LABEL_SHARD_COUNT, LABEL_SHARD_INDEX
+from addonstack.controller.objects import kube_time
 
 log = logging.getLogger("addonstack.shards")
 
@@ -104,19 +105,13 @@ def holder_of(lease: Mapping[str, Any], now: datetime) -> Holder | None:
     labels = meta.get("labels") or {}
     try:
         shard = Shard(int(labels[LABEL_SHARD_INDEX]), int(labels[LABEL_SHARD_COUNT]))
-        renewed = _time(spec["renewTime"])
-        since = _time(spec["acquireTime"])
+        renewed = kube_time(spec["renewTime"])
+        since = kube_time(spec["acquireTime"])
     except (KeyError, ValueError, TypeError):
         return None
     if renewed + timedelta(seconds=int(spec.get("leaseDurationSeconds") or LEASE_SECONDS)) < now:
         return None
     return Holder(str(meta.get("name")), shard, since)
-
-
-def _time(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def identity() -> str:

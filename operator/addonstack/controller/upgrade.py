@@ -21,6 +21,7 @@ from datetime import datetime, time
 from typing import Any
 
 from addonstack.catalog.model import Catalog
+from addonstack.controller.objects import kube_time
 from addonstack.controller.status import _condition
 from addonstack.plan.revision import catalog_revision, upgrades
 from addonstack.plan.spec import AddonStackSpec, AddonStackStatus, AvailableUpgrade, MaintenanceWindow, UpgradeRecord
@@ -130,7 +131,7 @@ class Waves:
 
 def _rollback(rec: UpgradeRecord, now: datetime, deadline: float) -> UpgradeDecision | None:
     """Back to the previous images when a Rolling upgrade is not Ready past the deadline."""
-    started = datetime.fromisoformat(rec.started_at.replace("Z", "+00:00"))
+    started = kube_time(rec.started_at)
     if rec.phase != "Rolling" or (now - started).total_seconds() <= deadline:
         return None
     why = f"not Ready {int(deadline)} s after the upgrade to {rec.revision}; back to {rec.from_revision}"
