@@ -9,8 +9,10 @@ operator's first, so a machine that slows down or speeds up over the run weighs 
 
 Printed per round: both bursts' seconds and CPU-seconds and the ratio (raw objects/s over the operator's). Then the
 median ratio (what the target, >= 0.8, is checked against), the lowest, and the pooled ratio (every raw second over
-every operator second). Results: bench/results/operator-rounds.json. Paced, resync and RSS figures stay with the
-single run.
+every operator second). Beside them, the same corrected for the machine's speed in each burst
+(``operator_throughput.speed_corrected``: the CPU-seconds of the components whose work is the same in both bursts
+gauge it), which tells the operator's cost from the machine's drift. Results: bench/results/operator-rounds.json.
+Paced, resync and RSS figures stay with the single run.
 """
 
 from __future__ import annotations
@@ -57,9 +59,12 @@ def one_round(index: int, args: argparse.Namespace, bin_dir: Path, work: Path) -
             site.stop()
     got["ratio"] = round(got.pop("operator_objects_per_s") / got.pop("raw_objects_per_s"), 3)
     raw, op = got["raw"], got["operator"]
+    got["speed_corrected"] = ot.speed_corrected(got["ratio"], raw["cpu_s"], op["cpu_s"])
     ot.log(
-        f"round {index + 1} ({' then '.join(order)}): ratio {got['ratio']:.2f} (raw {raw['until_available_s']} s, "
-        f"{raw['cpu_s']['total']} CPU-s; operator {op['until_all_ready_s']} s, {op['cpu_s']['total']} CPU-s)"
+        f"round {index + 1} ({' then '.join(order)}): ratio {got['ratio']:.2f}, speed-corrected "
+        f"{got['speed_corrected']:.2f} (raw {raw['until_available_s']} s, {raw['cpu_s']['total']} CPU-s, gauge "
+        f"{ot.gauge_cpu(raw['cpu_s'])}; operator {op['until_all_ready_s']} s, {op['cpu_s']['total']} CPU-s, gauge "
+        f"{ot.gauge_cpu(op['cpu_s'])})"
     )
     return got
 
@@ -76,6 +81,23 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         # the same objects in both phases of every round, so seconds pool as objects/s would
         "pooled_ratio": round(raw_s / op_s, 3),
         "met": sum(1 for x in ratios if x >= ot.TARGETS["throughput_ratio"]),
+        **corrected_summary(rounds),
+    }
+
+
+def corrected_summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds' speed-corrected ratios (``operator_throughput.speed_corrected``): median, lowest, and pooled
+    (every raw second per gauge CPU-second over every operator one)."""
+    corrected = [ot.speed_corrected(r["ratio"], r["raw"]["cpu_s"], r["operator"]["cpu_s"]) for r in rounds]
+    raw_g = sum(ot.gauge_cpu(r["raw"]["cpu_s"]) for r in rounds)
+    op_g = sum(ot.gauge_cpu(r["operator"]["cpu_s"]) for r in rounds)
+    raw_s = sum(r["raw"]["until_available_s"] for r in rounds)
+    op_s = sum(r["operator"]["until_all_ready_s"] for r in rounds)
+    return {
+        "speed_corrected": corrected,
+        "median_speed_corrected": round(statistics.median(corrected), 3),
+        "lowest_speed_corrected": min(corrected),
+        "pooled_speed_corrected": round((raw_s / raw_g) / (op_s / op_g), 3) if raw_g and op_g else None,
     }
 
 
@@ -113,6 +135,11 @@ def main() -> None:
         f"throughput operator/raw: median {total['median_ratio']:.2f} (target >= {target}: "
         f"{'met' if total['median_ratio'] >= target else 'NOT met'}), lowest {total['lowest_ratio']:.2f}, "
         f"pooled {total['pooled_ratio']:.2f}; met in {total['met']} of {len(rounds)} rounds"
+    )
+    print(
+        f"speed-corrected (each burst's seconds per CPU-second of {', '.join(ot.GAUGE)}): "
+        f"{total['speed_corrected']}; median {total['median_speed_corrected']:.2f}, "
+        f"lowest {total['lowest_speed_corrected']:.2f}, pooled {total['pooled_speed_corrected']:.2f}"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"stacks": args.stacks, **total, "per_round": rounds}, indent=2) + "\n")
