@@ -18,7 +18,7 @@ from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret
 from addonstack.controller.claims import SOLE_AFTER
 from addonstack.controller.cluster import AddonStackResource
 from tests.cluster.operator_harness import condition, get_stack, running_operator, stack, wait_for, wait_ready
-from tests.cluster.test_pass_reads import _pass
+from tests.cluster.recording import recorded_pass
 
 pytestmark = pytest.mark.cluster
 SERVICES = ("searxng", "meilisearch")
@@ -86,13 +86,13 @@ def test_a_stack_alone_writes_no_lease_and_the_next_one_writes_it_naming_the_fir
     claims = {"app.kubernetes.io/component": "claim"}
     client.create(codecs.from_dict(stack("first", namespace, {"services": ["it-tools"]})))
     time.sleep(SOLE_AFTER + 0.5)  # younger, it would write the Lease (a same-second stack could sort first)
-    outcome, first = _pass(kubeconfig, get_stack(client, "first", namespace), full=True)
+    outcome, first = recorded_pass(kubeconfig, get_stack(client, "first", namespace), full=True)
     assert not [w for w in first.seen_writes if w.startswith("claim")], first.seen_writes
     assert "apply Deployment/it-tools" in first.seen_writes
     assert list(client.list(Lease, namespace=namespace, labels=claims)) == []
 
     client.create(codecs.from_dict(stack("second", namespace, {"services": ["it-tools", "gatus"]})))
-    outcome, second = _pass(kubeconfig, get_stack(client, "second", namespace), full=True)
+    outcome, second = recorded_pass(kubeconfig, get_stack(client, "second", namespace), full=True)
     assert second.seen_writes.count("claim addonstack-claim-it-tools") == 1
     assert "apply Deployment/gatus" in second.seen_writes and "apply Deployment/it-tools" not in second.seen_writes
     stalled = condition({"status": outcome.status}, "Stalled")

@@ -20,7 +20,7 @@ from lightkube import Client, codecs
 from lightkube.resources.apps_v1 import Deployment
 
 from addonstack.controller.applycache import ApplyCache
-from addonstack.controller.cluster import CHILD_KINDS, Cluster
+from addonstack.controller.cluster import CHILD_KINDS
 from addonstack.controller.decide import Observed
 from addonstack.controller.objects import ObjectKey
 from addonstack.controller.reconcile import _read_pods, reconcile
@@ -32,59 +32,9 @@ from tests.cluster.operator_harness import (
     stack,
     wait_ready,
 )
+from tests.cluster.recording import Recording, recorded_pass
 
 pytestmark = pytest.mark.cluster
-
-
-class Recording(Cluster):
-    """The operator's client, noting each read (kind, name or ``*`` for a list) and each write."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.seen_reads: list[tuple[str, str]] = []
-        self.seen_writes: list[str] = []
-
-    def note_read(self, kind: str, name: str) -> None:
-        self.seen_reads.append((kind, name))
-
-    def note_write(self, what: str) -> None:
-        self.seen_writes.append(what)
-
-    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        self.note_read(kind, name)
-        return await super().get(api_version, kind, namespace, name)
-
-    async def _list(
-        self, api_version: str, kind: str, namespace: str, labels: dict[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
-        self.note_read(kind, "*")
-        return await super()._list(api_version, kind, namespace, labels)
-
-    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
-        self.note_write(f"apply {obj['kind']}/{obj['metadata']['name']}")
-        return await super().apply(obj)
-
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        self.note_write(f"delete {kind}/{name}")
-        await super().delete(api_version, kind, namespace, name)
-
-    async def write_claim(self, lease: dict[str, Any]) -> bool:
-        self.note_write(f"claim {lease['metadata']['name']}")
-        return await super().write_claim(lease)
-
-
-def _pass(kubeconfig: Path, body: dict[str, Any], full: bool) -> tuple[Any, Recording]:
-    """One reconcile of ``body`` with a recording client, as the operator runs it (nothing patched after)."""
-
-    async def main() -> tuple[Any, Recording]:
-        cluster = Recording.from_kubeconfig(str(kubeconfig))
-        try:
-            outcome = await reconcile(body, cluster, TEST_DEFAULTS, ApplyCache(), full=full)
-        finally:
-            await cluster.close()
-        return outcome, cluster
-
-    return asyncio.run(main())
 
 
 def test_a_converged_stack_without_databases_reads_no_pods_and_no_admin_secret(
@@ -93,7 +43,7 @@ def test_a_converged_stack_without_databases_reads_no_pods_and_no_admin_secret(
     with running_operator(kubeconfig, drift_interval=600.0):
         client.create(codecs.from_dict(stack("calm", namespace, {"services": ["gatus", "it-tools"]})))
         body = wait_ready(client, "calm", namespace, timeout=90)
-    outcome, cluster = _pass(kubeconfig, body, full=False)  # the drift timer's kind of pass
+    outcome, cluster = recorded_pass(kubeconfig, body, full=False)  # the drift timer's kind of pass
     kinds = {kind for kind, _ in cluster.seen_reads}
     assert "Pod" not in kinds, cluster.seen_reads
     assert ("Secret", TEST_DEFAULTS.database_admin_secret) not in cluster.seen_reads, cluster.seen_reads
@@ -132,14 +82,14 @@ def test_a_stack_with_a_database_reads_the_admin_secret_before_writing(
     body = get_stack(client, "needs-db", namespace)
     admin = ("Secret", TEST_DEFAULTS.database_admin_secret)
 
-    outcome, cluster = _pass(kubeconfig, body, full=True)
+    outcome, cluster = recorded_pass(kubeconfig, body, full=True)
     stalled = {c["type"]: c for c in outcome.status["conditions"]}["Stalled"]
     assert stalled["status"] == "True" and stalled["reason"] == "AdminSecretMissing", stalled
     assert "does not exist" in stalled["message"]
     assert cluster.seen_reads.count(admin) == 1 and cluster.seen_writes == []
 
     admin_secret(client, namespace)
-    outcome, cluster = _pass(kubeconfig, body, full=True)
+    outcome, cluster = recorded_pass(kubeconfig, body, full=True)
     assert cluster.seen_reads.count(admin) == 1
     assert any(w.startswith("apply Job/") for w in cluster.seen_writes), cluster.seen_writes  # the database setup Job
     assert {c["type"]: c["status"] for c in outcome.status["conditions"]}["Stalled"] == "False"
@@ -183,7 +133,7 @@ def test_the_light_drift_check_of_a_ready_stack_lists_only_unwatched_kinds_and_s
     client.delete(Ingress, ingresses[0].partition("/")[2], namespace=namespace)
     clean, _ = asyncio.run(check())
     assert not clean, "an Ingress gone by hand: the full pass must run"
-    outcome, recording = _pass(kubeconfig, body, full=False)
+    outcome, recording = recorded_pass(kubeconfig, body, full=False)
     assert f"apply {ingresses[0]}" in recording.seen_writes
     body["status"] = outcome.status  # what that pass would patch: the new policy's marker in the record
     clean, _ = asyncio.run(check())
