@@ -10,9 +10,9 @@ operator's first, so a machine that slows down or speeds up over the run weighs 
 Printed per round: both bursts' seconds and CPU-seconds and the ratio (raw objects/s over the operator's). Then the
 median ratio (what the target, >= 0.8, is checked against), the lowest, and the pooled ratio (every raw second over
 every operator second). Beside them, the same corrected for the machine's speed in each burst
-(``operator_throughput.speed_corrected``: the CPU-seconds of the components whose work is the same in both bursts
-gauge it), which tells the operator's cost from the machine's drift. Results: bench/results/operator-rounds.json.
-Paced, resync and RSS figures stay with the single run.
+(``operator_throughput.speed_corrected``: the CPU-seconds of kube-scheduler and kwok, whose work is the same in both
+bursts, gauge it), which tells the operator's cost from the machine's drift. Results:
+bench/results/operator-rounds.json. Paced, resync and RSS figures stay with the single run.
 """
 
 from __future__ import annotations
