@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from addonstack.controller.applied import records_database
-from addonstack.controller.handlers import _timer_body
+from addonstack.controller.bodies import timer_body as _timer_body
 from addonstack.controller.status import workload_settled
 
 

@@ -432,13 +432,14 @@ class Cluster:
             if exc.status.code != 404:
                 raise
 
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch the stack's status subresource (a key set to None is removed)."""
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> str | None:
+        """Merge-patch the stack's status subresource (a key set to None is removed); its new resourceVersion."""
         self.writes += 1
-        await self._send(lambda: self.client.patch(
+        written = await self._send(lambda: self.client.patch(
             AddonStackResource.Status, name, {"status": status}, namespace=namespace,
             patch_type=PatchType.MERGE, field_manager=FIELD_MANAGER,
         ))  # fmt: skip
+        return (_to_dict(written).get("metadata") or {}).get("resourceVersion")
 
     async def patch_data_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status of an AddonStackBackup or AddonStackRestore."""

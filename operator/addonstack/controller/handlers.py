@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import os
 import time
@@ -22,7 +21,7 @@ import kopf
 
 from addonstack.catalog.loader import load_catalog
 from addonstack.constants import API_GROUP, FIELD_MANAGER, LABEL_STACK, PLURAL
-from addonstack.controller import admission, backup_handlers, childwatch, echo, fairness, metrics, watch
+from addonstack.controller import admission, backup_handlers, bodies, childwatch, echo, fairness, metrics, watch
 from addonstack.controller.applied import recorded_unchanged, status_patch, unwatched_kinds
 from addonstack.controller.backup_flow import Lock, Publish
 from addonstack.controller.cluster import CHILD_KINDS, DRIFT_REUSE, SHARED_READ_TTL, Cluster
@@ -53,6 +52,10 @@ class State:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # by "namespace/name"
     last_pass: dict[str, float] = field(default_factory=dict)  # by "namespace/name": when its last pass ended
     last_full: dict[str, float] = field(default_factory=dict)  # ... its last pass that listed every recorded kind
+    # kopf's live body of each stack (kopf replaces its content with each event) and the resourceVersion this
+    # process's last status patch gave the stack: a pass may start from the first when it carries the second.
+    live: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    written: dict[str, str] = field(default_factory=dict)
     reconciles: int = 0
     # kopf runs async handlers of all objects at once; this bounds how many reconciles talk to the API server
     # together, so 200 new stacks are served a few at a time instead of all timing out together.
@@ -192,13 +195,14 @@ async def publish(
         if drift and not fairness.resync_due(last, time.monotonic(), state.settings.drift_interval, busy=False):
             return  # another pass ran while this one waited for the lock or a slot: it did the timer's work
         # kopf's body may be older than the status another run just wrote (and a watch event brings only
-        # the stack's name): read the stack again, so status transitions and Events are computed once.
-        fresh = _timer_body(raw) if drift else None
+        # the stack's name): read the stack again, unless a copy known to be current can stand in (bodies.py),
+        # so status transitions and Events are computed once.
+        key = "/".join(_key(meta))
+        fresh = _known_body(state, raw, cause, drift)
         fresh = fresh or await state.cluster.get_stack(meta["namespace"], meta["name"])
         if fresh is None or (fresh.get("metadata") or {}).get("deletionTimestamp"):
             return
         raw = fresh
-        key = "/".join(_key(meta))
         if light and await _unwatched_unchanged(state.cluster, raw):
             state.last_pass[key] = time.monotonic()
             return
@@ -234,13 +238,24 @@ async def publish(
         prev = dict(raw.get("status") or {})
         if outcome.status != prev:
             patch = status_patch(prev, outcome.status)  # keys the new status no longer has are dropped
-            await state.cluster.patch_status(meta["namespace"], meta["name"], patch)
+            written = await state.cluster.patch_status(meta["namespace"], meta["name"], patch)
+            state.written[key] = written or ""
         for type_, reason, message in outcome.events:
             await state.cluster.event(raw, type_, reason, message)
 
 
 def _key(meta: Mapping[str, Any]) -> tuple[str, str]:
     return meta["namespace"], meta["name"]
+
+
+def _known_body(state: State, raw: Mapping[str, Any], cause: fairness.Cause, drift: bool) -> dict[str, Any] | None:
+    """The stack as this process already has it, when that can stand in for a GET (``bodies.py``); None: read it."""
+    if drift:
+        return bodies.timer_body(raw)
+    key = "/".join(_key(raw["metadata"]))
+    if cause is fairness.Cause.CREATE:
+        return bodies.created_body(raw, key in state.written)
+    return bodies.written_body(state.live.get(key), state.written.get(key))
 
 
 async def _unwatched_unchanged(cluster: Cluster, stack: Mapping[str, Any]) -> bool:
@@ -253,25 +268,6 @@ async def _unwatched_unchanged(cluster: Cluster, stack: Mapping[str, Any]) -> bo
     meta = stack["metadata"]
     live = await cluster.list_children(meta["namespace"], meta["name"], kinds) if kinds else []
     return recorded_unchanged(stack["status"], kinds, live)
-
-
-def _timer_body(live: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A copy of kopf's live body of the stack for the drift timer's pass, when it can stand in for a fresh GET:
-    its status is of its current generation. None: read the stack.
-
-    kopf replaces a timer's body with each event of the stack it processes, so this is the stack as of its last
-    event; the pass runs only when no pass of this process ended in the last half interval
-    (``fairness.resync_due``, checked again once the lock and slot are held), so the last status this process
-    wrote came back on the watch long before. A spec edit still on its way makes this pass one of the old
-    generation, which finds nothing to do on a converged stack, and its own ``on_update`` pass follows. The
-    GET it saves is the largest read of a converged stack's pass (the stack carries its ``status.applied``
-    record), and the timer's passes are most of a large operator's steady load.
-    """
-    body = copy.deepcopy(dict(live))
-    meta, status = body.get("metadata") or {}, body.get("status") or {}
-    if meta.get("deletionTimestamp") or status.get("observedGeneration") != meta.get("generation"):
-        return None
-    return body
 
 
 async def _run(body: kopf.Body, memo: Any, cause: fairness.Cause, full: bool) -> None:
@@ -327,11 +323,15 @@ async def on_delete(body: kopf.Body, memo: Any, **_: Any) -> None:
 
 
 async def on_stack_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
-    """A stack that is gone (with or without a finalizer) leaves nothing in memory."""
-    if type != "DELETED":
-        return
+    """Keeps kopf's live body of each stack (:func:`_known_body`); a stack that is gone (with or without a
+    finalizer) leaves nothing in memory."""
     state = _state(memo)
     ns, name = body.metadata.namespace or "", body.metadata.name or ""
+    if type != "DELETED":
+        state.live[f"{ns}/{name}"] = body  # a reference: kopf keeps this body for the stack's timer anyway
+        return
+    state.live.pop(f"{ns}/{name}", None)
+    state.written.pop(f"{ns}/{name}", None)
     state.cache.forget_stack(ns, name)
     metrics.observe_stack(ns, name, None)
     state.locks.pop(f"{ns}/{name}", None)
