@@ -46,11 +46,7 @@ def test_deleted_and_edited_children_are_repaired_on_the_event(
     wait_ready(client, "w", ns, timeout=60)
     reasons = wait_for(
         "a Repaired event on the stack",
-        lambda: (
-            (found := {e.reason for e in client.list(Event, namespace=ns, fields={"involvedObject.name": "w"})})
-            and "Repaired" in found
-            and found
-        ),
+        lambda: (found := set(_reasons(client, ns, "w"))) and "Repaired" in found and found,
         timeout=30,
     )
     assert {"Created", "Ready"} <= reasons

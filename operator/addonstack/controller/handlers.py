@@ -190,15 +190,15 @@ async def publish(
         log.debug("%s/%s: an older shard configuration still serves it; the drift timer comes back", *_key(meta))
         return
     rank = fairness.priority(cause, has_status=bool(raw.get("status")) or cause is fairness.Cause.CHILD)
+    key = "/".join(_key(meta))
     async with state.lock(meta["namespace"], meta["name"]), state.slot(rank):
-        last = state.last_pass.get("/".join(_key(meta)))
+        last = state.last_pass.get(key)
         if drift and not fairness.resync_due(last, time.monotonic(), state.settings.drift_interval, busy=False):
             return  # another pass ran while this one waited for the lock or a slot: it did the timer's work
         # kopf's body may be older than the status another run just wrote (and a watch event brings only
         # the stack's name): read the stack again, unless a copy known to be current can stand in (bodies.py),
         # so status transitions and Events are computed once.
-        key = "/".join(_key(meta))
-        fresh = _known_body(state, raw, cause, drift)
+        fresh = _known_body(state, key, raw, cause, drift)
         fresh = fresh or await state.cluster.get_stack(meta["namespace"], meta["name"])
         if fresh is None or (fresh.get("metadata") or {}).get("deletionTimestamp"):
             return
@@ -248,11 +248,13 @@ def _key(meta: Mapping[str, Any]) -> tuple[str, str]:
     return meta["namespace"], meta["name"]
 
 
-def _known_body(state: State, raw: Mapping[str, Any], cause: fairness.Cause, drift: bool) -> dict[str, Any] | None:
-    """The stack as this process already has it, when that can stand in for a GET (``bodies.py``); None: read it."""
+def _known_body(
+    state: State, key: str, raw: Mapping[str, Any], cause: fairness.Cause, drift: bool
+) -> dict[str, Any] | None:
+    """The stack ``key`` as this process already has it, when that can stand in for a GET (``bodies.py``); None:
+    read it."""
     if drift:
         return bodies.timer_body(raw)
-    key = "/".join(_key(raw["metadata"]))
     if cause is fairness.Cause.CREATE:
         return bodies.created_body(raw, key in state.written)
     return bodies.written_body(state.live.get(key), state.written.get(key))
@@ -327,16 +329,14 @@ async def on_stack_event(type: str | None, body: kopf.Body, memo: Any, **_: Any)
     finalizer) leaves nothing in memory."""
     state = _state(memo)
     ns, name = body.metadata.namespace or "", body.metadata.name or ""
+    key = f"{ns}/{name}"
     if type != "DELETED":
-        state.live[f"{ns}/{name}"] = body  # a reference: kopf keeps this body for the stack's timer anyway
+        state.live[key] = body  # a reference: kopf keeps this body for the stack's timer anyway
         return
-    state.live.pop(f"{ns}/{name}", None)
-    state.written.pop(f"{ns}/{name}", None)
+    for kept in (state.live, state.written, state.locks, state.last_pass, state.last_full):
+        kept.pop(key, None)
     state.cache.forget_stack(ns, name)
     metrics.observe_stack(ns, name, None)
-    state.locks.pop(f"{ns}/{name}", None)
-    state.last_pass.pop(f"{ns}/{name}", None)
-    state.last_full.pop(f"{ns}/{name}", None)
     debouncer(memo).cancel(ns, name)
     if state.cluster is None:
         return
