@@ -1,4 +1,4 @@
-"""Which API answers are sent again, and that they are (tenacity with backoff, through Cluster._send)."""
+"""Which API answers are sent again, and that they are (tenacity with backoff, through Cluster._send and retries.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import Status
 
-from addonstack.controller.cluster import Cluster, retryable
+from addonstack.controller.cluster import Cluster
+from addonstack.controller.retries import RETRY_ATTEMPTS, retryable
 
 
 def answer(code: int) -> ApiError:
@@ -38,6 +39,21 @@ def test_a_throttled_request_is_sent_again_until_it_succeeds() -> None:
 
     assert asyncio.run(_cluster()._send(flaky)) == "ok"
     assert len(sent) == 3
+
+
+def test_a_lasting_throttle_is_sent_exactly_the_attempts_allowed() -> None:
+    """The first try runs outside tenacity and its failure is handed over as tenacity's first attempt: a request
+    answered 429 every time is still sent RETRY_ATTEMPTS times in all, not one more."""
+    sent: list[int] = []
+
+    async def throttled() -> str:
+        sent.append(1)
+        raise answer(429)
+
+    with pytest.raises(ApiError) as raised:
+        asyncio.run(_cluster()._send(throttled))
+    assert raised.value.status.code == 429
+    assert len(sent) == RETRY_ATTEMPTS
 
 
 def test_a_conflict_is_not_retried_and_a_lasting_failure_gives_up() -> None:

@@ -7,9 +7,8 @@ manager, and every write honours ``dry_run``. Secret values pass through here bu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
 
@@ -18,10 +17,8 @@ from lightkube import AsyncClient, codecs, operators
 from lightkube.core.exceptions import ApiError
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.models.meta_v1 import Status
 from lightkube.resources.core_v1 import Namespace
 from lightkube.types import CascadeType, OnErrorAction, OnErrorResult, PatchType
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from addonstack.constants import (
     API_GROUP,
@@ -41,6 +38,7 @@ from addonstack.constants import (
 )
 from addonstack.controller.echo import OwnWrites
 from addonstack.controller.objects import decode_secret
+from addonstack.controller.retries import api_errors, with_retries
 from addonstack.controller.transport import kube_client
 
 log = logging.getLogger("addonstack.cluster")
@@ -105,33 +103,7 @@ def _to_dict(obj: Any) -> dict[str, Any]:
     return result
 
 
-# The HTTP library's status error that ApiError extends (httpx or httpx2, by lightkube version).
-_HTTPStatusError: type[Exception] = ApiError.__mro__[1]
-
-
-@contextlib.contextmanager
-def _api_errors() -> Iterator[None]:
-    """Every HTTP error as lightkube's ApiError. Errors without a JSON Status body (a path the server does not
-    serve, e.g. a CRD that is not installed, answers a plain-text 404) otherwise surface as the HTTP library's
-    own error, which callers checking ``ApiError`` would miss."""
-    try:
-        yield
-    except ApiError:
-        raise
-    except _HTTPStatusError as exc:
-        resp = exc.response  # type: ignore[attr-defined]
-        message = f"{resp.status_code} {resp.reason_phrase}"
-        raise ApiError(status=Status(code=resp.status_code, reason=resp.reason_phrase, message=message)) from exc
-
-
 T = TypeVar("T")
-RETRY_ATTEMPTS = 5  # a request answered 429 or 5xx is sent again after random waits up to 0.5, 1, 2, 4 s
-
-
-def retryable(exc: BaseException) -> bool:
-    """Answers worth sending again: the API server is throttling (429) or failing for now (5xx)."""
-    code = exc.status.code if isinstance(exc, ApiError) else None
-    return code is not None and (code == 429 or code >= 500)
 
 
 async def gather_all(*awaitables: Awaitable[Any]) -> list[Any]:
@@ -168,21 +140,16 @@ class Cluster:
         self.own = OwnWrites()  # what our writes produced, so their watch events are known as ours (echo.py)
 
     async def _send(self, call: Callable[[], Awaitable[T]]) -> T:
-        """One request: within the rate limit and the in-flight bound, retried with backoff on 429 and 5xx."""
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(retryable),
-            wait=wait_random_exponential(multiplier=0.25, max=8),
-            stop=stop_after_attempt(RETRY_ATTEMPTS),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                if self.limiter is not None:
-                    await self.limiter.acquire()
-                async with self.inflight:
-                    with _api_errors():
-                        return await call()
-        raise AssertionError("unreachable")  # pragma: no cover
+        """One request: within the rate limit and the in-flight bound, retried with backoff on 429 and 5xx
+        (``retries.py``)."""
+        return await with_retries(lambda: self._once(call))
+
+    async def _once(self, call: Callable[[], Awaitable[T]]) -> T:
+        if self.limiter is not None:
+            await self.limiter.acquire()
+        async with self.inflight:
+            with api_errors():
+                return await call()
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, dry_run: bool = False, qps: float = 0, burst: int = 0) -> Self:

@@ -247,8 +247,9 @@ def desire(
     quiesced = quiesced_services(body)
     warnings += plan.warnings + render_warnings
     # The namespace's quota and LimitRanges: nothing is written that the API server would refuse.
-    resources = summary(totals(objs, observed.limit_ranges or []))
-    if found := quota_problems(objs, observed.live, observed.quotas or [], observed.limit_ranges or []):
+    want = totals(objs, observed.limit_ranges or [])
+    resources = summary(want)
+    if found := quota_problems(objs, observed.live, observed.quotas or [], observed.limit_ranges or [], want):
         message = "; ".join(p.message for p in found)[:2000]
         return _stalled(observed, found[0].reason, message, warnings, resources, effective(ctx, options))
     # Database first: workloads that need it wait until the setup Job has completed.

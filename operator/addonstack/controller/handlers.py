@@ -222,13 +222,13 @@ async def publish(
                 store=store,
             )
         except Exception:
-            metrics.RECONCILES.labels("error").inc()
+            metrics.child(metrics.RECONCILES, "error").inc()
             raise
         finally:
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         state.reconciles += 1
         state.last_pass[key] = state.last_full[key] = time.monotonic()
-        metrics.RECONCILES.labels(metrics.result_of(outcome.status)).inc()
+        metrics.child(metrics.RECONCILES, metrics.result_of(outcome.status)).inc()
         metrics.observe_stack(meta["namespace"], meta["name"], outcome.status)
         if state.settings.dry_run:
             # Children went through the API server's dry run: a status would describe objects that do not exist.

@@ -129,8 +129,8 @@ def _from_store(
             kept += objs
         else:
             missing.append((api_version, kind))
-    metrics.STORE_READS.labels("store").inc(len(kinds) - len(missing))
-    metrics.STORE_READS.labels("listed").inc(len(missing))
+    metrics.child(metrics.STORE_READS, "store").inc(len(kinds) - len(missing))
+    metrics.child(metrics.STORE_READS, "listed").inc(len(missing))
     return kept, tuple(missing)
 
 
@@ -328,13 +328,13 @@ async def reconcile(
                 raise result
             if (why := change_kind(cache, key, digest, live)) is not None:
                 changed.setdefault(why, []).append(f"{key.kind}/{key.name}")
-            metrics.APPLIED.labels(key.kind).inc()
+            metrics.child(metrics.APPLIED, key.kind).inc()
             cache.record(stack, key, digest, result)
             applied[key] = result
     for key in actions.prune:
         await cluster.delete(key.api_version, key.kind, key.namespace, key.name)
         cache.forget(key)
-        metrics.PRUNED.labels(key.kind).inc()
+        metrics.child(metrics.PRUNED, key.kind).inc()
         changed.setdefault(EventReason.PRUNED, []).append(f"{key.kind}/{key.name}")
     if named is None:  # a new stack has no pods yet
         await _read_pods(cluster, observed, applied)

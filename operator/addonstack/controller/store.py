@@ -108,7 +108,7 @@ class ChildStore:
             self.objects[slot] = objs
             self.counts[kind] += len(objs)
         self.synced.add((kind, scope))
-        metrics.STORE_OBJECTS.labels(kind).set(self.counts[kind])
+        metrics.child(metrics.STORE_OBJECTS, kind).set(self.counts[kind])
 
     def event(self, type_: str, body: Mapping[str, Any]) -> None:
         """One event of the stream: the object as it now is, or gone."""
@@ -123,7 +123,7 @@ class ChildStore:
                     del self.objects[(kind, namespace)]
         else:
             self._put(body)
-        metrics.STORE_OBJECTS.labels(kind).set(self.counts[kind])
+        metrics.child(metrics.STORE_OBJECTS, kind).set(self.counts[kind])
 
     def _put(self, body: Mapping[str, Any]) -> None:
         kind, namespace, name = _ident(body)

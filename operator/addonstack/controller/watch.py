@@ -149,9 +149,9 @@ def on_child_event(
         return
     urgency = events.assess(type_, body) if events is not None else Urgency.NOW
     if urgency is None:
-        metrics.WATCH_EVENTS_IGNORED.labels(kind).inc()
+        metrics.child(metrics.WATCH_EVENTS_IGNORED, kind).inc()
         return
-    metrics.WATCH_EVENTS.labels(kind).inc()
+    metrics.child(metrics.WATCH_EVENTS, kind).inc()
     debouncer.schedule(namespace, stack, PROGRESS_DELAY if urgency is Urgency.PROGRESS else None)
 
 

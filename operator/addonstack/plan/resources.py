@@ -253,15 +253,20 @@ def quota_problems(
     live: Iterable[Mapping[str, Any]],
     quotas: Iterable[Mapping[str, Any]],
     limit_ranges: Iterable[Mapping[str, Any]],
+    want: Totals | None = None,
 ) -> list[Problem]:
     """Why the namespace would refuse objects of ``planned`` (the stack's rendered objects), given what the
-    stack already runs (``live``), the namespace's ResourceQuotas (with ``status.used``) and LimitRanges."""
+    stack already runs (``live``), the namespace's ResourceQuotas (with ``status.used``) and LimitRanges.
+    ``want``: ``totals(planned, limit_ranges)`` when the caller has it already. Totals are worked out only when a
+    quota counts our pods (most namespaces have none: a pass then sums nothing twice)."""
     planned, lrs = list(planned), list(limit_ranges)
-    want, have = totals(planned, lrs), totals(live, lrs)
     problems = limit_range_problems(planned, lrs)
-    for quota in quotas:
-        if not _counts_our_pods(quota):
-            continue
+    counting = [quota for quota in quotas if _counts_our_pods(quota)]
+    if not counting:
+        return problems
+    want = want if want is not None else totals(planned, lrs)
+    have = totals(live, lrs)
+    for quota in counting:
         hard = (quota.get("spec") or {}).get("hard") or {}
         used = (quota.get("status") or {}).get("used") or {}
         for resource, limit in sorted(hard.items()):
