@@ -1,9 +1,10 @@
 """How one request to the API server fails and is sent again: lightkube's errors, and retries on 429 and 5xx.
 
-Every request of the operator goes through :func:`with_retries` (``Cluster._send``). Most are answered at the
-first try, so the first try runs bare and tenacity is built only after an answer worth retrying: around every
-request, tenacity's machinery (its retrying object, attempt managers and futures) was about 4 % of the operator's
-CPU in a burst of new stacks (py-spy, docs/performance.md), where the API server answered nothing but 2xx.
+Every request ``cluster.Cluster`` sends goes through :func:`with_retries` (``Cluster._send``); the watch streams
+(``childwatch.py``) and kopf retry on their own. Most are answered at the first try, so the first try runs bare
+and tenacity is built only after an answer worth retrying: around every request, tenacity's machinery (its
+retrying object, attempt managers and futures) was about 4 % of the operator's CPU in a burst of new stacks
+(py-spy, docs/performance.md), where the API server answered nothing but 2xx.
 """
 
 from __future__ import annotations
